@@ -1,0 +1,1 @@
+"""The `estm` command: parses arguments, calls estm_core, renders results. No ML logic here."""

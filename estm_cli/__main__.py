@@ -1,0 +1,3 @@
+from estm_cli.app import main
+
+main()

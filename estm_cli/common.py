@@ -1,0 +1,253 @@
+"""What every command shares: options, input expansion, output modes, progress, errors and exit codes.
+
+Imports nothing heavy at module level so that `estm --help` stays fast; estm_core is imported inside commands.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import glob
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Callable
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+# Tables piped to a file or another program should not wrap at rich's 80-column fallback.
+stdout = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
+stderr = Console(stderr=True, soft_wrap=True)  # one error, one line, however long
+
+EXIT_OK, EXIT_FAILED, EXIT_SOME_FAILED = 0, 1, 3
+
+# ----------------------------------------------------------------------------------------------------- options
+
+Files = Annotated[list[str], typer.Argument(help="Audio files, folders, globs, or - to read paths from stdin.")]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Search folders and their subfolders.")]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")]
+Csv = Annotated[bool, typer.Option("--csv", help="CSV with a header row on stdout, nothing else.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
+Device = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
+
+
+def error_line(message: str) -> None:
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """An informational line on stderr (never stdout, which belongs to --json/--csv)."""
+    if not quiet:
+        stderr.print(escape(message), style="dim", highlight=False)
+
+
+def handles_errors(command: Callable) -> Callable:
+    """Run a command so that user errors print one line and exit 1, with a traceback only under --debug."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from estm_core.errors import EstmError
+
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as error:
+            if kwargs.get("debug"):
+                raise
+            if isinstance(error, EstmError):
+                error_line(str(error))
+            else:
+                error_line(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)")
+            raise typer.Exit(EXIT_FAILED) from None
+
+    return run
+
+
+# ----------------------------------------------------------------------------------------------------- inputs
+
+
+def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders, globs and '-' (paths on stdin) -> (audio files in order, without repeats; [(item, why it
+    gave nothing)]). Folders yield files with an audio extension; a file named explicitly is always kept."""
+    from estm_core.audio import AUDIO_EXTENSIONS
+
+    def folder_files(folder: Path) -> list[Path]:
+        pattern = "**/*" if recursive else "*"
+        return sorted(path for path in folder.glob(pattern) if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS)
+
+    if "-" in items:
+        stdin_paths = [line.strip() for line in sys.stdin if line.strip()]
+        items = [path for item in items for path in (stdin_paths if item == "-" else [item])]
+
+    found: dict[Path, None] = {}
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            files = folder_files(path)
+            if not files:
+                hint = "" if recursive else " (add --recursive to search subfolders)"
+                problems.append((item, f"folder holds no audio files{hint}"))
+        elif path.exists():
+            files = [path]
+        elif glob.has_magic(item):
+            matches = [Path(match) for match in sorted(glob.glob(str(path), recursive=True))]
+            files = [match for match in matches if match.is_file()]
+            files += [file for match in matches if match.is_dir() for file in folder_files(match)]
+            if not files:
+                problems.append((item, "no file matches"))
+        else:
+            files = []
+            problems.append((item, "no such file"))
+        found.update(dict.fromkeys(files))
+    return list(found), problems
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    format: Callable[[Any], str] = str
+    justify: str = "left"
+
+
+def output_mode(json_: bool, csv_: bool) -> str:
+    if json_ and csv_:
+        raise typer.BadParameter("choose one of --json and --csv")
+    return "json" if json_ else "csv" if csv_ else "table"
+
+
+def plain(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null, paths strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
+
+
+class Batch:
+    """The per-file results of a batch command.
+
+    Table mode gathers rows and prints them at the end; --json prints one object per file as it comes; --csv a header
+    then rows. Failed files appear in --json/--csv with an "error" field, and as one line each on stderr at the end.
+    `finish()` returns the exit code: 0 all ok, 1 nothing processed, 3 some failed.
+    """
+
+    def __init__(self, columns: list[Column], mode: str, title: str | None = None):
+        self.columns, self.mode, self.title = columns, mode, title
+        self.rows: list[dict] = []  # what the table shows: every file that yielded a record
+        self.succeeded = 0
+        self.failures: list[tuple[str, str]] = []
+        self._csv_writer = None
+
+    def ok(self, record: dict) -> None:
+        self._emit(record)
+        self.rows.append(record)
+        self.succeeded += 1
+
+    def failed(self, path, cause: str, record: dict | None = None) -> None:
+        """A bad file; `record` is what could still be measured (shown, but not counted as a success)."""
+        self.failures.append((str(path), cause))
+        self._emit({**(record or {"path": str(path)}), "error": cause})
+        if record:
+            self.rows.append(record)
+
+    def _emit(self, record: dict) -> None:
+        if self.mode == "json":
+            print(json.dumps(plain(record)), flush=True)
+        elif self.mode == "csv":
+            if self._csv_writer is None:
+                keys = [column.key for column in self.columns] + ["error"]
+                self._csv_writer = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore")
+                self._csv_writer.writeheader()
+            self._csv_writer.writerow({key: "" if value is None else value for key, value in plain(record).items()})
+            sys.stdout.flush()
+
+    def finish(self) -> int:
+        if self.mode == "table" and self.rows:
+            table = Table(title=self.title, title_justify="left", show_edge=False)
+            for column in self.columns:
+                table.add_column(column.header, justify=column.justify, overflow="fold")
+            for row in self.rows:
+                table.add_row(*(escape(column.format(row.get(column.key))) for column in self.columns))
+            stdout.print(table)
+        if self.failures:
+            total = self.succeeded + len(self.failures)
+            stderr.print(f"[bold red]{len(self.failures)} of {total} failed:[/]", highlight=False)
+            for path, cause in self.failures:
+                stderr.print(f"  {escape(path)}: {escape(cause)}", highlight=False)
+        if not self.succeeded:
+            return EXIT_FAILED
+        return EXIT_SOME_FAILED if self.failures else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------- progress
+
+
+class ProgressBar:
+    """A rich bar on stderr with count, rate and ETA; silent under --quiet or when stdout is not a terminal.
+
+    Use `advance()` from a CLI loop, or pass the bar itself to estm_core as an `on_progress(done, total)` callback.
+    """
+
+    def __init__(self, description: str, total: int | None, unit: str = "files", quiet: bool = False):
+        self.enabled = not quiet and sys.stdout.isatty()
+        self._progress = None
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=stderr,
+                transient=True,
+            )
+            self._unit = unit
+            self._task = self._progress.add_task(description, total=total, rate="")
+
+    def __enter__(self) -> "ProgressBar":
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def _refresh_rate(self) -> None:
+        speed = self._progress.tasks[0].speed
+        rate = f"{speed:.1f} {self._unit}/s" if speed else ""
+        self._progress.update(self._task, rate=rate)
+
+    def advance(self, count: int = 1) -> None:
+        if self._progress:
+            self._progress.advance(self._task, count)
+            self._refresh_rate()
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if self._progress:
+            self._progress.update(self._task, completed=done, total=total)
+            self._refresh_rate()

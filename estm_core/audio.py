@@ -1,0 +1,378 @@
+"""Audio I/O: decode any file soundfile reads, mix to mono, resample, normalise, segment, save.
+
+Samples are float32 in soundfile's layout: (frames,) when mono, (frames, channels) otherwise.
+libsndfile's own errors mislead (a truncated mp3 "does not exist", a truncated ogg decodes to 0 frames, a truncated
+wav silently shrinks), so every decode checks what it got against what the header declared.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from .errors import FileError
+from .files import atomic_write
+
+SAMPLE_RATE = 22050  # the ESTM and MER rate (librosa's default)
+
+# What a folder search picks up; a file named explicitly is always tried, whatever its extension.
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
+)
+
+# Extension -> (soundfile format, subtype) for writing.
+WRITE_FORMATS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+    ".aiff": ("AIFF", "PCM_16"),
+    ".aif": ("AIFF", "PCM_16"),
+    ".au": ("AU", "PCM_16"),
+}
+MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+# A decode this much short of the header's frame count is a truncated file, not header rounding.
+TRUNCATION_TOLERANCE = 0.01
+
+
+class AudioError(FileError):
+    """A file that cannot be used as audio. `kind` is one of: missing, not_audio, empty, truncated, corrupt,
+    nonfinite, too_short, unwritable."""
+
+    def __init__(self, path, kind: str, cause: str):
+        self.kind = kind
+        super().__init__(path, cause)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What `inspect` learns about a file by decoding all of it."""
+
+    path: str
+    format: str  # soundfile's major format, e.g. "WAV", "MP3"
+    subtype: str  # e.g. "PCM_16", "VORBIS"
+    sample_rate: int
+    channels: int
+    frames: int  # frames actually decoded
+    header_frames: int | None  # frames the header declares, where it declares them
+    peak: float  # max |sample| over finite samples
+    rms_dbfs: float  # -inf for digital silence
+    zero_fraction: float  # fraction of samples exactly 0
+    problem: str | None  # why the file should not be trusted (truncated, NaN...), or None
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def complete(self) -> bool:
+        return self.problem is None
+
+
+# --------------------------------------------------------------------------------------------------- decoding
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what C decoders (mpg123) print straight to file descriptor 2; our own errors say it better."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _open(path: Path) -> sf.SoundFile:
+    """Open `path` for reading, turning libsndfile's errors into an AudioError with the real cause."""
+    if not path.exists():
+        raise AudioError(path, "missing", "no such file")
+    if path.is_dir():
+        raise AudioError(path, "not_audio", "is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty", "empty file (0 bytes)")
+    try:
+        with _quiet_native_stderr():
+            return sf.SoundFile(path)
+    except sf.LibsndfileError as error:
+        message = _libsndfile_message(error)
+        if "not recognised" in message:
+            raise AudioError(path, "not_audio", "not an audio file (format not recognised)") from None
+        if "does not exist" in message:  # what libsndfile says when mpg123 finds no frame in an existing file
+            message = "no decodable frame found"
+        raise AudioError(path, "corrupt", f"corrupt or truncated ({message})") from None
+    except OSError as error:
+        raise AudioError(path, "missing", f"cannot read ({error.strerror or error})") from None
+
+
+def _libsndfile_message(error: Exception) -> str:
+    message = str(getattr(error, "error_string", error)).strip().rstrip(".")
+    message = message.removeprefix("Error :").strip()
+    return message[:1].lower() + message[1:]
+
+
+_DECLARED_SIZE = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # written before the length was known; not a truncation
+
+
+def _declared_frames(handle: sf.SoundFile, path: Path) -> int | None:
+    """Frames the file's header declares, or None where it declares nothing trustworthy.
+
+    For wav/aiff/au libsndfile trims its count to what the file holds and only logs the header's size
+    ("data : 441000 (should be 220478)"), so read it from that log. An mp3's count is exact only when its first
+    frame carries a Xing/Info/VBRI length header; otherwise it is a guess from the file size.
+    """
+    match = _DECLARED_SIZE.search(handle.extra_info)
+    if match:
+        declared, actual = int(match.group(1)), int(match.group(2))
+        if declared in _STREAMING_SIZES or actual == 0:
+            return None
+        return round(handle.frames * declared / actual)
+    if handle.format == "MP3" and not _has_mp3_length_header(path):
+        return None
+    return handle.frames if handle.frames > 0 else None
+
+
+def _has_mp3_length_header(path: Path) -> bool:
+    with open(path, "rb") as file:
+        head = file.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:  # skip the ID3v2 tag (its size is 4 x 7-bit "synchsafe" bytes)
+            size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+            file.seek(10 + size)
+        else:
+            file.seek(0)
+        first_frame = file.read(4096)
+    return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
+
+
+def _shortfall(decoded: int, declared: int | None, sample_rate: int) -> str | None:
+    """The truncation message when `decoded` is well short of `declared`, else None."""
+    if declared is None or decoded >= declared * (1 - TRUNCATION_TOLERANCE):
+        return None
+    return f"truncated: decoded {decoded / sample_rate:.2f} s of the {declared / sample_rate:.2f} s its header declares"
+
+
+def load(
+    path: str | os.PathLike,
+    *,
+    sample_rate: int | None = None,
+    mono: bool = False,
+    offset: float = 0.0,
+    duration: float | None = None,
+    min_duration: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Decode `path` as float32, reading only [offset, offset + duration) seconds.
+
+    Returns (samples, rate): samples (frames,) if `mono` else (frames, channels); rate is `sample_rate` if given
+    (resampled with soxr), else the file's own. Raises AudioError for every kind of unusable file; `min_duration`
+    (seconds, measured before resampling) rejects files too short for the caller.
+    """
+    path = Path(path)
+    handle = _open(path)
+    with handle:
+        rate = handle.samplerate
+        start = round(offset * rate)
+        wanted = -1 if duration is None else round(duration * rate)
+        try:
+            with _quiet_native_stderr():
+                if start:
+                    handle.seek(min(start, handle.frames))
+                samples = handle.read(wanted, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise AudioError(path, "corrupt", f"corrupt or truncated ({_libsndfile_message(error)})") from None
+        declared = _declared_frames(handle, path)
+
+    if declared is not None:
+        declared = max(declared - start, 0) if wanted < 0 else min(wanted, max(declared - start, 0))
+    problem = _shortfall(len(samples), declared, rate)
+    if problem:
+        raise AudioError(path, "truncated", problem)
+    if len(samples) == 0:
+        what = "nothing at that offset" if start else "no audio frames (empty or truncated)"
+        raise AudioError(path, "empty", what)
+    if not np.isfinite(samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise AudioError(path, "nonfinite", f"contains {bad} NaN or infinite samples")
+    if min_duration is not None and len(samples) < round(min_duration * rate):
+        raise AudioError(
+            path, "too_short", f"too short: {len(samples) / rate:.3f} s, needs at least {min_duration:g} s"
+        )
+
+    if mono:
+        samples = to_mono(samples)
+    elif samples.shape[1] == 1:
+        samples = samples[:, 0]
+    if sample_rate is not None and sample_rate != rate:
+        samples = resample(samples, rate, sample_rate)
+        rate = sample_rate
+    return np.ascontiguousarray(samples), rate
+
+
+def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
+    """Decode all of `path` block by block (bounded memory) and measure it.
+
+    Raises AudioError only when nothing at all can be decoded; a file that decodes in part comes back with its
+    `problem` set.
+    """
+    path = Path(path)
+    handle = _open(path)
+    frames = zeros = nonfinite = 0
+    peak, sum_squares = 0.0, 0.0
+    problem = None
+    with handle:
+        try:
+            while True:
+                # read() stops at the real end; blocks() would trust the header and pad with garbage
+                with _quiet_native_stderr():
+                    block = handle.read(block_frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                finite = np.isfinite(block)
+                if not finite.all():
+                    nonfinite += int(block.size - np.count_nonzero(finite))
+                    block = np.where(finite, block, 0.0)
+                frames += len(block)
+                zeros += int(block.size - np.count_nonzero(block))
+                peak = max(peak, float(np.abs(block).max()))
+                sum_squares += float(np.dot(block.ravel().astype(np.float64), block.ravel()))
+        except (sf.LibsndfileError, RuntimeError) as error:
+            problem = f"corrupt or truncated ({_libsndfile_message(error)})"
+            if frames:
+                problem += f" after {frames / handle.samplerate:.2f} s"
+        declared = _declared_frames(handle, path)
+        info = dict(format=handle.format, subtype=handle.subtype, sample_rate=handle.samplerate,
+                    channels=handle.channels)
+    if frames == 0:
+        if problem:
+            raise AudioError(path, "corrupt", problem)
+        raise AudioError(path, "empty", "no audio frames (empty or truncated)")
+    problem = problem or _shortfall(frames, declared, info["sample_rate"])
+    if nonfinite and not problem:
+        problem = f"contains {nonfinite} NaN or infinite samples"
+    samples = frames * info["channels"]
+    rms = math.sqrt(sum_squares / samples)
+    return AudioInfo(
+        path=str(path),
+        frames=frames,
+        header_frames=declared,
+        peak=peak,
+        rms_dbfs=20 * math.log10(rms) if rms > 0 else -math.inf,
+        zero_fraction=zeros / samples,
+        problem=problem,
+        **info,
+    )
+
+
+# -------------------------------------------------------------------------------------------------- transforms
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """(frames, channels) or (frames,) -> (frames,), the mean of the channels."""
+    if samples.ndim == 1:
+        return samples
+    channels = samples.shape[1]
+    if channels == 1:
+        return samples[:, 0]
+    if channels == 2:  # far faster than .mean(axis=1) on long arrays
+        return 0.5 * (samples[:, 0] + samples[:, 1])
+    total = samples[:, 0].copy()
+    for channel in range(1, channels):
+        total += samples[:, channel]
+    return total / np.float32(channels)
+
+
+def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """Resample along axis 0 with soxr (high quality); length becomes round(frames * target_rate / rate)."""
+    import soxr
+
+    if rate == target_rate:
+        return samples
+    return soxr.resample(samples, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def peak_normalise(samples: np.ndarray) -> np.ndarray:
+    """Scale so that max |sample| is 1; digital silence is returned unchanged."""
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    return samples / np.float32(peak) if peak > 0 else samples
+
+
+def zero_fraction(samples: np.ndarray) -> float:
+    """Fraction of samples that are exactly 0 (padding and digital silence)."""
+    return 1.0 - np.count_nonzero(samples) / samples.size if samples.size else 1.0
+
+
+def segment(samples: np.ndarray, length: int, hop: int | None = None, pad: bool = True) -> np.ndarray:
+    """Cut a mono signal (frames,) into (n, length) windows every `hop` frames (default: no overlap).
+
+    With `pad` the last window is zero-padded so every sample is covered (a signal shorter than `length` gives one
+    padded window); without it an incomplete tail is dropped. An empty signal gives (0, length).
+    """
+    hop = hop or length
+    frames = len(samples)
+    if pad:
+        count = 0 if frames == 0 else max(1, math.ceil((frames - length) / hop) + 1)
+    else:
+        count = 0 if frames < length else (frames - length) // hop + 1
+    needed = (count - 1) * hop + length if count else 0
+    if needed > frames:
+        samples = np.concatenate([samples, np.zeros(needed - frames, dtype=samples.dtype)])
+    if count == 0:
+        return np.zeros((0, length), dtype=samples.dtype)
+    windows = np.lib.stride_tricks.sliding_window_view(samples[:needed], length)[::hop]
+    return np.ascontiguousarray(windows)
+
+
+# ------------------------------------------------------------------------------------------------------ saving
+
+
+def save(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    clip: str = "rescale",
+    force: bool = False,
+) -> Path:
+    """Write (frames,) or (frames, channels) float samples; the format follows the extension.
+
+    `clip` decides what happens to samples beyond [-1, 1]: "rescale" divides the whole signal by its peak (no
+    distortion), "clamp" cuts them off. The file appears atomically; an existing one is kept unless `force`.
+    """
+    path = Path(path)
+    try:
+        format_, subtype = WRITE_FORMATS[path.suffix.lower()]
+    except KeyError:
+        known = ", ".join(sorted(WRITE_FORMATS))
+        raise AudioError(path, "unwritable", f"cannot write '{path.suffix}' files (use one of {known})") from None
+    samples = np.asarray(samples, dtype=np.float32)
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    if format_ == "MP3" and (sample_rate not in MP3_SAMPLE_RATES or channels > 2):
+        raise AudioError(path, "unwritable", "mp3 holds 1 or 2 channels at 8-48 kHz; write .flac or .wav instead")
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "nonfinite", "refusing to write NaN or infinite samples")
+    if clip not in ("rescale", "clamp"):
+        raise ValueError(f"clip must be 'rescale' or 'clamp', not {clip!r}")
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > 1.0:
+        samples = samples / np.float32(peak) if clip == "rescale" else np.clip(samples, -1.0, 1.0)
+    with atomic_write(path, force) as temporary:
+        sf.write(temporary, samples, sample_rate, format=format_, subtype=subtype)
+    return path

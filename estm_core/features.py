@@ -1,0 +1,129 @@
+"""Features in torch, on any device: log-mel spectrograms (the MER settings of the ESTM paper) and mu-law.
+
+The formulas follow librosa's defaults, which the original systems used: Slaney mel scale with Slaney area
+normalisation, a centred Hann STFT, power 2, then 10·log10 referenced to the clip's maximum and floored at top_db.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+SAMPLE_RATE = 22050
+N_FFT = 1024
+HOP_LENGTH = 512
+N_MELS = 128
+TOP_DB = 80.0
+AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
+MU_LAW_CLASSES = 256
+
+
+def frame_count(samples: int, hop_length: int = HOP_LENGTH) -> int:
+    """Frames of a centred STFT: 222 264 samples -> 435."""
+    return 1 + samples // hop_length
+
+
+# ------------------------------------------------------------------------------------------------ mel filters
+
+
+def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+    """Slaney's mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above."""
+    linear = hz / (200.0 / 3.0)
+    log_step = math.log(6.4) / 27.0
+    return torch.where(hz >= 1000.0, 15.0 + torch.log(hz.clamp(min=1e-10) / 1000.0) / log_step, linear)
+
+
+def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    linear = mel * (200.0 / 3.0)
+    log_step = math.log(6.4) / 27.0
+    return torch.where(mel >= 15.0, 1000.0 * torch.exp(log_step * (mel - 15.0)), linear)
+
+
+def mel_filters_float64(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    """(n_mels, n_fft // 2 + 1) triangular filters, Slaney area-normalised (librosa.filters.mel's defaults)."""
+    fft_hz = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
+    edges_mel = torch.linspace(
+        float(hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
+        float(hz_to_mel(torch.tensor(f_max, dtype=torch.float64))),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
+    edges_hz = mel_to_hz(edges_mel)
+    widths = edges_hz[1:] - edges_hz[:-1]
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    filters = torch.clamp(torch.minimum(rising, falling), min=0.0)
+    return filters * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+
+
+@lru_cache(maxsize=16)
+def mel_filters(
+    sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float, device: torch.device
+) -> torch.Tensor:
+    """The float32 filters, built once per settings and device."""
+    return mel_filters_float64(sample_rate, n_fft, n_mels, f_min, f_max).to(device=device, dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------------------------------- log-mel
+
+
+def log_mel(
+    audio: torch.Tensor,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    n_mels: int = N_MELS,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    top_db: float | None = TOP_DB,
+    standardize: bool = False,
+    pad_mode: str = "constant",
+) -> torch.Tensor:
+    """(B, T) or (T,) waveform -> (B, n_mels, 1 + T // hop_length) log-mel in dB.
+
+    Each clip is referenced to its own maximum (0 dB) and floored at -top_db. `standardize` then z-scores each clip
+    over its whole spectrogram, as the MER model expects. `pad_mode` pads the centred STFT's edges: "constant"
+    (zeros, librosa >= 0.10) or "reflect" (older librosa). Computed in float32 even under autocast.
+    """
+    if audio.dim() == 1:
+        audio = audio[None]
+    f_max = sample_rate / 2.0 if f_max is None else f_max
+    with torch.autocast(device_type=audio.device.type, enabled=False):
+        audio = audio.float()
+        window = torch.hann_window(n_fft, device=audio.device)
+        spectrum = torch.stft(
+            audio, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode, return_complex=True
+        )
+        power = spectrum.real.square() + spectrum.imag.square()
+        mel = mel_filters(sample_rate, n_fft, n_mels, float(f_min), float(f_max), audio.device) @ power
+        decibels = 10.0 * torch.log10(mel.clamp(min=AMIN))
+        decibels = decibels - decibels.amax(dim=(1, 2), keepdim=True)  # ref = the clip's max power
+        if top_db is not None:
+            decibels = decibels.clamp(min=-top_db)  # the maximum is 0 dB after referencing
+        if standardize:
+            mean = decibels.mean(dim=(1, 2), keepdim=True)
+            std = decibels.std(dim=(1, 2), keepdim=True, unbiased=False)
+            decibels = (decibels - mean) / (std + 1e-8)
+    return decibels
+
+
+# ---------------------------------------------------------------------------------------------------- mu-law
+
+
+def mu_law_encode(audio: torch.Tensor, classes: int = MU_LAW_CLASSES) -> torch.Tensor:
+    """Waveform in [-1, 1] -> integer codes in [0, classes) (int64), via mu-law companding."""
+    mu = classes - 1
+    audio = audio.clamp(-1.0, 1.0)
+    companded = torch.sign(audio) * torch.log1p(mu * audio.abs()) / math.log1p(mu)
+    return ((companded + 1.0) / 2.0 * mu + 0.5).long()
+
+
+def mu_law_decode(codes: torch.Tensor, classes: int = MU_LAW_CLASSES) -> torch.Tensor:
+    """Integer codes in [0, classes) -> waveform in [-1, 1] (float32); `mu_law_encode`'s inverse up to quantisation."""
+    mu = classes - 1
+    companded = codes.float() / mu * 2.0 - 1.0
+    return torch.sign(companded) * torch.expm1(companded.abs() * math.log1p(mu)) / mu
