@@ -102,7 +102,7 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[t
                 problems.append((item, f"folder holds no audio files{hint}"))
         elif path.exists():
             files = [path]
-        elif glob.has_magic(item):
+        elif any(character in item for character in "*?["):
             matches = [Path(match) for match in sorted(glob.glob(str(path), recursive=True))]
             files = [match for match in matches if match.is_file()]
             files += [file for match in matches if match.is_dir() for file in folder_files(match)]

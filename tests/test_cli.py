@@ -95,3 +95,14 @@ def test_a_pickled_model_is_one_clear_line(estm, tmp_path):
     result = estm("models", "show", pickled)
     assert result.code == 1 and "pickled PyTorch checkpoint" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback_instead_of_one_line(estm, tmp_path):
+    import pytest
+
+    from estm_core.store import StoreError
+
+    missing = tmp_path / "absent.safetensors"
+    with pytest.raises(StoreError):
+        estm("models", "show", missing, "--debug")
+    assert estm("models", "show", missing).code == 1
