@@ -170,6 +170,30 @@ def _shortfall(decoded: int, declared: int | None, sample_rate: int) -> str | No
     return f"truncated: decoded {decoded / sample_rate:.2f} s of the {declared / sample_rate:.2f} s its header declares"
 
 
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says, without decoding it."""
+
+    format: str
+    sample_rate: int
+    channels: int
+    frames: int  # libsndfile's count: exact for wav/flac, an estimate for some mp3s
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def probe(path: str | os.PathLike) -> Header:
+    """Open `path` and read its header only (fast); AudioError if it is not usable audio at all."""
+    path = Path(path)
+    with _open(path) as handle:
+        header = Header(handle.format, handle.samplerate, handle.channels, handle.frames)
+    if header.frames <= 0:
+        raise AudioError(path, "empty", "no audio frames (empty or truncated)")
+    return header
+
+
 def load(
     path: str | os.PathLike,
     *,

@@ -180,3 +180,12 @@ def test_peak_normalise_and_zero_fraction():
     silence = np.zeros(8, np.float32)
     np.testing.assert_array_equal(audio.peak_normalise(silence), silence)
     assert audio.zero_fraction(silence) == 1.0
+
+
+def test_probe_reads_the_header_and_rejects_non_audio(tmp_path, bad_files):
+    header = audio.probe(write(tmp_path / "x.flac", tone(1.5, 16000, channels=2), 16000))
+    assert (header.format, header.sample_rate, header.channels, header.frames) == ("FLAC", 16000, 2, 24000)
+    assert header.duration == 1.5
+    for kind in ("missing", "empty", "not_audio", "corrupt"):
+        with pytest.raises(AudioError):
+            audio.probe(bad_files[kind])
