@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import info, models
+from . import data, info, models
 
 app = typer.Typer(
     name="estm",
@@ -38,6 +38,7 @@ def _root(
 app.command()(info.info)
 app.command()(info.inspect)
 app.add_typer(models.app, name="models")
+app.add_typer(data.app, name="data")
 
 
 def main() -> None:

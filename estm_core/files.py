@@ -46,3 +46,10 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_csv(frame, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write a pandas DataFrame as CSV (no index), atomically; an existing file is kept unless `force`."""
+    with atomic_write(path, force) as temporary:
+        frame.to_csv(temporary, index=False)
+    return Path(path)

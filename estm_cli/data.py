@@ -1,0 +1,170 @@
+"""`estm data split|segment|synth|pairs`: from dataset folders to a segment cache that training reads."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .common import (
+    EXIT_OK, EXIT_SOME_FAILED, Debug, Force, ProgressBar, Quiet, handles_errors, note, stderr, stdout,
+)
+
+app = typer.Typer(help="Prepare datasets: split by song, segment into a cache, make SynthEmo, make transfer pairs.",
+                  no_args_is_help=True)
+
+Output = Annotated[Path, typer.Option("--output", "-o", help="File or folder to write.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same result.")]
+
+
+def _report_problems(problems: list[tuple[str, str]], what: str) -> int:
+    """List skipped files, one line each; the exit code for the batch."""
+    if not problems:
+        return EXIT_OK
+    stderr.print(f"[bold red]{len(problems)} {what} skipped:[/]", highlight=False)
+    for path, cause in problems:
+        stderr.print(f"  {escape(str(path))}: {escape(cause)}", highlight=False)
+    return EXIT_SOME_FAILED
+
+
+def _counts_table(frame, title: str) -> None:
+    from estm_core.datasets.split import summary
+
+    counts = summary(frame)
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("label")
+    for part in counts.columns:
+        table.add_column(part, justify="right")
+    for label, row in counts.iterrows():
+        table.add_row(escape(str(label) or "(none)"), *(str(value) for value in row))
+    stdout.print(table)
+
+
+@app.command()
+@handles_errors
+def split(
+    folder: Annotated[Path, typer.Argument(help="The dataset's folder.")],
+    output: Output,
+    layout: Annotated[str, typer.Option(
+        "--layout", help="auto, deam, taffc, gtzan, emotify, synthemo or folder.")] = "auto",
+    test: Annotated[float, typer.Option("--test", help="Fraction of songs held out for testing.")] = 0.2,
+    val: Annotated[float, typer.Option("--val", help="Fraction of songs for validation.")] = 0.08,
+    seed: Seed = 0,
+    from_: Annotated[Optional[Path], typer.Option(
+        "--from", help="Use an original split file (deam_split.csv, mer_taffc_split.csv) instead of drawing one.")] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Split a dataset by song, stratified by label, into train / validation / test; write the split CSV."""
+    from estm_core.datasets.layouts import read_dataset
+    from estm_core.datasets.split import split_from_original, split_table
+    from estm_core.files import check_writable, write_csv
+
+    check_writable(output, force)
+    with ProgressBar("reading", None, quiet=quiet) as bar:
+        dataset = read_dataset(folder, layout, on_progress=bar)
+    note(f"{dataset.layout} layout: {len(dataset.table)} songs in {folder}", quiet)
+    if from_ is not None:
+        result, not_found, both = split_from_original(dataset.table, from_)
+        if not_found:
+            shown = ", ".join(not_found[:5]) + (" …" if len(not_found) > 5 else "")
+            stderr.print(f"[yellow]{len(not_found)} songs of {from_} not found here:[/] {escape(shown)}", highlight=False)
+        if both:
+            note(f"{both} songs flagged both test and validation in {from_}: counted as test", quiet)
+    else:
+        result = split_table(dataset.table, test=test, validation=val, seed=seed)
+    write_csv(result, output, force=force)
+    _counts_table(result, f"songs per part → {output}")
+    raise typer.Exit(_report_problems(dataset.problems, "files"))
+
+
+@app.command()
+@handles_errors
+def segment(
+    split_csv: Annotated[Path, typer.Argument(help="A split CSV from `estm data split`.")],
+    output: Output,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Songs decoded in parallel.")] = 1,
+    wav: Annotated[bool, typer.Option("--wav", help="Also write {song_id}-{k}.wav per segment, as the original.")] = False,
+    sample_rate: Annotated[int, typer.Option("--sample-rate", help="Hz.")] = 22050,
+    segment_length: Annotated[int, typer.Option("--segment-length", help="Samples per segment.")] = 222264,
+    hop: Annotated[Optional[int], typer.Option("--hop", help="Samples between segment starts (default: no overlap).")] = None,
+    max_zeros: Annotated[float, typer.Option(
+        "--max-zeros", help="Drop segments with a larger fraction of exact-zero samples.")] = 0.5,
+    normalise_song: Annotated[bool, typer.Option(help="Peak-normalise each song before cutting.")] = True,
+    normalise_segment: Annotated[bool, typer.Option(help="Peak-normalise each segment.")] = True,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Cut every song of a split into fixed-length segments: a manifest CSV and one int16 memory-mapped cache.
+
+    Resumable: a rerun skips the songs already done. Bad files are listed and skipped.
+    """
+    from estm_core.datasets.segment import SegmentSettings, segment_split
+    from estm_core.datasets.split import read_split
+
+    split_table = read_split(split_csv)
+    settings = SegmentSettings(sample_rate, segment_length, hop, max_zeros, normalise_song, normalise_segment)
+    started = time.perf_counter()
+    with ProgressBar("segmenting", len(split_table), unit="songs", quiet=quiet) as bar:
+        result = segment_split(split_table, output, settings, jobs=jobs, write_wav=wav, force=force, on_progress=bar)
+    elapsed = time.perf_counter() - started
+    if result.songs_done_before:
+        note(f"{result.songs_done_before} songs were already done", quiet)
+    if result.audio_seconds:
+        note(f"decoded {result.audio_seconds / 60:.1f} min of audio in {elapsed:.1f} s "
+             f"({result.audio_seconds / elapsed:.0f}× real time, {jobs} job{'s' if jobs > 1 else ''})", quiet)
+    _counts_table(result.manifest, f"segments per part → {output}")
+    raise typer.Exit(_report_problems(result.problems, "songs"))
+
+
+@app.command()
+@handles_errors
+def synth(
+    output: Output,
+    contents: Annotated[int, typer.Option("--contents", help="Pieces of content, each rendered in Q1-Q4.")] = 32,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of each rendering.")] = 10.08,
+    seed: Seed = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Make SynthEmo: each content rendered in the four emotion quadrants (folders Q1..Q4, a manifest, pairs.csv)."""
+    from estm_core.datasets.synth import generate
+
+    started = time.perf_counter()
+    with ProgressBar("rendering", contents * 4, quiet=quiet) as bar:
+        manifest = generate(output, contents=contents, seconds=seconds, seed=seed, force=force, on_progress=bar)
+    elapsed = time.perf_counter() - started
+    note(f"SynthEmo: {len(manifest)} files in {output} ({elapsed:.1f} s)", quiet)
+
+
+@app.command()
+@handles_errors
+def pairs(
+    manifest: Annotated[Path, typer.Argument(help="A segment cache folder (or its manifest.csv).")],
+    output: Output,
+    part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
+    n: Annotated[Optional[int], typer.Option("--n", help="Number of pairs (default: one per song).")] = None,
+    content_dev: Annotated[int, typer.Option(
+        "--content-dev", help="Rows flagged for the content-deviation metric.")] = 150,
+    seed: Seed = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Transfer-experiment pairs: content and emotion segments from different songs (the original's *_exp.csv)."""
+    from estm_core.datasets.pairs import make_pairs
+    from estm_core.datasets.segment import read_manifest
+    from estm_core.files import write_csv
+
+    folder = manifest.parent if manifest.suffix == ".csv" else manifest
+    table = make_pairs(read_manifest(folder), part=part, n=n, content_dev=content_dev, seed=seed)
+    write_csv(table, output, force=force)
+    known = " with known targets" if "target" in table.columns else ""
+    note(f"{len(table)} {part} pairs{known} → {output}", quiet)
