@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import data, info, models
+from . import classify, data, evaluate, info, models, train
 
 app = typer.Typer(
     name="estm",
@@ -37,8 +37,11 @@ def _root(
 
 app.command()(info.info)
 app.command()(info.inspect)
+app.command()(classify.classify)
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(evaluate.app, name="evaluate")
 
 
 def main() -> None:

@@ -124,6 +124,7 @@ class Column:
     header: str
     format: Callable[[Any], str] = str
     justify: str = "left"
+    hidden: bool = False  # in --csv only, not in the table
 
 
 def output_mode(json_: bool, csv_: bool) -> str:
@@ -165,6 +166,11 @@ class Batch:
         self.rows.append(record)
         self.succeeded += 1
 
+    def extra(self, record: dict) -> None:
+        """A further row about a file already counted (e.g. one of its segments)."""
+        self._emit(record)
+        self.rows.append(record)
+
     def failed(self, path, cause: str, record: dict | None = None) -> None:
         """A bad file; `record` is what could still be measured (shown, but not counted as a success)."""
         self.failures.append((str(path), cause))
@@ -186,10 +192,11 @@ class Batch:
     def finish(self) -> int:
         if self.mode == "table" and self.rows:
             table = Table(title=self.title, title_justify="left", show_edge=False)
-            for column in self.columns:
+            shown = [column for column in self.columns if not column.hidden]
+            for column in shown:
                 table.add_column(column.header, justify=column.justify, overflow="fold")
             for row in self.rows:
-                table.add_row(*(escape(column.format(row.get(column.key))) for column in self.columns))
+                table.add_row(*(escape(column.format(row.get(column.key))) for column in shown))
             stdout.print(table)
         if self.failures:
             total = self.succeeded + len(self.failures)
@@ -241,6 +248,10 @@ class ProgressBar:
         speed = self._progress.tasks[0].speed
         rate = f"{speed:.1f} {self._unit}/s" if speed else ""
         self._progress.update(self._task, rate=rate)
+
+    def describe(self, description: str) -> None:
+        if self._progress:
+            self._progress.update(self._task, description=description)
 
     def advance(self, count: int = 1) -> None:
         if self._progress:

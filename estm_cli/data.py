@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .common import (
-    EXIT_OK, EXIT_SOME_FAILED, Debug, Force, ProgressBar, Quiet, handles_errors, note, stderr, stdout,
+    EXIT_OK, EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, handles_errors, note, stderr, stdout,
 )
 
 app = typer.Typer(help="Prepare datasets: split by song, segment into a cache, make SynthEmo, make transfer pairs.",
@@ -168,3 +168,29 @@ def pairs(
     write_csv(table, output, force=force)
     known = " with known targets" if "target" in table.columns else ""
     note(f"{len(table)} {part} pairs{known} → {output}", quiet)
+
+
+@app.command()
+@handles_errors
+def label(
+    manifest: Annotated[Path, typer.Argument(help="A segment cache folder (or its manifest.csv).")],
+    output: Output,
+    model: Annotated[Optional[str], typer.Option("--model", help="A mer model (default: the newest).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    device: Device = "auto",
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Quadrant probabilities of every segment from a mer model: ESTM's style labels (deam_predictions.csv columns)."""
+    from estm_core.classify import label_segments
+    from estm_core.device import choose_device
+    from estm_core.files import check_writable, write_csv
+
+    check_writable(output, force)
+    folder = manifest.parent if manifest.suffix == ".csv" else manifest
+    with ProgressBar("labelling", None, unit="batches", quiet=quiet) as bar:
+        table = label_segments(model, folder, device=choose_device(device), batch_size=batch_size, on_progress=bar)
+    write_csv(table, output, force=force)
+    counts = table["style_label"].value_counts().sort_index()
+    note(f"{len(table)} segments labelled ({', '.join(f'{k} {v}' for k, v in counts.items())}) → {output}", quiet)

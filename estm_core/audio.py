@@ -250,6 +250,47 @@ def load(
     return np.ascontiguousarray(samples), rate
 
 
+def stream(
+    path: str | os.PathLike, *, sample_rate: int | None = None, block_frames: int = 1 << 18
+) -> Iterator[np.ndarray]:
+    """Decode `path` block by block as mono float32, resampled to `sample_rate` without seams (a streaming soxr),
+    so a long file never sits in memory whole. The same checks as `load`; a truncation is raised after the last
+    block, when it becomes known."""
+    import soxr
+
+    path = Path(path)
+    handle = _open(path)
+    decoded = 0
+    with handle:
+        rate = handle.samplerate
+        resampler = None
+        if sample_rate is not None and sample_rate != rate:
+            resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+        while True:
+            try:
+                with _quiet_native_stderr():
+                    block = handle.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise AudioError(path, "corrupt", f"corrupt or truncated ({_libsndfile_message(error)})") from None
+            if not np.isfinite(block).all():
+                raise AudioError(path, "nonfinite", "contains NaN or infinite samples")
+            decoded += len(block)
+            last = len(block) == 0
+            mono = to_mono(block)
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=last)
+            if len(mono):
+                yield np.ascontiguousarray(mono)
+            if last:
+                break
+        declared = _declared_frames(handle, path)
+    if decoded == 0:
+        raise AudioError(path, "empty", "no audio frames (empty or truncated)")
+    problem = _shortfall(decoded, declared, rate)
+    if problem:
+        raise AudioError(path, "truncated", problem)
+
+
 def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
     """Decode all of `path` block by block (bounded memory) and measure it.
 

@@ -24,6 +24,7 @@ from .files import atomic_write
 
 MODEL_SUFFIX = ".safetensors"
 HISTORY_SUFFIX = ".history.csv"
+RESUME_SUFFIX = ".resume"  # NAME.resume: the last epoch's weights and optimiser, for `estm train --resume`
 METADATA_KEY = "estm"
 
 # Family -> module under estm_core.models that registers it (imported on first use, so torch loads lazily).
@@ -133,6 +134,11 @@ def history_path(path: Path) -> Path:
     return path.with_name(path.name.removesuffix(MODEL_SUFFIX) + HISTORY_SUFFIX)
 
 
+def resume_path(path: Path) -> Path:
+    """NAME.safetensors -> NAME.resume beside it (a safetensors file, named so it is never taken for a model)."""
+    return path.with_name(path.name.removesuffix(MODEL_SUFFIX) + RESUME_SUFFIX)
+
+
 def list_models(family: str | None = None) -> list[StoredModel]:
     """Every model file in the store (of `family`, if given), newest first."""
     found = []
@@ -191,11 +197,11 @@ def find_model(family: str, name_or_path: str | os.PathLike | None = None) -> Pa
 
 
 def remove(name: str, family: str | None = None) -> list[Path]:
-    """Delete a stored model and its history; returns the files removed."""
+    """Delete a stored model, its history and its resume checkpoint; returns the files removed."""
     path = resolve(name, family).resolve()
     if models_dir().resolve() not in path.parents:
         raise StoreError(f"{name}: not in the model store ({models_dir()}); delete files outside it yourself")
-    removed = [candidate for candidate in (path, history_path(path)) if candidate.exists()]
+    removed = [candidate for candidate in (path, history_path(path), resume_path(path)) if candidate.exists()]
     for candidate in removed:
         candidate.unlink()
     return removed

@@ -189,3 +189,13 @@ def test_probe_reads_the_header_and_rejects_non_audio(tmp_path, bad_files):
     for kind in ("missing", "empty", "not_audio", "corrupt"):
         with pytest.raises(AudioError):
             audio.probe(bad_files[kind])
+
+
+def test_stream_equals_load_and_keeps_the_checks(tmp_path, bad_files):
+    path = write(tmp_path / "x.flac", tone(3.0, 44100, channels=2), 44100)
+    whole, _ = audio.load(path, sample_rate=22050, mono=True)
+    streamed = np.concatenate(list(audio.stream(path, sample_rate=22050, block_frames=10000)))
+    np.testing.assert_allclose(streamed, whole, atol=1e-6)
+    for kind in ("truncated", "truncated_wav", "not_audio", "nonfinite"):
+        with pytest.raises(AudioError):
+            list(audio.stream(bad_files[kind], block_frames=4096))

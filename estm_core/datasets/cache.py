@@ -16,10 +16,12 @@ from .segment import open_cache, read_manifest, to_float
 
 
 class SegmentDataset(Dataset):
-    """Items are (waveform float32 (segment_length,), label index int64) for the segments of one part.
+    """Items are (waveform float32 (segment_length,), label index int64) for the segments of one part (all parts if
+    `part` is None).
 
     `labels` fixes the label order (e.g. QUADRANTS.labels); by default the sorted labels present. `label_column`
-    picks which manifest column is the label. The cache is memory-mapped lazily, in each worker process.
+    picks which manifest column is the label; None gives unlabelled items (label -1). The cache is memory-mapped
+    lazily, in each worker process.
     """
 
     def __init__(
@@ -27,7 +29,7 @@ class SegmentDataset(Dataset):
         cache_dir: str | Path,
         part: str | None = "train",
         *,
-        label_column: str = "label",
+        label_column: str | None = "label",
         labels: list[str] | tuple[str, ...] | None = None,
     ):
         self.cache_dir = Path(cache_dir)
@@ -36,15 +38,20 @@ class SegmentDataset(Dataset):
             manifest = manifest[manifest["part"] == part]
         if manifest.empty:
             raise EstmError(f"{self.cache_dir}: no segments in part {part!r}")
-        if label_column not in manifest.columns:
-            raise EstmError(f"{self.cache_dir}: the manifest has no {label_column!r} column")
-        self.labels = list(labels) if labels is not None else sorted(set(manifest[label_column]))
-        unknown = set(manifest[label_column]) - set(self.labels)
-        if unknown:
-            raise EstmError(f"{self.cache_dir}: labels {', '.join(sorted(unknown))} are not in {self.labels}")
         self.manifest = manifest.reset_index(drop=True)
         self.rows = self.manifest["index"].to_numpy()
-        self.targets = torch.tensor([self.labels.index(label) for label in manifest[label_column]], dtype=torch.long)
+        self.labels = list(labels or [])
+        if label_column is None:
+            self.targets = torch.full((len(self.rows),), -1, dtype=torch.long)
+        else:
+            if label_column not in manifest.columns:
+                raise EstmError(f"{self.cache_dir}: the manifest has no {label_column!r} column")
+            self.labels = self.labels or sorted(set(manifest[label_column]))
+            unknown = set(manifest[label_column]) - set(self.labels)
+            if unknown:
+                raise EstmError(f"{self.cache_dir}: labels {', '.join(sorted(unknown))} are not in {self.labels}")
+            self.targets = torch.tensor([self.labels.index(label) for label in manifest[label_column]],
+                                        dtype=torch.long)
         self._cache: np.ndarray | None = None
 
     def __len__(self) -> int:

@@ -229,6 +229,15 @@ def read_manifest(cache_dir: str | Path) -> pd.DataFrame:
                        keep_default_na=False)
 
 
+def read_settings(cache_dir: str | Path) -> SegmentSettings:
+    """The settings a finished cache was made with."""
+    path = Path(cache_dir) / SETTINGS
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    if not recorded.get("complete"):
+        raise EstmError(f"{cache_dir}: no finished segment cache here; make one with `estm data segment SPLIT.csv -o DIR`")
+    return SegmentSettings(**recorded["settings"])
+
+
 def open_cache(cache_dir: str | Path) -> np.ndarray:
     """The int16 (segments, segment_length) cache, memory-mapped read-only."""
     path = Path(cache_dir) / CACHE

@@ -1,0 +1,101 @@
+"""`estm classify FILES…`: emotion quadrant, genre and GEMS emotion of whole files."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .common import (
+    Batch, Column, Csv, Debug, Device, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors,
+    note, output_mode,
+)
+
+TASKS = ("emotion", "genre", "gems")
+HEADERS = {"emotion": "quadrant", "genre": "genre", "gems": "GEMS"}
+
+
+def _columns(tasks: list[str], labels: dict[str, list[str]]) -> list[Column]:
+    columns = [Column("path", "file"), Column("start", "from s", lambda v: "" if v is None else f"{v:.2f}", "right"),
+               Column("duration", "seconds", lambda v: "" if v is None else f"{v:.2f}", "right")]
+    for task in tasks:
+        columns += [Column(task, HEADERS[task]),
+                    Column(f"{task}_probability", "p", lambda v: "" if v is None else f"{v:.2f}", "right")]
+    # the full distributions go to --json/--csv (the table shows only the columns above)
+    columns += [Column(f"{task}_{label}", f"{task}_{label}", hidden=True) for task in tasks for label in labels[task]]
+    return columns
+
+
+@handles_errors
+def classify(
+    files: Files,
+    task: Annotated[str, typer.Option("--task", help="emotion (quadrants), genre, gems, or all available.")] = "all",
+    model: Annotated[Optional[list[str]], typer.Option(
+        "--model", help="A model name or path (repeat for several tasks); default: the newest of each family.")] = None,
+    hop: Annotated[Optional[float], typer.Option(
+        "--hop", help="Seconds between segment starts (default: the segment length, no overlap).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments classified at once.")] = 16,
+    segments: Annotated[bool, typer.Option("--segments", help="Add a row per segment.")] = False,
+    recursive: Recursive = False,
+    device: Device = "auto",
+    json_: Json = False,
+    csv_: Csv = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Classify whole files: each is cut into the model's segments, and their probabilities are averaged.
+
+    Exit code 0 when every file was classified, 3 when some failed, 1 when none could be.
+    """
+    from estm_core import audio
+    from estm_core.classify import TASK_FAMILIES, classify_file, load_classifiers
+    from estm_core.device import choose_device
+    from estm_core.store import read_info, resolve
+
+    if task not in (*TASKS, "all"):
+        raise typer.BadParameter(f"--task must be one of {', '.join(TASKS)} or all")
+    mode = output_mode(json_, csv_)
+    paths, problems = expand_inputs(files, recursive)
+    chosen = {}
+    for name in model or []:
+        family = read_info(resolve(name)).family
+        family_task = {value: key for key, value in TASK_FAMILIES.items()}.get(family)
+        if family_task is None:
+            raise typer.BadParameter(f"{name} is a {family} model, not a classifier")
+        chosen[family_task] = name
+    tasks = list(chosen) if chosen and task == "all" else list(TASKS) if task == "all" else [task]
+    target = choose_device(device)
+    classifiers = load_classifiers(tasks, chosen, target, skip_missing=task == "all" and not chosen)
+    note(f"device: {target}; models: " + ", ".join(f"{c.task} {c.name}" for c in classifiers), quiet)
+
+    tasks = [classifier.task for classifier in classifiers]
+    labels = {classifier.task: classifier.info.labels for classifier in classifiers}
+    batch = Batch(_columns(tasks, labels), mode)
+    for item, cause in problems:
+        batch.failed(item, cause)
+    with ProgressBar("classifying", len(paths), quiet=quiet) as bar:
+        for path in paths:
+            try:
+                result = classify_file(path, classifiers, hop_seconds=hop, batch_size=batch_size,
+                                       keep_segments=segments)
+            except audio.AudioError as error:
+                batch.failed(path, error.cause)
+            else:
+                record = {"path": str(path), "start": None, "duration": result.duration}
+                for name, decision in result.decisions.items():
+                    record[name] = decision["label"]
+                    record[f"{name}_probability"] = decision["probability"]
+                    record.update({f"{name}_{label}": p for label, p in decision["probabilities"].items()})
+                if mode == "json":
+                    record["models"] = {name: {"model": d["model"], "version": d["model_version"],
+                                               "segments": d["segments"]} for name, d in result.decisions.items()}
+                batch.ok(record)
+                for segment in result.segments:
+                    best = max(segment["probabilities"], key=segment["probabilities"].get)
+                    batch.extra({
+                        "path": str(path), "start": segment["start"], "duration": segment["end"] - segment["start"],
+                        segment["task"]: best, f"{segment['task']}_probability": segment["probabilities"][best],
+                        **{f"{segment['task']}_{label}": p for label, p in segment["probabilities"].items()},
+                    })
+            bar.advance()
+    raise typer.Exit(batch.finish())

@@ -1,0 +1,56 @@
+"""`estm evaluate classifier`: metrics of a trained model on held-out data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, stdout
+
+app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
+
+
+@app.command()
+@handles_errors
+def classifier(
+    model: Annotated[str, typer.Option("--model", help="A classifier (mer, genre, emotion): name or path.")],
+    data: Annotated[Path, typer.Option("--data", help="A segment cache folder from `estm data segment`.")],
+    part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Report folder (default: evaluations/MODEL-PART).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    device: Device = "auto",
+    force: Force = False,
+    json_: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Accuracy, macro-F1, per-class precision and recall, and the confusion matrix (CSV and PNG)."""
+    from estm_core.device import choose_device
+    from estm_core.evaluate import evaluate_classifier, write_classifier_report
+
+    target = choose_device(device)
+    note(f"device: {target}", quiet)
+    with ProgressBar("evaluating", None, unit="batches", quiet=quiet) as bar:
+        summary, predictions = evaluate_classifier(model, data, part=part, device=target, batch_size=batch_size,
+                                                   on_progress=bar)
+    out_dir = output or Path("evaluations") / f"{summary['model']}-{part}"
+    written = write_classifier_report(summary, predictions, out_dir, force=force)
+    if json_:
+        print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
+        return
+    table = Table(title=(f"{summary['model']} on {summary['count']} {part} segments: accuracy "
+                         f"{summary['accuracy']:.1%}, macro-F1 {summary['macro_f1']:.3f} "
+                         f"(majority class {summary['chance']:.1%}); per song {summary['songs']['accuracy']:.1%} "
+                         f"of {summary['songs']['count']}"), title_justify="left", show_edge=False)
+    for header in ("label", "precision", "recall", "F1", "support"):
+        table.add_column(header, justify="left" if header == "label" else "right")
+    for label, scores in summary["per_class"].items():
+        table.add_row(label, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}", f"{scores['f1']:.3f}",
+                      str(scores["support"]))
+    stdout.print(table)
+    note(f"report: {', '.join(str(path) for path in written)}", quiet)

@@ -1,0 +1,201 @@
+"""Classify whole files: cut into each model's segment length, classify the segments in batches on the device, and
+average the probabilities into one decision per file. Memory stays bounded: audio streams through in blocks.
+
+Tasks and the families that serve them: emotion -> mer (quadrants), genre -> genre, gems -> emotion (GEMS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import audio, store
+from .errors import EstmError
+from .training.classifier import log_mel_input
+
+TASK_FAMILIES = {"emotion": "mer", "genre": "genre", "gems": "emotion"}
+
+
+@dataclass
+class Classifier:
+    task: str
+    name: str
+    model: torch.nn.Module
+    info: store.ModelInfo
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.audio["sample_rate"]
+
+    @property
+    def segment_length(self) -> int:
+        return self.info.audio["segment_length"]
+
+
+@dataclass
+class FileResult:
+    path: str
+    duration: float  # seconds decoded
+    decisions: dict[str, dict] = field(default_factory=dict)  # task -> label, probability, probabilities, model...
+    segments: list[dict] = field(default_factory=list)  # per segment: task, start, end, probabilities
+
+
+def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, device="cpu",
+                     skip_missing: bool = False) -> list[Classifier]:
+    """The models serving `tasks`: the named one (models[task]) or the newest of its family. With `skip_missing`,
+    tasks with no model are left out instead of failing (for `--task all`)."""
+    loaded = []
+    for task in tasks:
+        family = TASK_FAMILIES[task]
+        try:
+            path = store.find_model(family, (models or {}).get(task))
+        except store.StoreError:
+            if skip_missing:
+                continue
+            raise
+        model, info = store.load_model(path, family, device)
+        loaded.append(Classifier(task, path.name.removesuffix(store.MODEL_SUFFIX), model, info))
+    if not loaded:
+        families = ", ".join(f"estm train {TASK_FAMILIES[task]}" for task in tasks)
+        raise EstmError(f"no classifier in the store ({store.models_dir()}); make one with {families}")
+    return loaded
+
+
+def windows(blocks: Iterator[np.ndarray], length: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, window of `length`) every `hop` samples over a stream of blocks. Windows cover the whole signal: the
+    last one ends at the signal's end (overlapping its neighbour), and a signal shorter than `length` gives one
+    zero-padded window."""
+    buffer = np.zeros(0, np.float32)
+    offset = 0  # the absolute sample index of buffer[0]
+    next_start = 0
+    emitted_end = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        while offset + len(buffer) >= next_start + length:
+            yield next_start, buffer[next_start - offset: next_start - offset + length]
+            emitted_end = next_start + length
+            next_start += hop
+        keep_from = max(min(next_start, offset + len(buffer) - length), offset)  # enough for an end-aligned window
+        buffer, offset = buffer[keep_from - offset:], keep_from
+    total = offset + len(buffer)
+    if emitted_end == 0 and total > 0:
+        yield 0, np.pad(buffer, (0, length - len(buffer)))
+    elif total > emitted_end:
+        yield total - length, buffer[len(buffer) - length:]
+
+
+@torch.no_grad()
+def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_seconds: float | None = None,
+                  batch_size: int = 16, keep_segments: bool = False) -> FileResult:
+    """Every classifier's clip decision for `path` (the mean of its segments' probabilities)."""
+    result = FileResult(str(path), 0.0)
+    for classifier in classifiers:
+        rate, length = classifier.sample_rate, classifier.segment_length
+        hop = round(hop_seconds * rate) if hop_seconds else length
+        device = next(classifier.model.parameters()).device
+        total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
+        count = 0
+        decoded = 0
+
+        def counting(blocks):
+            nonlocal decoded
+            for block in blocks:
+                decoded += len(block)
+                yield block
+
+        batch_starts, batch = [], []
+        stream = windows(counting(audio.stream(path, sample_rate=rate)), length, hop)
+        for start, window in _with_sentinel(stream):
+            if window is not None:
+                batch_starts.append(start)
+                batch.append(window)
+            if batch and (len(batch) == batch_size or window is None):
+                probabilities = _probabilities(classifier, np.stack(batch), device)
+                total += probabilities.sum(dim=0)
+                count += len(batch)
+                if keep_segments:
+                    for segment_start, row in zip(batch_starts, probabilities.tolist()):
+                        result.segments.append({
+                            "task": classifier.task, "start": segment_start / rate,
+                            "end": min(segment_start + length, decoded) / rate,
+                            "probabilities": dict(zip(classifier.info.labels, row)),
+                        })
+                batch_starts, batch = [], []
+        mean = (total / count).tolist()
+        best = int(np.argmax(mean))
+        result.duration = decoded / rate
+        result.decisions[classifier.task] = {
+            "label": classifier.info.labels[best],
+            "probability": mean[best],
+            "probabilities": dict(zip(classifier.info.labels, mean)),
+            "segments": count,
+            "model": classifier.name,
+            "model_version": classifier.info.estm_version,
+        }
+    return result
+
+
+def _with_sentinel(iterator):
+    """The items, then (None, None) so a consumer can flush its last partial batch."""
+    yield from iterator
+    yield None, None
+
+
+def _probabilities(classifier: Classifier, windows_: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(n, segment_length) waveforms -> (n, classes) softmax probabilities (float64 on the CPU)."""
+    waveforms = torch.from_numpy(windows_).to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        mel = log_mel_input(waveforms, classifier.sample_rate, classifier.info.audio["features"])
+        logits = classifier.model(mel)
+    return torch.softmax(logits.float(), dim=1).double().cpu()
+
+
+@torch.no_grad()
+def predict_segments(model: torch.nn.Module, info: store.ModelInfo, dataset, *, batch_size: int = 32,
+                     on_progress=None) -> np.ndarray:
+    """(segments, classes) probabilities for every item of a SegmentDataset, whose cache must match the model's
+    sample rate and segment length."""
+    from torch.utils.data import DataLoader
+
+    from .datasets.segment import read_settings
+
+    if info.family not in TASK_FAMILIES.values():
+        raise EstmError(f"a {info.family} model is not a classifier (mer, genre or emotion)")
+    segments = read_settings(dataset.cache_dir)
+    expected = (info.audio["sample_rate"], info.audio["segment_length"])
+    if (segments.sample_rate, segments.segment_length) != expected:
+        raise EstmError(f"{dataset.cache_dir}: segments of {segments.segment_length} samples at "
+                        f"{segments.sample_rate} Hz, but the model takes {expected[1]} at {expected[0]} Hz")
+    classifier = Classifier("", "", model, info)
+    device = next(model.parameters()).device
+    loader = DataLoader(dataset, batch_size=batch_size)
+    probabilities = []
+    for index, (waveforms, _) in enumerate(loader):
+        probabilities.append(_probabilities(classifier, waveforms.numpy(), device))
+        if on_progress:
+            on_progress(index + 1, len(loader))
+    return torch.cat(probabilities).numpy()
+
+
+def label_segments(model_name: str | None, cache_dir: str | Path, *, device="cpu", batch_size: int = 32,
+                   on_progress=None):
+    """A mer model's quadrant probabilities for every segment of a cache, in the columns of the original's
+    deam_predictions.csv (mer_Q1..mer_Q4, song_id = the segment's file name) plus segment_id, part and the argmax
+    `style_label` that ESTM trains on."""
+    import pandas as pd
+
+    from .datasets.cache import SegmentDataset
+
+    model, info = store.load_model(store.find_model("mer", model_name), "mer", device)
+    dataset = SegmentDataset(cache_dir, part=None, label_column=None)
+    probabilities = predict_segments(model, info, dataset, batch_size=batch_size, on_progress=on_progress)
+    table = pd.DataFrame(probabilities, columns=[f"mer_{label}" for label in info.labels])
+    table["song_id"] = dataset.manifest["segment_id"] + ".wav"
+    table["segment_id"] = dataset.manifest["segment_id"]
+    table["part"] = dataset.manifest["part"]
+    table["style_label"] = [info.labels[i] for i in probabilities.argmax(axis=1)]
+    return table

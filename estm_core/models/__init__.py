@@ -1,0 +1,1 @@
+"""Model families, one module each; each registers its classes with `estm_core.store.register`."""

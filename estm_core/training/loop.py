@@ -1,0 +1,299 @@
+"""The one training loop every model family uses.
+
+A family supplies a model (registered in the store) and a `step(model, batch, device) -> {term: scalar tensor}`
+whose "loss" is minimised; every other term (accuracy, reconstruction, perplexity, ...) is averaged and logged.
+The loop owns the rest: epochs, validation, a history CSV (one row per epoch), the best model and a resume checkpoint
+in the store (both atomic), early stopping, a NaN guard, max steps, bf16 autocast on CUDA, and DDP under torchrun.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from .. import store
+from ..device import choose_device, seed_everything
+from ..errors import EstmError
+from ..files import check_writable, write_csv
+from .checkpoint import load_resume_state, save_resume_state
+
+Step = Callable[[torch.nn.Module, object, torch.device], dict]
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of a run; recorded in the model's metadata."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    max_steps: int | None = None  # stop after this many optimiser steps (smoke tests, quick looks)
+    seed: int = 0
+    monitor: str = "val_loss"  # the history column that picks the best epoch and drives early stopping
+    mode: str = "min"  # "min" or "max" for the monitored column
+    patience: int | None = None  # epochs without improvement before stopping; None: never stop early
+    start_epoch: int = 1  # early stopping may trigger from this epoch on (the original ESTM: 25)
+    workers: int = 0  # DataLoader worker processes
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    grad_clip: float | None = None
+
+
+@dataclass
+class TrainResult:
+    path: Path  # the best model
+    history: pd.DataFrame
+    status: str  # "finished", "early-stopped", "max-steps", "nan", or "already-finished"
+    best_epoch: int | None
+    best_value: float | None
+    message: str = ""
+
+
+@dataclass
+class _State:
+    """What a resume needs beyond weights and optimiser."""
+
+    epoch: int = 0  # last completed epoch
+    steps: int = 0
+    best_value: float | None = None
+    best_epoch: int | None = None
+    epochs_without_improvement: int = 0
+    status: str = "running"
+    history: list[dict] = field(default_factory=list)
+
+
+class _Distributed:
+    """torchrun's environment: rank, world size and this process's device; a no-op outside torchrun."""
+
+    def __init__(self, device_spec: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            backend = "nccl" if torch.cuda.is_available() and device_spec != "cpu" else "gloo"
+            if not torch.distributed.is_initialized():
+                torch.distributed.init_process_group(backend)
+            self.device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+            if backend == "nccl":
+                torch.cuda.set_device(self.device)
+        else:
+            self.device = choose_device(device_spec)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, values: dict[str, float], weight: float) -> tuple[dict[str, float], float]:
+        """Weighted means across processes (keys are the same on every rank)."""
+        if self.world == 1:
+            return values, weight
+        keys = sorted(values)
+        packed = torch.tensor([values[key] * weight for key in keys] + [weight], dtype=torch.float64)
+        if self.device.type == "cuda":
+            packed = packed.to(self.device)
+        torch.distributed.all_reduce(packed)
+        total = packed[-1].item()
+        return {key: packed[i].item() / total for i, key in enumerate(keys)}, total
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if `flag` is true on any (so all stop together)."""
+        if self.world == 1:
+            return flag
+        packed = torch.tensor([float(flag)], device=self.device if self.device.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(packed)
+        return packed.item() > 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def _improved(value: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best
+
+
+def fit(
+    model: torch.nn.Module,
+    step: Step,
+    train_data: Dataset,
+    validation_data: Dataset | None,
+    config: TrainConfig,
+    *,
+    name: str,
+    metadata: dict | None = None,
+    resume: bool = False,
+    force: bool = False,
+    on_step: Callable[[int, int, int, float], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train `model` and save it into the store as `name` (its family's folder).
+
+    `metadata` holds `labels` and `audio` for the model file and anything to add to its `training` summary.
+    `on_step(epoch, step_in_epoch, steps_per_epoch, loss)` and `on_epoch(history_row)` report progress.
+    """
+    family = model.family
+    model_path = store.model_path(family, name)
+    resume_path = store.resume_path(model_path)
+    history_file = store.history_path(model_path)
+    metadata = dict(metadata or {})
+    dist = _Distributed(config.device)
+    seed_everything(config.seed)
+
+    state = _State()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if resume:
+        if not resume_path.exists():
+            raise EstmError(f"nothing to resume: no checkpoint {resume_path}")
+        state = _State(**load_resume_state(resume_path, model, optimizer))
+        if state.status != "running":
+            history = pd.DataFrame(state.history)
+            return TrainResult(model_path, history, "already-finished", state.best_epoch, state.best_value,
+                               f"{name} already finished ({state.status}); nothing to resume")
+    elif dist.main:
+        for path in (model_path, resume_path):
+            check_writable(path, force)
+    model.to(dist.device)
+
+    trained = model
+    if dist.world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+        )
+    sampler = DistributedSampler(train_data, seed=config.seed, drop_last=False) if dist.world > 1 else None
+    generator = torch.Generator()
+    loader = DataLoader(
+        train_data, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler, generator=generator,
+        num_workers=config.workers, pin_memory=dist.device.type == "cuda", persistent_workers=config.workers > 0,
+    )
+    validation_loader = None
+    if validation_data is not None and len(validation_data):
+        validation_sampler = DistributedSampler(validation_data, shuffle=False) if dist.world > 1 else None
+        validation_loader = DataLoader(validation_data, batch_size=config.batch_size, sampler=validation_sampler,
+                                       num_workers=config.workers)
+    autocast = dict(device_type=dist.device.type, dtype=torch.bfloat16,
+                    enabled=config.amp and dist.device.type == "cuda")
+
+    def save_model_file(weights: torch.nn.Module) -> None:
+        summary = {**metadata.get("training", {}), "config": asdict(config), "epochs_run": state.epoch,
+                   "steps": state.steps, "status": state.status, "best_epoch": state.best_epoch,
+                   "monitor": config.monitor, "best_value": state.best_value,
+                   "final": state.history[-1] if state.history else {}, "device": str(dist.device),
+                   "world_size": dist.world}
+        store.save_model(weights, model_path, labels=metadata.get("labels", ()), audio=metadata.get("audio"),
+                         training=summary, force=True)
+
+    def checkpoint() -> None:
+        if dist.main:
+            write_csv(pd.DataFrame(state.history), history_file, force=True)
+            save_resume_state(resume_path, model, optimizer, asdict(state))
+
+    message = ""
+    while state.status == "running" and state.epoch < config.epochs:
+        epoch = state.epoch + 1
+        started = time.perf_counter()
+        generator.manual_seed(config.seed * 100_003 + epoch)  # the same shuffle per epoch, resumed or not
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        trained.train()
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
+        seen = 0
+        steps_per_epoch = len(loader)
+        for index, batch in enumerate(loader):
+            with torch.autocast(**autocast):
+                terms = step(trained, batch, dist.device)
+            loss = terms["loss"]
+            if dist.any(not torch.isfinite(loss).item()):
+                state.status = "nan"
+                message = (f"loss became {loss.item()} at epoch {epoch}, step {index + 1}; stopped and kept the "
+                           f"weights of epoch {state.epoch}")
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            state.steps += 1
+            size = _batch_size(batch)
+            seen += size
+            for key, value in terms.items():
+                sums[key] += value.detach().double().cpu() * size
+            if on_step and dist.main:
+                on_step(epoch, index + 1, steps_per_epoch, loss.item())
+            if config.max_steps and state.steps >= config.max_steps:
+                state.status = "max-steps"
+                break
+        if state.status == "nan":
+            break  # the resume checkpoint still holds the last good epoch
+
+        row = {"epoch": epoch}
+        means, _ = dist.mean({key: (total / max(seen, 1)).item() for key, total in sums.items()}, seen)
+        row.update(means)
+        if validation_loader is not None:
+            row.update({f"val_{key}": value for key, value in evaluate_terms(trained, step, validation_loader,
+                                                                              dist, autocast).items()})
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        state.history.append(row)
+        state.epoch = epoch
+        if on_epoch and dist.main:
+            on_epoch(row)
+
+        if config.monitor not in row:
+            raise EstmError(f"cannot monitor {config.monitor!r}: the history has {', '.join(row)}")
+        value = row[config.monitor]
+        if _improved(value, state.best_value, config.mode):
+            state.best_value, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
+            if dist.main:
+                save_model_file(model)
+        else:
+            state.epochs_without_improvement += 1
+        if (config.patience is not None and epoch >= config.start_epoch
+                and state.epochs_without_improvement >= config.patience):
+            state.status = "early-stopped"
+        elif state.status == "running" and epoch >= config.epochs:
+            state.status = "finished"
+        checkpoint()
+
+    if dist.main and state.best_epoch is not None:
+        # the model file keeps the best epoch's weights; rewrite it with the run's final summary
+        save_model_file(store.load_model(model_path)[0])
+    dist.barrier()
+    if state.best_epoch is None and dist.main:
+        raise EstmError(f"training stopped before a first epoch finished ({message or state.status}); no model saved")
+    return TrainResult(model_path, pd.DataFrame(state.history), state.status, state.best_epoch, state.best_value,
+                       message)
+
+
+@torch.no_grad()
+def evaluate_terms(model, step: Step, loader: DataLoader, dist: _Distributed | None = None,
+                   autocast: dict | None = None) -> dict[str, float]:
+    """The mean of every term of `step` over `loader`, weighted by batch size (and across processes)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = defaultdict(float)
+    seen = 0
+    for batch in loader:
+        with torch.autocast(**(autocast or {"device_type": "cpu", "enabled": False})):
+            terms = step(model, batch, dist.device if dist else next(model.parameters()).device)
+        size = _batch_size(batch)
+        seen += size
+        for key, value in terms.items():
+            sums[key] += value.double().item() * size
+    model.train(was_training)
+    means = {key: total / max(seen, 1) for key, total in sums.items()}
+    return dist.mean(means, seen)[0] if dist else means
+
+
+def _batch_size(batch) -> int:
+    first = batch[0] if isinstance(batch, (list, tuple)) else batch
+    return len(first)
