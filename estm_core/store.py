@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import json
+import math
 import os
 import struct
 from dataclasses import asdict, dataclass, field
@@ -234,12 +235,23 @@ def save_model(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     try:
-        metadata = {METADATA_KEY: json.dumps(asdict(info), allow_nan=False)}
+        metadata = {METADATA_KEY: json.dumps(_finite(asdict(info)), allow_nan=False)}
     except (TypeError, ValueError) as error:
         raise StoreError(f"model metadata must be plain JSON: {error}") from None
     with atomic_write(path, force=force) as temporary:
         save_safetensors(model, str(temporary), metadata=metadata)
     return Path(path)
+
+
+def _finite(value):
+    """NaN and infinities (a diverged metric) become null, which JSON can hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def read_info(path: str | os.PathLike) -> ModelInfo:
