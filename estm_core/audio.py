@@ -101,8 +101,13 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _open(path: Path) -> sf.SoundFile:
-    """Open `path` for reading, turning libsndfile's errors into an AudioError with the real cause."""
+@contextmanager
+def _opened(path: Path) -> Iterator[sf.SoundFile]:
+    """Open `path` for reading, turning libsndfile's errors into an AudioError with the real cause.
+
+    The file goes to libsndfile as an open Python file, not a name: given a name, libsndfile also looks for a macOS
+    resource fork ("._song.mp3") beside it and refuses a good mp3 when it finds one.
+    """
     if not path.exists():
         raise AudioError(path, "missing", "no such file")
     if path.is_dir():
@@ -110,17 +115,22 @@ def _open(path: Path) -> sf.SoundFile:
     if path.stat().st_size == 0:
         raise AudioError(path, "empty", "empty file (0 bytes)")
     try:
-        with _quiet_native_stderr():
-            return sf.SoundFile(path)
-    except sf.LibsndfileError as error:
-        message = _libsndfile_message(error)
-        if "not recognised" in message:
-            raise AudioError(path, "not_audio", "not an audio file (format not recognised)") from None
-        if "does not exist" in message:  # what libsndfile says when mpg123 finds no frame in an existing file
-            message = "no decodable frame found"
-        raise AudioError(path, "corrupt", f"corrupt or truncated ({message})") from None
+        file = open(path, "rb")
     except OSError as error:
         raise AudioError(path, "missing", f"cannot read ({error.strerror or error})") from None
+    with file:
+        try:
+            with _quiet_native_stderr():
+                handle = sf.SoundFile(file)
+        except sf.LibsndfileError as error:
+            message = _libsndfile_message(error)
+            if "not recognised" in message:
+                raise AudioError(path, "not_audio", "not an audio file (format not recognised)") from None
+            if "does not exist" in message:  # what libsndfile says when mpg123 finds no frame in an existing file
+                message = "no decodable frame found"
+            raise AudioError(path, "corrupt", f"corrupt or truncated ({message})") from None
+        with handle:
+            yield handle
 
 
 def _libsndfile_message(error: Exception) -> str:
@@ -187,7 +197,7 @@ class Header:
 def probe(path: str | os.PathLike) -> Header:
     """Open `path` and read its header only (fast); AudioError if it is not usable audio at all."""
     path = Path(path)
-    with _open(path) as handle:
+    with _opened(path) as handle:
         header = Header(handle.format, handle.samplerate, handle.channels, handle.frames)
     if header.frames <= 0:
         raise AudioError(path, "empty", "no audio frames (empty or truncated)")
@@ -210,8 +220,7 @@ def load(
     (seconds, measured before resampling) rejects files too short for the caller.
     """
     path = Path(path)
-    handle = _open(path)
-    with handle:
+    with _opened(path) as handle:
         rate = handle.samplerate
         start = round(offset * rate)
         wanted = -1 if duration is None else round(duration * rate)
@@ -259,9 +268,8 @@ def stream(
     import soxr
 
     path = Path(path)
-    handle = _open(path)
     decoded = 0
-    with handle:
+    with _opened(path) as handle:
         rate = handle.samplerate
         resampler = None
         if sample_rate is not None and sample_rate != rate:
@@ -298,11 +306,10 @@ def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
     `problem` set.
     """
     path = Path(path)
-    handle = _open(path)
     frames = zeros = nonfinite = 0
     peak, sum_squares = 0.0, 0.0
     problem = None
-    with handle:
+    with _opened(path) as handle:
         try:
             while True:
                 # read() stops at the real end; blocks() would trust the header and pad with garbage

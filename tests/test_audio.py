@@ -199,3 +199,10 @@ def test_stream_equals_load_and_keeps_the_checks(tmp_path, bad_files):
     for kind in ("truncated", "truncated_wav", "not_audio", "nonfinite"):
         with pytest.raises(AudioError):
             list(audio.stream(bad_files[kind], block_frames=4096))
+
+
+def test_a_macos_resource_fork_beside_an_mp3_does_not_break_it(tmp_path):
+    path = audio.save(tmp_path / "song.mp3", tone(1.0, 22050), 22050)
+    (tmp_path / "._song.mp3").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # what unzipping a macOS archive leaves
+    samples, rate = audio.load(path)
+    assert rate == 22050 and abs(len(samples) - 22050) < 1200
