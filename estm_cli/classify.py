@@ -15,8 +15,9 @@ TASKS = ("emotion", "genre", "gems")
 HEADERS = {"emotion": "quadrant", "genre": "genre", "gems": "GEMS"}
 
 
-def _columns(tasks: list[str], labels: dict[str, list[str]]) -> list[Column]:
-    columns = [Column("path", "file"), Column("start", "from s", lambda v: "" if v is None else f"{v:.2f}", "right"),
+def _columns(tasks: list[str], labels: dict[str, list[str]], segments: bool) -> list[Column]:
+    columns = [Column("path", "file"),
+               Column("start", "from s", lambda v: "" if v is None else f"{v:.2f}", "right", hidden=not segments),
                Column("duration", "seconds", lambda v: "" if v is None else f"{v:.2f}", "right")]
     for task in tasks:
         columns += [Column(task, HEADERS[task]),
@@ -70,7 +71,7 @@ def classify(
 
     tasks = [classifier.task for classifier in classifiers]
     labels = {classifier.task: classifier.info.labels for classifier in classifiers}
-    batch = Batch(_columns(tasks, labels), mode)
+    batch = Batch(_columns(tasks, labels, segments), mode)
     for item, cause in problems:
         batch.failed(item, cause)
     with ProgressBar("classifying", len(paths), quiet=quiet) as bar:

@@ -43,10 +43,10 @@ def classifier(
     if json_:
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
         return
-    table = Table(title=(f"{summary['model']} on {summary['count']} {part} segments: accuracy "
-                         f"{summary['accuracy']:.1%}, macro-F1 {summary['macro_f1']:.3f} "
-                         f"(majority class {summary['chance']:.1%}); per song {summary['songs']['accuracy']:.1%} "
-                         f"of {summary['songs']['count']}"), title_justify="left", show_edge=False)
+    stdout.print(f"{summary['model']} on {summary['count']} {part} segments: accuracy {summary['accuracy']:.1%}, "
+                 f"macro-F1 {summary['macro_f1']:.3f} (majority class {summary['chance']:.1%}); "
+                 f"per song {summary['songs']['accuracy']:.1%} of {summary['songs']['count']}", highlight=False)
+    table = Table(show_edge=False)
     for header in ("label", "precision", "recall", "F1", "support"):
         table.add_column(header, justify="left" if header == "label" else "right")
     for label, scores in summary["per_class"].items():
