@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import classify, data, evaluate, info, models, train
+from . import classify, data, evaluate, info, models, train, transfer
 
 app = typer.Typer(
     name="estm",
@@ -38,6 +38,7 @@ def _root(
 app.command()(info.info)
 app.command()(info.inspect)
 app.command()(classify.classify)
+app.command()(transfer.transfer)
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")

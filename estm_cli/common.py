@@ -60,6 +60,9 @@ def handles_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # the reader went away (`estm … | head`): stop quietly, as a SIGPIPE would
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except KeyboardInterrupt:
             error_line("interrupted")
             raise typer.Exit(130) from None

@@ -54,3 +54,52 @@ def classifier(
                       str(scores["support"]))
     stdout.print(table)
     note(f"report: {', '.join(str(path) for path in written)}", quiet)
+
+
+@app.command("transfer")
+@handles_errors
+def transfer_(
+    model: Annotated[str, typer.Option("--model", help="An estm1 or estm2 model: name or path.")],
+    pairs: Annotated[Path, typer.Option("--pairs", help="A pairs CSV from `estm data pairs`.")],
+    data: Annotated[Path, typer.Option("--data", help="The segment cache the pairs refer to.")],
+    judge: Annotated[str, typer.Option(
+        "--judge", help="A mer model that judges the outputs' emotion; not the one that made the style labels.")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Report folder (default: evaluations/MODEL-transfer).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    device: Device = "auto",
+    force: Force = False,
+    json_: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """The paper's transfer metrics: MSE_C, PEA, AEA, CD, and on SynthEmo the distance to the true target."""
+    import pandas as pd
+
+    from estm_core.device import choose_device
+    from estm_core.evaluate import evaluate_transfer
+    from estm_core.files import atomic_write, write_csv
+
+    target = choose_device(device)
+    note(f"device: {target}", quiet)
+    table = pd.read_csv(pairs, dtype={"content": str, "style": str, "target": str}, keep_default_na=False)
+    with ProgressBar("evaluating", len(table), unit="pairs", quiet=quiet) as bar:
+        summary, per_pair = evaluate_transfer(model, table, data, judge, device=target, batch_size=batch_size,
+                                              on_progress=bar)
+    out_dir = output or Path("evaluations") / f"{summary['model']}-transfer"
+    with atomic_write(out_dir / "evaluation.json", force) as temporary:
+        temporary.write_text(json.dumps(plain(summary), indent=2))
+    write_csv(per_pair, out_dir / "pairs.csv", force)
+    if json_:
+        print(json.dumps(plain(summary)))
+        return
+    table_view = Table(show_edge=False, title=f"{summary['model']} ({summary['family']}) on {summary['pairs']} pairs, "
+                       f"judged by {summary['judge']}", title_justify="left")
+    table_view.add_column("metric")
+    table_view.add_column("value", justify="right")
+    for key in ("mse_c", "pea", "aea", "cd_x1e5", "output_keeps_content_emotion", "lsd_target_db",
+                "lsd_content_target_db", "chance"):
+        if summary.get(key) is not None:
+            table_view.add_row(key, f"{summary[key]:.4g}")
+    stdout.print(table_view)
+    note(f"report: {out_dir}/evaluation.json, {out_dir}/pairs.csv", quiet)

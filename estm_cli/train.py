@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, stderr
+from .common import Debug, Device, Force, Json, ProgressBar, Quiet, error_line, handles_errors, note, plain, stderr
 
 app = typer.Typer(help="Train models into the model store.", no_args_is_help=True)
 
@@ -39,7 +39,11 @@ def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
             bar.describe(f"epoch {epoch}/{epochs}  loss {loss:.4f}")
             bar(step, steps)
 
-        result = train(on_step, on_epoch)
+        try:
+            result = train(on_step, on_epoch)
+        except KeyboardInterrupt:
+            error_line("interrupted; the same command with --resume continues from the last finished epoch")
+            raise typer.Exit(130) from None
     if result.message:
         stderr.print(f"[yellow]{result.message}[/]", highlight=False)
     summary = {"model": str(result.path), "status": result.status, "best_epoch": result.best_epoch,
@@ -95,3 +99,185 @@ app.command("genre")(_classifier_command(
     "genre", "A ResNet genre classifier (labels from the manifest, e.g. GTZAN's ten), trained from scratch."))
 app.command("emotion")(_classifier_command(
     "emotion", "A ResNet emotion classifier (e.g. Emotify's GEMS-9, or any folder labels), trained from scratch."))
+
+
+# ------------------------------------------------------------------------------------------- transfer families
+
+TRANSFER_OPTIONS = {  # family -> its model options with the paper's defaults (the final scripts' choices)
+    "hvqvae": {"latent_dim": 20, "beta": 0.25},
+    "estm1": {"d": 24, "beta": 1.5},
+    "estm2": {"d": 24, "beta": 0.25, "beta_e": 0.25},
+}
+GRID_ONLY_OPTIONS = {"--grid": 0, "--jobs": 1, "--slurm": 1, "--summary": 1}  # option -> values it takes
+
+
+def _point_command() -> list[str]:
+    """This very command line, minus the grid-wide options, to train one point: `... --grid-point I`."""
+    import sys
+
+    args, skip = [], 0
+    for arg in sys.argv[1:]:
+        if skip:
+            skip -= 1
+            continue
+        option = arg.split("=", 1)[0]
+        if option in GRID_ONLY_OPTIONS:
+            skip = GRID_ONLY_OPTIONS[option] if "=" not in arg else 0
+            continue
+        args.append(arg)
+    return [sys.executable, "-m", "estm_cli", *args, "--grid-point"]
+
+
+def _transfer_command(family: str, help_text: str):
+    defaults = TRANSFER_OPTIONS[family]
+
+    @handles_errors
+    def command(
+        data: Data,
+        style_labels: Annotated[Optional[str], typer.Option(
+            "--style-labels", help="'truth' (the manifest's quadrants) or a predictions CSV from `estm data label` "
+            "(its argmax, as the original). Not used by hvqvae.")] = None,
+        name: Annotated[Optional[str], typer.Option(
+            "--name", help="Model name (default: the family and data folder); with --grid, a prefix.")] = None,
+        d: Annotated[int, typer.Option("--d", help="Latent channels (estm1/estm2).")] = defaults.get("d", 24),
+        latent_dim: Annotated[int, typer.Option("--latent-dim", help="Latent channels (hvqvae).")] = defaults.get(
+            "latent_dim", 20),
+        beta: Annotated[float, typer.Option("--beta", help="VQ commitment weight.")] = defaults["beta"],
+        beta_e: Annotated[float, typer.Option("--beta-e", help="Style loss weight (estm2).")] = defaults.get(
+            "beta_e", 0.25),
+        codebook_size: Annotated[int, typer.Option("--codebook-size", help="Entries per codebook (K).")] = 1024,
+        epochs: Epochs = 50,
+        batch_size: BatchSize = 128,
+        lr: LearningRate = 1e-3,
+        max_steps: MaxSteps = None,
+        seed: Seed = 0,
+        patience: Annotated[Optional[int], typer.Option(
+            "--patience", help="Early stopping patience (the original: 3).")] = 3,
+        start_epoch: Annotated[int, typer.Option(
+            "--start-epoch", help="First epoch early stopping may stop at (the original: 25).")] = 25,
+        monitor: Monitor = "loss",
+        grid: Annotated[bool, typer.Option("--grid", help="Train the paper's grid (data/grids/FAMILY.csv).")] = False,
+        grid_file: Annotated[Optional[Path], typer.Option("--grid-file", help="A grid CSV of one's own.")] = None,
+        grid_point: Annotated[Optional[int], typer.Option("--grid-point", help="Train only point I of the grid.")] = None,
+        jobs: Annotated[int, typer.Option("--jobs", "-j", help="Grid points trained at once.")] = 1,
+        slurm: Annotated[Optional[Path], typer.Option(
+            "--slurm", help="Write an sbatch job-array script for the grid instead of training.")] = None,
+        summary: Annotated[Optional[Path], typer.Option(
+            "--summary", help="Where the grid summary CSV goes (default: beside the models).")] = None,
+        resume: Resume = False,
+        workers: Workers = 0,
+        device: Device = "auto",
+        force: Force = False,
+        json_: Json = False,
+        quiet: Quiet = False,
+        debug: Debug = False,
+    ) -> None:
+        from estm_core import store
+        from estm_core.device import choose_device
+        from estm_core.training import grid as grids
+        from estm_core.training.estm import train_transfer
+        from estm_core.training.loop import TrainConfig
+
+        if family != "hvqvae" and style_labels is None:
+            raise typer.BadParameter("say where the style labels come from: --style-labels truth or a predictions "
+                                     "CSV from `estm data label`")
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
+                             monitor=monitor, mode="max" if "accuracy" in monitor else "min", patience=patience,
+                             start_epoch=start_epoch, workers=workers, device=device)
+        chosen = {"hvqvae": {"latent_dim": latent_dim, "beta": beta}, "estm1": {"d": d, "beta": beta},
+                  "estm2": {"d": d, "beta": beta, "beta_e": beta_e}}[family]
+
+        def train_one(model_name: str, options: dict, resume_run: bool) -> None:
+            note(f"training {family} {model_name} on {choose_device(device)}", quiet)
+            run_training(lambda on_step, on_epoch: train_transfer(
+                family, data, model_name, config, style_labels=style_labels or "truth",
+                model_options={**options, "codebook_size": codebook_size}, resume=resume_run, force=force,
+                on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
+
+        if not (grid or grid_file or grid_point is not None):
+            train_one(name or f"{family}-{data.resolve().name}", chosen, resume)
+            return
+        points = grids.read_grid(family, grid_file)
+        prefix = name or ""
+        if grid_point is not None:
+            point_name, options = grids.point(points, grid_point)
+            path = store.model_path(family, prefix + point_name)
+            if grids.is_finished(family, prefix + point_name) and not force:
+                note(f"{prefix + point_name} is already trained", quiet)
+                return
+            train_one(prefix + point_name, options, resume or store.resume_path(path).exists())
+            return
+        if slurm is not None:
+            from estm_core.files import atomic_write
+
+            with atomic_write(slurm, force) as temporary:
+                temporary.write_text(grids.slurm_script(family, points, _point_command()))
+            note(f"wrote {slurm}: {len(points)} array tasks; submit it with `sbatch {slurm}`", quiet)
+            return
+        _run_grid(family, points, prefix, jobs, train_one, force, quiet)
+        table = grids.summary(family, points, prefix)
+        destination = summary or store.models_dir() / family / f"{prefix}grid-summary.csv"
+        from estm_core.files import write_csv
+
+        write_csv(table, destination, force=True)
+        _grid_table(table)
+        note(f"summary: {destination}", quiet)
+
+    command.__doc__ = help_text
+    return command
+
+
+def _run_grid(family, points, prefix, jobs, train_one, force, quiet) -> None:
+    """Train every unfinished point: in this process one after another, or `jobs` subprocesses at a time."""
+    import os
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from estm_core import store
+    from estm_core.training import grid as grids
+
+    todo = [index for index in range(len(points))
+            if force or not grids.is_finished(family, prefix + grids.point(points, index)[0])]
+    note(f"{family} grid: {len(points)} points, {len(points) - len(todo)} already trained, {len(todo)} to train",
+         quiet)
+    if jobs <= 1:
+        for index in todo:
+            point_name, options = grids.point(points, index)
+            path = store.model_path(family, prefix + point_name)
+            train_one(prefix + point_name, options, not force and store.resume_path(path).exists())
+        return
+    environment = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    command = _point_command()
+
+    def run(index: int) -> int:
+        return subprocess.run([*command, str(index), "--quiet"], env=environment).returncode
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        failed = [index for index, code in zip(todo, pool.map(run, todo)) if code != 0]
+    if failed:
+        stderr.print(f"[red]grid points {', '.join(map(str, failed))} failed[/]", highlight=False)
+
+
+def _grid_table(table) -> None:
+    from rich.table import Table
+
+    from .common import stdout
+
+    shown = [column for column in ("point", "name", "status", "epochs", "loss", "reconstruction", "style_loss",
+                                   "val_reconstruction") if column in table.columns]
+    view = Table(show_edge=False)
+    for column in shown:
+        view.add_column(column, justify="left" if column in ("name", "status") else "right")
+    for row in table.itertuples(index=False):
+        values = row._asdict()
+        view.add_row(*(f"{values[c]:.4g}" if isinstance(values[c], float) else str(values[c]) for c in shown))
+    stdout.print(view)
+
+
+app.command("hvqvae")(_transfer_command(
+    "hvqvae", "The content-only hierarchical VQ-VAE (reconstruction); the paper's grid with --grid."))
+app.command("estm1")(_transfer_command(
+    "estm1", "ESTM-1: the emotion as a one-hot quadrant appended to the quantised latents; --grid for the paper's 12."))
+app.command("estm2")(_transfer_command(
+    "estm2", "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
+    "paper's 36."))

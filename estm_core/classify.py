@@ -114,7 +114,7 @@ def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_second
                 batch_starts.append(start)
                 batch.append(window)
             if batch and (len(batch) == batch_size or window is None):
-                probabilities = _probabilities(classifier, np.stack(batch), device)
+                probabilities = segment_probabilities(classifier, np.stack(batch), device)
                 total += probabilities.sum(dim=0)
                 count += len(batch)
                 if keep_segments:
@@ -145,9 +145,9 @@ def _with_sentinel(iterator):
     yield None, None
 
 
-def _probabilities(classifier: Classifier, windows_: np.ndarray, device: torch.device) -> torch.Tensor:
+def segment_probabilities(classifier: Classifier, waveforms: np.ndarray, device: torch.device) -> torch.Tensor:
     """(n, segment_length) waveforms -> (n, classes) softmax probabilities (float64 on the CPU)."""
-    waveforms = torch.from_numpy(windows_).to(device)
+    waveforms = torch.from_numpy(waveforms).to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         mel = log_mel_input(waveforms, classifier.sample_rate, classifier.info.audio["features"])
         logits = classifier.model(mel)
@@ -175,7 +175,7 @@ def predict_segments(model: torch.nn.Module, info: store.ModelInfo, dataset, *, 
     loader = DataLoader(dataset, batch_size=batch_size)
     probabilities = []
     for index, (waveforms, _) in enumerate(loader):
-        probabilities.append(_probabilities(classifier, waveforms.numpy(), device))
+        probabilities.append(segment_probabilities(classifier, waveforms.numpy(), device))
         if on_progress:
             on_progress(index + 1, len(loader))
     return torch.cat(probabilities).numpy()
@@ -184,13 +184,14 @@ def predict_segments(model: torch.nn.Module, info: store.ModelInfo, dataset, *, 
 def label_segments(model_name: str | None, cache_dir: str | Path, *, device="cpu", batch_size: int = 32,
                    on_progress=None):
     """A mer model's quadrant probabilities for every segment of a cache, in the columns of the original's
-    deam_predictions.csv (mer_Q1..mer_Q4, song_id = the segment's file name) plus segment_id, part and the argmax
-    `style_label` that ESTM trains on."""
+    deam_predictions.csv (mer_Q1..mer_Q4, song_id = the segment's file name) plus segment_id, part, the argmax
+    `style_label` that ESTM trains on, and the `mer_model` that made them."""
     import pandas as pd
 
     from .datasets.cache import SegmentDataset
 
-    model, info = store.load_model(store.find_model("mer", model_name), "mer", device)
+    path = store.find_model("mer", model_name)
+    model, info = store.load_model(path, "mer", device)
     dataset = SegmentDataset(cache_dir, part=None, label_column=None)
     probabilities = predict_segments(model, info, dataset, batch_size=batch_size, on_progress=on_progress)
     table = pd.DataFrame(probabilities, columns=[f"mer_{label}" for label in info.labels])
@@ -198,4 +199,5 @@ def label_segments(model_name: str | None, cache_dir: str | Path, *, device="cpu
     table["segment_id"] = dataset.manifest["segment_id"]
     table["part"] = dataset.manifest["part"]
     table["style_label"] = [info.labels[i] for i in probabilities.argmax(axis=1)]
+    table["mer_model"] = path.name.removesuffix(store.MODEL_SUFFIX)  # so a judge can be told apart from it
     return table

@@ -11,6 +11,7 @@ import pandas as pd
 from . import store
 from .classify import predict_segments
 from .datasets.cache import SegmentDataset
+from .errors import EstmError
 from .files import atomic_write, write_csv
 
 
@@ -89,3 +90,100 @@ def write_classifier_report(summary: dict, predictions: pd.DataFrame, out_dir: s
                   title=f"{summary['model']} on {summary['part']}: accuracy {summary['accuracy']:.1%}", force=force)
     write_csv(predictions, written[3], force)
     return written
+
+
+# ------------------------------------------------------------------------------------------------ transfer
+
+
+def log_spectral_distance(estimate: np.ndarray, reference: np.ndarray, n_fft: int = 1024, hop: int = 256) -> float:
+    """Mean over frames of the RMS difference of the two log power spectra, in dB (0 for identical signals)."""
+    window = np.hanning(n_fft)
+
+    def log_power(signal: np.ndarray) -> np.ndarray:
+        frames = np.lib.stride_tricks.sliding_window_view(np.pad(signal, (0, n_fft)), n_fft)[::hop] * window
+        return 10 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10)
+
+    return float(np.mean(np.sqrt(np.mean((log_power(estimate) - log_power(reference)) ** 2, axis=1))))
+
+
+def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Path, judge_name: str, *,
+                      device="cpu", batch_size: int = 8, on_progress=None) -> tuple[dict, pd.DataFrame]:
+    """The paper's metrics over a pairs table: MSE_C, PEA, AEA (where the emotion segment's true quadrant is
+    known), CD (x 1e5, on the content_dev rows) and, where the pairs name a true target (SynthEmo), the
+    log-spectral distance to it, beside the content's own distance to it (what doing nothing scores).
+
+    The judge is a mer model that must differ from the one whose labels trained the transfer model.
+    """
+    import torch
+
+    from .classify import Classifier, TASK_FAMILIES, segment_probabilities
+    from .datasets.segment import open_cache, read_manifest, to_float
+    from .labels import QUADRANTS
+    from .transfer import decode_segments, load_transfer_model, pair_outputs, quadrant_one_hot
+
+    transfer = load_transfer_model(model_name, device)
+    judge_path = store.find_model(TASK_FAMILIES["emotion"], judge_name)
+    judge = judge_path.name.removesuffix(store.MODEL_SUFFIX)
+    teacher = transfer.info.training.get("style_labeller")
+    if teacher is not None and teacher == judge:
+        raise EstmError(f"the judge {judge} made {transfer.name}'s training labels; judge with another mer model, "
+                        "so that a model cannot pass by fitting its own teacher")
+    judge_model, judge_info = store.load_model(judge_path, "mer", device)
+    classifier = Classifier("emotion", judge, judge_model, judge_info)
+    variance = transfer.info.training["train_variance"]
+    manifest = read_manifest(cache_dir).set_index("segment_id")
+    cache = open_cache(cache_dir)
+
+    def judged(waveforms: list[np.ndarray]) -> list[str]:
+        probabilities = segment_probabilities(classifier, np.stack(waveforms), transfer.device)
+        return [judge_info.labels[i] for i in probabilities.argmax(dim=1).tolist()]
+
+    rows, batch = [], []
+
+    def score(batch: list[tuple]) -> None:
+        indices, contents, styles, outputs = zip(*batch)
+        for index, content, output, out_label, style_label, content_label in zip(
+                indices, contents, outputs, judged(outputs), judged(styles), judged(contents)):
+            pair = pairs.iloc[index]
+            truth = manifest.loc[pair["style"], "label"]
+            row = {"content": pair["content"], "style": pair["style"],
+                   "mse_c": float(np.mean((content - output) ** 2) / variance),
+                   "output_emotion": out_label, "style_emotion": style_label, "content_emotion": content_label,
+                   "style_truth": truth if truth in QUADRANTS.labels else None}
+            if "target" in pairs.columns:
+                target = to_float(cache[manifest.loc[pair["target"], "index"]])
+                row["lsd_target"] = log_spectral_distance(output, target)
+                row["lsd_content_target"] = log_spectral_distance(content, target)
+            rows.append(row)
+
+    for item in pair_outputs(transfer, pairs, cache_dir, batch_size=batch_size, on_progress=on_progress):
+        batch.append(item)
+        if len(batch) == batch_size:
+            score(batch)
+            batch = []
+    if batch:
+        score(batch)
+    table = pd.DataFrame(rows)
+    table["pea"] = (table["output_emotion"] == table["style_emotion"]).astype(int)
+    known = table["style_truth"].notna()
+    table["aea"] = np.where(known, table["output_emotion"] == table["style_truth"], np.nan)
+
+    deviations = []  # CD: one content decoded with each of the four quadrants
+    emotions = torch.stack([quadrant_one_hot(label) for label in QUADRANTS.labels])
+    for pair in pairs[pairs["content_dev"] == 1].itertuples(index=False):
+        content = torch.from_numpy(to_float(cache[manifest.loc[pair.content, "index"]]))
+        outputs = decode_segments(transfer, content[None].expand(len(QUADRANTS), -1), emotions).cpu().numpy()
+        deviations.append(float(np.mean((outputs - outputs.mean(axis=0)) ** 2)))
+
+    summary = {
+        "model": transfer.name, "family": transfer.family, "judge": judge, "style_labeller": teacher,
+        "pairs": len(table), "mse_c": float(table["mse_c"].mean()), "pea": float(table["pea"].mean()),
+        "aea": float(table.loc[known, "aea"].mean()) if known.any() else None,
+        "cd_x1e5": float(np.mean(deviations) * 1e5) if deviations else None,
+        "output_keeps_content_emotion": float((table["output_emotion"] == table["content_emotion"]).mean()),
+        "chance": 0.25,
+    }
+    if "lsd_target" in table.columns:
+        summary["lsd_target_db"] = float(table["lsd_target"].mean())
+        summary["lsd_content_target_db"] = float(table["lsd_content_target"].mean())
+    return summary, table

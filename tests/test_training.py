@@ -97,7 +97,7 @@ def test_resume_after_a_kill_continues_without_gap_or_duplicate(tone_cache, stor
         train_classifier("genre", tone_cache, "killed", config, feature_settings=TINY_FEATURES,
                          model_options=TINY_RESNET, on_epoch=killed_after_epoch_2)
     # the kill came after epoch 2 was logged but before its checkpoint: resuming redoes epoch 2, once
-    with pytest.raises(EstmError, match="already exists"):
+    with pytest.raises(EstmError, match="already exists; --resume continues it"):
         train_classifier("genre", tone_cache, "killed", config, feature_settings=TINY_FEATURES,
                          model_options=TINY_RESNET)
     result = train_classifier("genre", tone_cache, "killed", config, feature_settings=TINY_FEATURES,

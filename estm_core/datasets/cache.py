@@ -20,8 +20,8 @@ class SegmentDataset(Dataset):
     `part` is None).
 
     `labels` fixes the label order (e.g. QUADRANTS.labels); by default the sorted labels present. `label_column`
-    picks which manifest column is the label; None gives unlabelled items (label -1). The cache is memory-mapped
-    lazily, in each worker process.
+    picks which manifest column is the label; None gives unlabelled items (label -1); `label_map` (segment id ->
+    label) takes the labels from elsewhere. The cache is memory-mapped lazily, in each worker process.
     """
 
     def __init__(
@@ -31,6 +31,7 @@ class SegmentDataset(Dataset):
         *,
         label_column: str | None = "label",
         labels: list[str] | tuple[str, ...] | None = None,
+        label_map: dict[str, str] | None = None,
     ):
         self.cache_dir = Path(cache_dir)
         manifest = read_manifest(self.cache_dir)
@@ -38,6 +39,13 @@ class SegmentDataset(Dataset):
             manifest = manifest[manifest["part"] == part]
         if manifest.empty:
             raise EstmError(f"{self.cache_dir}: no segments in part {part!r}")
+        if label_map is not None:  # labels from elsewhere (e.g. a MER model's predictions), by segment id
+            unlabelled = sorted(set(manifest["segment_id"]) - set(label_map))
+            if unlabelled:
+                raise EstmError(f"{len(unlabelled)} segments of {self.cache_dir} have no label in the given labels "
+                                f"(first: {unlabelled[0]})")
+            manifest = manifest.assign(mapped_label=manifest["segment_id"].map(label_map))
+            label_column = "mapped_label"
         self.manifest = manifest.reset_index(drop=True)
         self.rows = self.manifest["index"].to_numpy()
         self.labels = list(labels or [])

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .. import store
 from ..device import choose_device, seed_everything
 from ..errors import EstmError
-from ..files import check_writable, write_csv
+from ..files import write_csv
 from .checkpoint import load_resume_state, save_resume_state
 
 Step = Callable[[torch.nn.Module, object, torch.device], dict]
@@ -159,9 +159,8 @@ def fit(
             history = pd.DataFrame(state.history)
             return TrainResult(model_path, history, "already-finished", state.best_epoch, state.best_value,
                                f"{name} already finished ({state.status}); nothing to resume")
-    elif dist.main:
-        for path in (model_path, resume_path):
-            check_writable(path, force)
+    elif dist.main and not force and (model_path.exists() or resume_path.exists()):
+        raise EstmError(f"a {family} model named {name!r} already exists; --resume continues it, --force starts over")
     model.to(dist.device)
 
     trained = model

@@ -1,0 +1,136 @@
+"""Training recipes for the transfer families `hvqvae`, `estm1` and `estm2` (spec/ESTM.md).
+
+Loss: reconstruction mean((x - x_hat)^2) / train_variance, plus the three VQ losses, plus beta_e * the style loss for
+ESTM-2. The original's training: Adam 1e-3, batch 128, up to 50 epochs, early stopping on the training loss with
+patience 3 from epoch 25. Its flaw is fixed: the validation songs are held out (and reported per epoch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PureWindowsPath
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import store
+from ..datasets.cache import SegmentDataset
+from ..datasets.segment import INT16_SCALE, open_cache, read_manifest, read_settings
+from ..errors import EstmError
+from ..labels import QUADRANTS
+from .loop import TrainConfig, TrainResult, fit
+
+TRANSFER_FAMILIES = ("hvqvae", "estm1", "estm2")
+ORIGINAL_CONFIG = TrainConfig(epochs=50, batch_size=128, lr=1e-3, monitor="loss", mode="min", patience=3,
+                              start_epoch=25)
+COLLAPSED_RECONSTRUCTION = 0.9  # the original's collapsed runs ended near 0.99: a near-silent output
+
+
+def training_variance(cache_dir: str | Path, part: str = "train", chunk: int = 64) -> float:
+    """The variance of the training audio (0.0438 on DEAM in the original), the reconstruction loss's scale."""
+    cache = open_cache(cache_dir)
+    rows = read_manifest(cache_dir).query("part == @part")["index"].to_numpy()
+    total = total_squares = 0.0
+    for start in range(0, len(rows), chunk):
+        block = cache[np.sort(rows[start:start + chunk])].astype(np.float64) / INT16_SCALE
+        total += block.sum()
+        total_squares += np.square(block).sum()
+    count = len(rows) * cache.shape[1]
+    mean = total / count
+    return float(total_squares / count - mean**2)
+
+
+def read_style_labels(source: str | Path, cache_dir: str | Path) -> tuple[dict[str, str], str | None]:
+    """Style labels by segment id, and the mer model that made them (None for "truth").
+
+    `source` is "truth" (the manifest's own quadrant labels) or a predictions CSV: ours from `estm data label`
+    (segment_id, style_label, mer_model) or the original's deam_predictions.csv (mer_Q1..mer_Q4 and the segment's
+    path in song_id), whose argmax is the label, as the original trained.
+    """
+    if str(source) == "truth":
+        manifest = read_manifest(cache_dir)
+        return dict(zip(manifest["segment_id"], manifest["label"])), None
+    path = Path(source)
+    if not path.is_file():
+        raise EstmError(f"{path}: no such predictions file (or say --style-labels truth)")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    columns = [f"mer_{label}" for label in QUADRANTS.labels]
+    if not set(columns) <= set(table.columns):
+        raise EstmError(f"{path}: expected columns {', '.join(columns)} (from `estm data label`)")
+    if "segment_id" in table.columns:
+        ids = table["segment_id"]
+    else:  # 'data\DEAM_standard_10s\10-0.wav' -> 10-0
+        ids = table["song_id"].map(lambda text: PureWindowsPath(text).stem)
+    labels = np.array(QUADRANTS.labels)[table[columns].astype(float).to_numpy().argmax(axis=1)]
+    teacher = table["mer_model"].iloc[0] if "mer_model" in table.columns and len(table) else None
+    return dict(zip(ids, labels)), teacher
+
+
+def transfer_step(train_variance: float):
+    """The training step of every transfer family: reconstruction + VQ (+ style) losses, and codebook usage."""
+
+    def step(model, batch, device) -> dict:
+        audio, emotion = (tensor.to(device, non_blocking=True) for tensor in batch)
+        core = model.module if hasattr(model, "module") else model  # unwrap DistributedDataParallel
+        result = model(audio, emotion if core.family != "hvqvae" else None)
+        reconstruction = torch.mean((audio - result["output"].float()) ** 2) / train_variance
+        terms = {"reconstruction": reconstruction}
+        terms.update({f"vq_{level}": loss for level, loss in result["vq_losses"].items()})
+        loss = reconstruction + sum(result["vq_losses"].values())
+        if "style_loss" in result:
+            loss = loss + core.beta_e * result["style_loss"]
+            terms["style_loss"] = result["style_loss"]
+            terms["style_accuracy"] = result["style_accuracy"]
+        terms.update(core.hierarchy.usage(result["indices"]))
+        return {"loss": loss, **terms}
+
+    return step
+
+
+def train_transfer(
+    family: str,
+    cache_dir: str | Path,
+    name: str,
+    config: TrainConfig = ORIGINAL_CONFIG,
+    *,
+    style_labels: str | Path = "truth",
+    model_options: dict | None = None,
+    resume: bool = False,
+    force: bool = False,
+    on_step=None,
+    on_epoch=None,
+) -> TrainResult:
+    """Train `family` on the train part of a segment cache (its validation part held out and reported)."""
+    if family not in TRANSFER_FAMILIES:
+        raise EstmError(f"unknown transfer family {family!r} (use {', '.join(TRANSFER_FAMILIES)})")
+    segments = read_settings(cache_dir)
+    label_map, teacher = (None, None) if family == "hvqvae" else read_style_labels(style_labels, cache_dir)
+    data = {}
+    for part in ("train", "validation"):
+        if part == "train" or (read_manifest(cache_dir)["part"] == part).any():
+            data[part] = SegmentDataset(cache_dir, part, labels=QUADRANTS.labels, label_map=label_map,
+                                        label_column=None if label_map is None else "label")
+    variance = training_variance(cache_dir)
+    if variance <= 0:
+        raise EstmError(f"{cache_dir}: the training audio is silent")
+    model = store.model_class(family)(**(model_options or {}))
+    metadata = {
+        "labels": list(QUADRANTS.labels) if family != "hvqvae" else [],
+        "audio": {"sample_rate": segments.sample_rate, "segment_length": segments.segment_length},
+        "training": {"data": str(Path(cache_dir).resolve()), "train_variance": variance,
+                     "style_labels": str(style_labels) if family != "hvqvae" else None, "style_labeller": teacher,
+                     "segments": {part: len(dataset) for part, dataset in data.items()}},
+    }
+    return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
+               metadata=metadata, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+
+
+def run_status(info: store.ModelInfo) -> str:
+    """ok, NaN or collapsed, from a trained model's summary; "running" while unfinished."""
+    training = info.training
+    if training.get("status") == "nan":
+        return "NaN"
+    reconstruction = (training.get("final") or {}).get("reconstruction")
+    if reconstruction is not None and reconstruction >= COLLAPSED_RECONSTRUCTION:
+        return "collapsed"
+    return "ok" if training.get("status") in ("finished", "early-stopped", "max-steps") else "running"
