@@ -51,10 +51,13 @@ def classify(
     from estm_core import audio
     from estm_core.classify import TASK_FAMILIES, classify_file, load_classifiers
     from estm_core.device import choose_device
+    from estm_core.errors import EstmError
     from estm_core.store import read_info, resolve
 
     if task not in (*TASKS, "all"):
-        raise typer.BadParameter(f"--task must be one of {', '.join(TASKS)} or all")
+        raise EstmError(f"--task must be one of {', '.join(TASKS)} or all")
+    if hop is not None and hop * 8000 < 1:
+        raise EstmError("--hop must be a positive number of seconds")
     mode = output_mode(json_, csv_)
     paths, problems = expand_inputs(files, recursive)
     chosen = {}
@@ -62,7 +65,7 @@ def classify(
         family = read_info(resolve(name)).family
         family_task = {value: key for key, value in TASK_FAMILIES.items()}.get(family)
         if family_task is None:
-            raise typer.BadParameter(f"{name} is a {family} model, not a classifier")
+            raise EstmError(f"{name} is a {family} model, not a classifier")
         chosen[family_task] = name
     tasks = list(chosen) if chosen and task == "all" else list(TASKS) if task == "all" else [task]
     target = choose_device(device)

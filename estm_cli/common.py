@@ -131,8 +131,10 @@ class Column:
 
 
 def output_mode(json_: bool, csv_: bool) -> str:
+    from estm_core.errors import EstmError
+
     if json_ and csv_:
-        raise typer.BadParameter("choose one of --json and --csv")
+        raise EstmError("choose one of --json and --csv")
     return "json" if json_ else "csv" if csv_ else "table"
 
 

@@ -31,6 +31,11 @@ def _report_problems(problems: list[tuple[str, str]], what: str) -> int:
     return EXIT_SOME_FAILED
 
 
+def _cache_folder(path: Path) -> Path:
+    """A segment cache folder, given as the folder or as its manifest.csv."""
+    return path.parent if path.suffix == ".csv" else path
+
+
 def _counts_table(frame, title: str) -> None:
     from estm_core.datasets.split import summary
 
@@ -163,8 +168,7 @@ def pairs(
     from estm_core.datasets.segment import read_manifest
     from estm_core.files import write_csv
 
-    folder = manifest.parent if manifest.suffix == ".csv" else manifest
-    table = make_pairs(read_manifest(folder), part=part, n=n, content_dev=content_dev, seed=seed)
+    table = make_pairs(read_manifest(_cache_folder(manifest)), part=part, n=n, content_dev=content_dev, seed=seed)
     write_csv(table, output, force=force)
     known = " with known targets" if "target" in table.columns else ""
     note(f"{len(table)} {part} pairs{known} → {output}", quiet)
@@ -188,9 +192,9 @@ def label(
     from estm_core.files import check_writable, write_csv
 
     check_writable(output, force)
-    folder = manifest.parent if manifest.suffix == ".csv" else manifest
     with ProgressBar("labelling", None, unit="batches", quiet=quiet) as bar:
-        table = label_segments(model, folder, device=choose_device(device), batch_size=batch_size, on_progress=bar)
+        table = label_segments(model, _cache_folder(manifest), device=choose_device(device), batch_size=batch_size,
+                               on_progress=bar)
     write_csv(table, output, force=force)
     counts = table["style_label"].value_counts().sort_index()
     note(f"{len(table)} segments labelled ({', '.join(f'{k} {v}' for k, v in counts.items())}) → {output}", quiet)

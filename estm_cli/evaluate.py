@@ -30,15 +30,19 @@ def classifier(
     debug: Debug = False,
 ) -> None:
     """Accuracy, macro-F1, per-class precision and recall, and the confusion matrix (CSV and PNG)."""
+    from estm_core import store
     from estm_core.device import choose_device
-    from estm_core.evaluate import evaluate_classifier, write_classifier_report
+    from estm_core.evaluate import classifier_report_files, evaluate_classifier, write_classifier_report
+    from estm_core.files import check_writable
 
+    out_dir = output or Path("evaluations") / f"{store.model_name(store.resolve(model))}-{part}"
+    for path in classifier_report_files(out_dir):  # before the work, not after it
+        check_writable(path, force)
     target = choose_device(device)
     note(f"device: {target}", quiet)
     with ProgressBar("evaluating", None, unit="batches", quiet=quiet) as bar:
         summary, predictions = evaluate_classifier(model, data, part=part, device=target, batch_size=batch_size,
                                                    on_progress=bar)
-    out_dir = output or Path("evaluations") / f"{summary['model']}-{part}"
     written = write_classifier_report(summary, predictions, out_dir, force=force)
     if json_:
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
@@ -76,17 +80,20 @@ def transfer_(
     """The paper's transfer metrics: MSE_C, PEA, AEA, CD, and on SynthEmo the distance to the true target."""
     import pandas as pd
 
+    from estm_core import store
     from estm_core.device import choose_device
     from estm_core.evaluate import evaluate_transfer
-    from estm_core.files import atomic_write, write_csv
+    from estm_core.files import atomic_write, check_writable, write_csv
 
+    out_dir = output or Path("evaluations") / f"{store.model_name(store.resolve(model))}-transfer"
+    for path in (out_dir / "evaluation.json", out_dir / "pairs.csv"):  # before the work, not after it
+        check_writable(path, force)
     target = choose_device(device)
     note(f"device: {target}", quiet)
     table = pd.read_csv(pairs, dtype={"content": str, "style": str, "target": str}, keep_default_na=False)
     with ProgressBar("evaluating", len(table), unit="pairs", quiet=quiet) as bar:
         summary, per_pair = evaluate_transfer(model, table, data, judge, device=target, batch_size=batch_size,
                                               on_progress=bar)
-    out_dir = output or Path("evaluations") / f"{summary['model']}-transfer"
     with atomic_write(out_dir / "evaluation.json", force) as temporary:
         temporary.write_text(json.dumps(plain(summary), indent=2))
     write_csv(per_pair, out_dir / "pairs.csv", force)

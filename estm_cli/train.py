@@ -8,7 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import Debug, Device, Force, Json, ProgressBar, Quiet, error_line, handles_errors, note, plain, stderr
+from rich.markup import escape
+
+from .common import (
+    EXIT_SOME_FAILED, Debug, Device, Force, Json, ProgressBar, Quiet, error_line, handles_errors, note, plain, stderr,
+)
 
 app = typer.Typer(help="Train models into the model store.", no_args_is_help=True)
 
@@ -82,7 +86,7 @@ def _classifier_command(family: str, help_text: str):
 
         note(f"device: {choose_device(device)}", quiet)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
-                             monitor=monitor, mode="max" if "accuracy" in monitor else "min", patience=patience,
+                             monitor=monitor, patience=patience,
                              workers=workers, device=device)
         model_name = name or data.resolve().name
         run_training(lambda on_step, on_epoch: train_classifier(
@@ -174,15 +178,16 @@ def _transfer_command(family: str, help_text: str):
     ) -> None:
         from estm_core import store
         from estm_core.device import choose_device
+        from estm_core.errors import EstmError
         from estm_core.training import grid as grids
         from estm_core.training.estm import train_transfer
         from estm_core.training.loop import TrainConfig
 
         if family != "hvqvae" and style_labels is None:
-            raise typer.BadParameter("say where the style labels come from: --style-labels truth or a predictions "
+            raise EstmError("say where the style labels come from: --style-labels truth or a predictions "
                                      "CSV from `estm data label`")
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
-                             monitor=monitor, mode="max" if "accuracy" in monitor else "min", patience=patience,
+                             monitor=monitor, patience=patience,
                              start_epoch=start_epoch, workers=workers, device=device)
         chosen = {"hvqvae": {"latent_dim": latent_dim, "beta": beta}, "estm1": {"d": d, "beta": beta},
                   "estm2": {"d": d, "beta": beta, "beta_e": beta_e}}[family]
@@ -205,7 +210,7 @@ def _transfer_command(family: str, help_text: str):
             if grids.is_finished(family, prefix + point_name) and not force:
                 note(f"{prefix + point_name} is already trained", quiet)
                 return
-            train_one(prefix + point_name, options, resume or store.resume_path(path).exists())
+            train_one(prefix + point_name, options, resume or (not force and store.resume_path(path).exists()))
             return
         if slurm is not None:
             from estm_core.files import atomic_write
@@ -214,38 +219,53 @@ def _transfer_command(family: str, help_text: str):
                 temporary.write_text(grids.slurm_script(family, points, _point_command()))
             note(f"wrote {slurm}: {len(points)} array tasks; submit it with `sbatch {slurm}`", quiet)
             return
-        _run_grid(family, points, prefix, jobs, train_one, force, quiet)
-        table = grids.summary(family, points, prefix)
-        destination = summary or store.models_dir() / family / f"{prefix}grid-summary.csv"
         from estm_core.files import write_csv
 
+        failed = _run_grid(family, points, prefix, jobs, train_one, force, quiet)
+        table = grids.summary(family, points, prefix)
+        destination = summary or store.models_dir() / family / f"{prefix}grid-summary.csv"
         write_csv(table, destination, force=True)
-        _grid_table(table)
+        if json_:
+            for row in table.to_dict(orient="records"):
+                print(json.dumps(plain(row)))
+        else:
+            _grid_table(table)
         note(f"summary: {destination}", quiet)
+        if failed:
+            stderr.print(f"[bold red]{len(failed)} of {len(points)} grid points failed:[/]", highlight=False)
+            for index, cause in failed:
+                stderr.print(f"  point {index}: {escape(cause)}", highlight=False)
+            raise typer.Exit(EXIT_SOME_FAILED)
 
     command.__doc__ = help_text
     return command
 
 
-def _run_grid(family, points, prefix, jobs, train_one, force, quiet) -> None:
-    """Train every unfinished point: in this process one after another, or `jobs` subprocesses at a time."""
+def _run_grid(family, points, prefix, jobs, train_one, force, quiet) -> list[tuple[int, str]]:
+    """Train every unfinished point: in this process one after another, or `jobs` subprocesses at a time.
+    A failing point does not stop the others; returns [(point, why it failed)]."""
     import os
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
     from estm_core import store
+    from estm_core.errors import EstmError
     from estm_core.training import grid as grids
 
     todo = [index for index in range(len(points))
             if force or not grids.is_finished(family, prefix + grids.point(points, index)[0])]
     note(f"{family} grid: {len(points)} points, {len(points) - len(todo)} already trained, {len(todo)} to train",
          quiet)
+    failed = []
     if jobs <= 1:
         for index in todo:
             point_name, options = grids.point(points, index)
             path = store.model_path(family, prefix + point_name)
-            train_one(prefix + point_name, options, not force and store.resume_path(path).exists())
-        return
+            try:
+                train_one(prefix + point_name, options, not force and store.resume_path(path).exists())
+            except EstmError as error:
+                failed.append((index, str(error)))
+        return failed
     environment = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
     command = _point_command()
 
@@ -253,9 +273,8 @@ def _run_grid(family, points, prefix, jobs, train_one, force, quiet) -> None:
         return subprocess.run([*command, str(index), "--quiet"], env=environment).returncode
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        failed = [index for index, code in zip(todo, pool.map(run, todo)) if code != 0]
-    if failed:
-        stderr.print(f"[red]grid points {', '.join(map(str, failed))} failed[/]", highlight=False)
+        codes = list(pool.map(run, todo))
+    return [(index, f"exit code {code} (its messages are above)") for index, code in zip(todo, codes) if code != 0]
 
 
 def _grid_table(table) -> None:

@@ -39,10 +39,16 @@ def transfer(
     the content's duration.
     """
     from estm_core.device import choose_device
+    from estm_core.errors import EstmError
+    from estm_core.labels import QUADRANTS
     from estm_core.transfer import load_transfer_model, transfer_file, transfer_pairs
 
     if output is None:
-        raise typer.BadParameter("say where the result goes: -o OUT")
+        raise EstmError("say where the result goes: -o OUT")
+    if emotion is not None and emotion.upper() not in QUADRANTS.labels:
+        raise EstmError(f"--emotion must be one of {', '.join(QUADRANTS.labels)}, not {emotion!r}")
+    if overlap < 0:
+        raise EstmError("--overlap must be zero or more seconds")
     target = choose_device(device)
     transfer_model = load_transfer_model(model, target)
     note(f"device: {target}; model: {transfer_model.family} {transfer_model.name}", quiet)
@@ -50,14 +56,14 @@ def transfer(
         import pandas as pd
 
         if data is None:
-            raise typer.BadParameter("--pairs needs --data, the segment cache the pairs refer to")
+            raise EstmError("--pairs needs --data, the segment cache the pairs refer to")
         table = pd.read_csv(pairs, dtype=str, keep_default_na=False)
         with ProgressBar("transferring", len(table), unit="pairs", quiet=quiet) as bar:
             written = transfer_pairs(transfer_model, table, data, output, force=force, on_progress=bar)
         note(f"{len(written)} transfers written to {output}", quiet)
         return
     if content is None or (emotion_file is None and emotion is None):
-        raise typer.BadParameter("give CONTENT and EMOTION files (or CONTENT and --emotion Q1..Q4)")
+        raise EstmError("give CONTENT and EMOTION files (or CONTENT and --emotion Q1..Q4)")
     started = time.perf_counter()
     with ProgressBar("transferring", None, unit="segments", quiet=quiet) as bar:
         result = transfer_file(transfer_model, content, output, emotion_path=emotion_file, quadrant=emotion,

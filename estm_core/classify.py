@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import audio, store
+from .device import autocast
 from .errors import EstmError
 from .training.classifier import log_mel_input
 
@@ -58,7 +59,7 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
                 continue
             raise
         model, info = store.load_model(path, family, device)
-        loaded.append(Classifier(task, path.name.removesuffix(store.MODEL_SUFFIX), model, info))
+        loaded.append(Classifier(task, store.model_name(path), model, info))
     if not loaded:
         families = ", ".join(f"estm train {TASK_FAMILIES[task]}" for task in tasks)
         raise EstmError(f"no classifier in the store ({store.models_dir()}); make one with {families}")
@@ -69,6 +70,8 @@ def windows(blocks: Iterator[np.ndarray], length: int, hop: int) -> Iterator[tup
     """(start, window of `length`) every `hop` samples over a stream of blocks. Windows cover the whole signal: the
     last one ends at the signal's end (overlapping its neighbour), and a signal shorter than `length` gives one
     zero-padded window."""
+    if hop < 1:
+        raise ValueError(f"hop must be at least one sample, not {hop}")
     buffer = np.zeros(0, np.float32)
     offset = 0  # the absolute sample index of buffer[0]
     next_start = 0
@@ -148,7 +151,7 @@ def _with_sentinel(iterator):
 def segment_probabilities(classifier: Classifier, waveforms: np.ndarray, device: torch.device) -> torch.Tensor:
     """(n, segment_length) waveforms -> (n, classes) softmax probabilities (float64 on the CPU)."""
     waveforms = torch.from_numpy(waveforms).to(device)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with autocast(device):
         mel = log_mel_input(waveforms, classifier.sample_rate, classifier.info.audio["features"])
         logits = classifier.model(mel)
     return torch.softmax(logits.float(), dim=1).double().cpu()
@@ -199,5 +202,5 @@ def label_segments(model_name: str | None, cache_dir: str | Path, *, device="cpu
     table["segment_id"] = dataset.manifest["segment_id"]
     table["part"] = dataset.manifest["part"]
     table["style_label"] = [info.labels[i] for i in probabilities.argmax(axis=1)]
-    table["mer_model"] = path.name.removesuffix(store.MODEL_SUFFIX)  # so a judge can be told apart from it
+    table["mer_model"] = store.model_name(path)  # so a judge can be told apart from it
     return table

@@ -52,6 +52,11 @@ def choose_device(spec: str = "auto") -> torch.device:
     return device
 
 
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 mixed precision on CUDA, where it is safe and fast; a no-op elsewhere."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (all devices) so the same seed gives the same split, weights and samples."""
     random.seed(seed)

@@ -61,7 +61,7 @@ def evaluate_classifier(model_name: str, cache_dir: str | Path, *, part: str = "
         np.array([info.labels.index(label) for label in song_truth]), per_song.to_numpy().argmax(axis=1), info.labels
     )
     summary = {
-        "model": path.name.removesuffix(store.MODEL_SUFFIX),
+        "model": store.model_name(path),
         "family": info.family,
         "data": str(Path(cache_dir).resolve()),
         "part": part,
@@ -73,6 +73,10 @@ def evaluate_classifier(model_name: str, cache_dir: str | Path, *, part: str = "
     return summary, predictions
 
 
+def classifier_report_files(out_dir: str | Path) -> list[Path]:
+    return [Path(out_dir) / name for name in ("evaluation.json", "confusion.csv", "confusion.png", "predictions.csv")]
+
+
 def write_classifier_report(summary: dict, predictions: pd.DataFrame, out_dir: str | Path,
                             force: bool = False) -> list[Path]:
     """evaluation.json, confusion.csv, confusion.png and predictions.csv in `out_dir`."""
@@ -81,7 +85,7 @@ def write_classifier_report(summary: dict, predictions: pd.DataFrame, out_dir: s
     out_dir = Path(out_dir)
     labels = summary["labels"]
     confusion = pd.DataFrame(summary["confusion"], index=pd.Index(labels, name="truth \\ predicted"), columns=labels)
-    written = [out_dir / name for name in ("evaluation.json", "confusion.csv", "confusion.png", "predictions.csv")]
+    written = classifier_report_files(out_dir)
     with atomic_write(written[0], force) as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     with atomic_write(written[1], force) as temporary:
@@ -117,13 +121,13 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
     import torch
 
     from .classify import Classifier, TASK_FAMILIES, segment_probabilities
-    from .datasets.segment import open_cache, read_manifest, to_float
+    from .datasets.segment import open_cache, read_manifest, read_settings, to_float
     from .labels import QUADRANTS
     from .transfer import decode_segments, load_transfer_model, pair_outputs, quadrant_one_hot
 
     transfer = load_transfer_model(model_name, device)
     judge_path = store.find_model(TASK_FAMILIES["emotion"], judge_name)
-    judge = judge_path.name.removesuffix(store.MODEL_SUFFIX)
+    judge = store.model_name(judge_path)
     teacher = transfer.info.training.get("style_labeller")
     if teacher is not None and teacher == judge:
         raise EstmError(f"the judge {judge} made {transfer.name}'s training labels; judge with another mer model, "
@@ -131,6 +135,11 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
     judge_model, judge_info = store.load_model(judge_path, "mer", device)
     classifier = Classifier("emotion", judge, judge_model, judge_info)
     variance = transfer.info.training["train_variance"]
+    segments = read_settings(cache_dir)
+    for who, settings in ((transfer.name, transfer.info.audio), (judge, judge_info.audio)):
+        if (settings["sample_rate"], settings["segment_length"]) != (segments.sample_rate, segments.segment_length):
+            raise EstmError(f"{who} takes {settings['segment_length']} samples at {settings['sample_rate']} Hz, but "
+                            f"{cache_dir} holds {segments.segment_length} at {segments.sample_rate} Hz")
     manifest = read_manifest(cache_dir).set_index("segment_id")
     cache = open_cache(cache_dir)
 

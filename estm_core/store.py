@@ -125,6 +125,11 @@ def models_dir() -> Path:
     return store_root() / "models"
 
 
+def model_name(path: Path) -> str:
+    """NAME of a model file NAME.safetensors."""
+    return Path(path).name.removesuffix(MODEL_SUFFIX)
+
+
 def model_path(family: str, name: str) -> Path:
     """Where the store keeps model `name` of `family`."""
     return models_dir() / family / f"{name}{MODEL_SUFFIX}"
@@ -150,7 +155,7 @@ def list_models(family: str | None = None) -> list[StoredModel]:
         except StoreError as error:
             info, problem = None, str(error)
         found.append(StoredModel(
-            name=path.name.removesuffix(MODEL_SUFFIX),
+            name=model_name(path),
             family=path.parent.name,
             path=path,
             size_bytes=stat.st_size,
@@ -182,9 +187,20 @@ def resolve(name_or_path: str | os.PathLike, family: str | None = None) -> Path:
 
 
 def newest(family: str) -> Path | None:
-    """The most recently written model of `family` in the store, or None."""
-    paths = list(models_dir().glob(f"{family}/*{MODEL_SUFFIX}"))
-    return max(paths, key=lambda path: path.stat().st_mtime) if paths else None
+    """The most recently written model of `family` in the store, or None; a model whose training is still running
+    (its file holds its best epoch so far) only when there is no other."""
+    paths = sorted(models_dir().glob(f"{family}/*{MODEL_SUFFIX}"), key=lambda path: path.stat().st_mtime)
+    if not paths:
+        return None
+
+    def running(path: Path) -> bool:
+        try:
+            return read_info(path).training.get("status") == "running"
+        except StoreError:
+            return True
+
+    finished = [path for path in paths if not running(path)]
+    return (finished or paths)[-1]
 
 
 def find_model(family: str, name_or_path: str | os.PathLike | None = None) -> Path:

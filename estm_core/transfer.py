@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import audio, store
+from .device import autocast
 from .errors import EstmError
 from .labels import QUADRANTS
 
@@ -56,7 +57,7 @@ def load_transfer_model(name_or_path: str | None = None, device="cpu") -> Transf
     model, info = store.load_model(path, device=device)
     if info.family not in TRANSFER_FAMILIES:
         raise EstmError(f"{path}: a {info.family} model; emotion transfer needs an estm1 or estm2 model")
-    return TransferModel(path.name.removesuffix(store.MODEL_SUFFIX), model, info)
+    return TransferModel(store.model_name(path), model, info)
 
 
 def window_starts(total: int, length: int, hop: int) -> list[int]:
@@ -89,7 +90,7 @@ def decode_segments(transfer: TransferModel, content: torch.Tensor, emotion: tor
     one-hots -> (B, L) outputs."""
     device = transfer.device
     content, emotion = content.to(device), emotion.to(device)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with autocast(device):
         if transfer.family == "estm2":
             output = transfer.model.transfer(content, emotion)
         else:

@@ -189,6 +189,9 @@ def test_estm1_takes_a_quadrant_and_the_transfer_command_writes_the_contents_dur
     assert rate == 8000 and len(samples) == round(3.3 * 8000)
     again = estm("transfer", content, "--emotion", "Q2", "-o", tmp_path / "out.wav", "--model", "tiny-estm1")
     assert again.code == 1 and "already exists" in again.err
+    for wrong in (["--emotion", "Q5", "-o", tmp_path / "x.wav"], ["--emotion", "Q1"]):
+        result = estm("transfer", content, *wrong, "--model", "tiny-estm1")
+        assert result.code == 1 and len(result.err.strip().splitlines()) == 1 and "internal" not in result.err
 
 
 def untrained_mer(name: str) -> None:

@@ -134,6 +134,31 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_weights(tone_cache, st
     assert info.training["status"] == "nan" and info.training["epochs_run"] == 2
 
 
+def test_the_seed_decides_the_initial_weights(tone_cache, store_home):
+    weights = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train_tiny(tone_cache, name, epochs=1, max_steps=1, seed=seed)
+        weights[name] = store.load_model(name)[0].state_dict()
+    first = next(iter(weights["a"]))
+    assert torch.equal(weights["a"][first], weights["b"][first])
+    assert not torch.equal(weights["a"][first], weights["c"][first])
+
+
+def test_resume_keeps_the_runs_own_settings(tone_cache, store_home):
+    def stop_in_epoch_2(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier("genre", tone_cache, "settled", TrainConfig(epochs=3, batch_size=8, lr=3e-3),
+                         feature_settings=TINY_FEATURES, model_options=TINY_RESNET, on_epoch=stop_in_epoch_2)
+    # resumed with another (default) epoch count: the run still ends at its own 3 epochs
+    result = train_classifier("genre", tone_cache, "settled", TrainConfig(epochs=30), feature_settings=TINY_FEATURES,
+                              model_options=TINY_RESNET, resume=True)
+    assert result.history["epoch"].tolist() == [1, 2, 3] and result.status == "finished"
+    assert store.read_info(result.path).training["config"]["batch_size"] == 8
+
+
 def test_early_stopping_waits_for_its_first_epoch(tone_cache, store_home):
     result = train_tiny(tone_cache, "patient", epochs=8, monitor="val_accuracy", mode="max", patience=1,
                         start_epoch=4)
@@ -204,6 +229,7 @@ def test_classify_command_batch_with_a_bad_file_exits_3(trained, tmp_path, estm,
     good = next(record for record in records if "error" not in record)
     assert good["genre"] == "low" and good["models"]["genre"]["model"] == "tones"
     assert good["genre_low"] + good["genre_high"] == pytest.approx(1.0)
+    assert estm("classify", low, "--hop", "0").code == 1  # one line, not a hang
     table = estm("classify", low, "--task", "genre")
     assert table.code == 0 and "low" in table.out
     missing = estm("classify", low, "--task", "emotion")

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..store import register
+from . import keras_init
 from .vq import VectorQuantizer
 
 LEVELS = ("bottom", "middle", "top")
@@ -59,6 +60,7 @@ class Hierarchy(nn.Module):
         joined = 3 * inter
         self.decoder = nn.Sequential(*_transposed(joined, joined // 2, 2, 0), *_transposed(joined // 2, joined // 4, 2, 0),
                                      *_transposed(joined // 4, 1, 2, 1))
+        keras_init(self)
 
     def encode(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, T) -> {level: (B, latent, T_level)}."""

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..store import register
+from . import keras_init
 
 # (out channels of each 3x3 conv in the stage, pooling after it, dropout after the pooling)
 STAGES = (
@@ -44,6 +45,7 @@ class MER(nn.Module):
         self.dropout = nn.Dropout(dense_dropout)
         self.output = nn.Linear(hidden, classes)
         self.l2 = l2
+        keras_init(self)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.features(mel).flatten(1)  # 128 x 435 pools down to 256 x 1 x 1

@@ -28,6 +28,9 @@ def save_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim
             else:
                 numbers[f"{index}/{key}"] = value
     tensors["rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for index, rng_state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{index}"] = rng_state
     metadata = {
         "state": json.dumps(state),
         "optimizer_numbers": json.dumps(numbers),
@@ -56,4 +59,7 @@ def load_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim
         optimizer_state["state"].setdefault(int(index), {})[name] = value
     optimizer.load_state_dict(optimizer_state)
     torch.set_rng_state(tensors["rng/torch"])
+    cuda_states = [tensors[key] for key in sorted(tensors) if key.startswith("rng/cuda/")]
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
     return json.loads(metadata["state"])

@@ -14,7 +14,8 @@ from ..datasets.cache import SegmentDataset
 from ..datasets.segment import read_manifest, read_settings
 from ..errors import EstmError
 from ..labels import QUADRANTS
-from .loop import TrainConfig, TrainResult, fit
+from ..device import seed_everything
+from .loop import TrainConfig, TrainResult, fit, unwrap
 
 CLASSIFIER_FAMILIES = ("mer", "genre", "emotion")
 
@@ -41,10 +42,9 @@ def classifier_step(sample_rate: int, feature_settings: dict):
     def step(model, batch, device) -> dict:
         waveforms, targets = (tensor.to(device, non_blocking=True) for tensor in batch)
         logits = model(log_mel_input(waveforms, sample_rate, feature_settings))
-        core = model.module if hasattr(model, "module") else model  # unwrap DistributedDataParallel
         cross_entropy = F.cross_entropy(logits.float(), targets)
         return {
-            "loss": cross_entropy + core.regularization(),
+            "loss": cross_entropy + unwrap(model).regularization(),
             "cross_entropy": cross_entropy,
             "accuracy": (logits.argmax(dim=1) == targets).float().mean(),
         }
@@ -78,9 +78,8 @@ def train_classifier(
     validation_data = None
     if (manifest["part"] == "validation").any():
         validation_data = SegmentDataset(cache_dir, "validation", label_column=label_column, labels=labels)
-    if validation_data is None and config.monitor.startswith("val_"):
-        config = TrainConfig(**{**asdict(config), "monitor": config.monitor.removeprefix("val_")})
 
+    seed_everything(config.seed)  # the same seed, the same initial weights
     model = store.model_class(family)(classes=len(labels), **(model_options or {}))
     settings = asdict(feature_settings)
     metadata = {

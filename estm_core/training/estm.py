@@ -18,9 +18,10 @@ from ..datasets.cache import SegmentDataset
 from ..datasets.segment import INT16_SCALE, open_cache, read_manifest, read_settings
 from ..errors import EstmError
 from ..labels import QUADRANTS
-from .loop import TrainConfig, TrainResult, fit
+from ..device import seed_everything
+from .loop import TrainConfig, TrainResult, fit, unwrap
 
-TRANSFER_FAMILIES = ("hvqvae", "estm1", "estm2")
+ESTM_FAMILIES = ("hvqvae", "estm1", "estm2")
 ORIGINAL_CONFIG = TrainConfig(epochs=50, batch_size=128, lr=1e-3, monitor="loss", mode="min", patience=3,
                               start_epoch=25)
 COLLAPSED_RECONSTRUCTION = 0.9  # the original's collapsed runs ended near 0.99: a near-silent output
@@ -71,7 +72,7 @@ def transfer_step(train_variance: float):
 
     def step(model, batch, device) -> dict:
         audio, emotion = (tensor.to(device, non_blocking=True) for tensor in batch)
-        core = model.module if hasattr(model, "module") else model  # unwrap DistributedDataParallel
+        core = unwrap(model)
         result = model(audio, emotion if core.family != "hvqvae" else None)
         reconstruction = torch.mean((audio - result["output"].float()) ** 2) / train_variance
         terms = {"reconstruction": reconstruction}
@@ -101,36 +102,45 @@ def train_transfer(
     on_epoch=None,
 ) -> TrainResult:
     """Train `family` on the train part of a segment cache (its validation part held out and reported)."""
-    if family not in TRANSFER_FAMILIES:
-        raise EstmError(f"unknown transfer family {family!r} (use {', '.join(TRANSFER_FAMILIES)})")
+    if family not in ESTM_FAMILIES:
+        raise EstmError(f"unknown transfer family {family!r} (use {', '.join(ESTM_FAMILIES)})")
     segments = read_settings(cache_dir)
     label_map, teacher = (None, None) if family == "hvqvae" else read_style_labels(style_labels, cache_dir)
     data = {}
+    parts = set(read_manifest(cache_dir)["part"])
     for part in ("train", "validation"):
-        if part == "train" or (read_manifest(cache_dir)["part"] == part).any():
+        if part == "train" or part in parts:
             data[part] = SegmentDataset(cache_dir, part, labels=QUADRANTS.labels, label_map=label_map,
                                         label_column=None if label_map is None else "label")
     variance = training_variance(cache_dir)
     if variance <= 0:
         raise EstmError(f"{cache_dir}: the training audio is silent")
+    seed_everything(config.seed)  # the same seed, the same initial weights
     model = store.model_class(family)(**(model_options or {}))
     metadata = {
         "labels": list(QUADRANTS.labels) if family != "hvqvae" else [],
         "audio": {"sample_rate": segments.sample_rate, "segment_length": segments.segment_length},
         "training": {"data": str(Path(cache_dir).resolve()), "train_variance": variance,
-                     "style_labels": str(style_labels) if family != "hvqvae" else None, "style_labeller": teacher,
+                     "style_labels": _source(style_labels) if family != "hvqvae" else None,
+                     "style_labeller": teacher,
                      "segments": {part: len(dataset) for part, dataset in data.items()}},
     }
     return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
                metadata=metadata, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
 
 
+def _source(style_labels: str | Path) -> str:
+    """"truth", or the predictions file as an absolute path, so the model can be evaluated from anywhere."""
+    return "truth" if str(style_labels) == "truth" else str(Path(style_labels).resolve())
+
+
 def run_status(info: store.ModelInfo) -> str:
-    """ok, NaN or collapsed, from a trained model's summary; "running" while unfinished."""
+    """ok, NaN or collapsed (judged on the saved, best epoch), from a trained model's summary; "running" while
+    unfinished."""
     training = info.training
     if training.get("status") == "nan":
         return "NaN"
-    reconstruction = (training.get("final") or {}).get("reconstruction")
+    reconstruction = (training.get("best") or {}).get("reconstruction")
     if reconstruction is not None and reconstruction >= COLLAPSED_RECONSTRUCTION:
         return "collapsed"
     return "ok" if training.get("status") in ("finished", "early-stopped", "max-steps") else "running"

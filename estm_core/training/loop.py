@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .. import store
-from ..device import choose_device, seed_everything
+from ..device import autocast, choose_device, seed_everything
 from ..errors import EstmError
 from ..files import write_csv
 from .checkpoint import load_resume_state, save_resume_state
@@ -38,13 +38,19 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests, quick looks)
     seed: int = 0
     monitor: str = "val_loss"  # the history column that picks the best epoch and drives early stopping
-    mode: str = "min"  # "min" or "max" for the monitored column
+    mode: str = "auto"  # "min", "max", or "auto": max for accuracy, perplexity and codes used, else min
     patience: int | None = None  # epochs without improvement before stopping; None: never stop early
     start_epoch: int = 1  # early stopping may trigger from this epoch on (the original ESTM: 25)
     workers: int = 0  # DataLoader worker processes
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     grad_clip: float | None = None
+
+    @property
+    def direction(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "max" if any(word in self.monitor for word in ("accuracy", "perplexity", "codes_used")) else "min"
 
 
 @dataclass
@@ -68,6 +74,7 @@ class _State:
     epochs_without_improvement: int = 0
     status: str = "running"
     history: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)  # the run's own settings, which a resume keeps
 
 
 class _Distributed:
@@ -116,6 +123,11 @@ class _Distributed:
             torch.distributed.barrier()
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself, inside DistributedDataParallel or not."""
+    return model.module if hasattr(model, "module") else model
+
+
 def _improved(value: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
@@ -149,19 +161,26 @@ def fit(
     dist = _Distributed(config.device)
     seed_everything(config.seed)
 
-    state = _State()
+    if validation_data is None or not len(validation_data):
+        validation_data = None
+        if config.monitor.startswith("val_"):  # nothing held out: watch the training value instead
+            config = replace(config, monitor=config.monitor.removeprefix("val_"))
+
+    model.to(dist.device)  # before the optimiser, so that a resumed optimiser state lands on the same device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    state = _State(config=asdict(config))
     if resume:
         if not resume_path.exists():
             raise EstmError(f"nothing to resume: no checkpoint {resume_path}")
         state = _State(**load_resume_state(resume_path, model, optimizer))
+        # the run continues with its own settings; only where it runs may change
+        config = TrainConfig(**{**state.config, "device": config.device, "workers": config.workers})
         if state.status != "running":
             history = pd.DataFrame(state.history)
             return TrainResult(model_path, history, "already-finished", state.best_epoch, state.best_value,
                                f"{name} already finished ({state.status}); nothing to resume")
     elif dist.main and not force and (model_path.exists() or resume_path.exists()):
         raise EstmError(f"a {family} model named {name!r} already exists; --resume continues it, --force starts over")
-    model.to(dist.device)
 
     trained = model
     if dist.world > 1:
@@ -179,13 +198,12 @@ def fit(
         validation_sampler = DistributedSampler(validation_data, shuffle=False) if dist.world > 1 else None
         validation_loader = DataLoader(validation_data, batch_size=config.batch_size, sampler=validation_sampler,
                                        num_workers=config.workers)
-    autocast = dict(device_type=dist.device.type, dtype=torch.bfloat16,
-                    enabled=config.amp and dist.device.type == "cuda")
 
     def save_model_file(weights: torch.nn.Module) -> None:
+        best = next((row for row in state.history if row["epoch"] == state.best_epoch), {})
         summary = {**metadata.get("training", {}), "config": asdict(config), "epochs_run": state.epoch,
                    "steps": state.steps, "status": state.status, "best_epoch": state.best_epoch,
-                   "monitor": config.monitor, "best_value": state.best_value,
+                   "monitor": config.monitor, "best_value": state.best_value, "best": best,
                    "final": state.history[-1] if state.history else {}, "device": str(dist.device),
                    "world_size": dist.world}
         store.save_model(weights, model_path, labels=metadata.get("labels", ()), audio=metadata.get("audio"),
@@ -208,13 +226,13 @@ def fit(
         seen = 0
         steps_per_epoch = len(loader)
         for index, batch in enumerate(loader):
-            with torch.autocast(**autocast):
+            with autocast(dist.device, config.amp):
                 terms = step(trained, batch, dist.device)
             loss = terms["loss"]
             if dist.any(not torch.isfinite(loss).item()):
                 state.status = "nan"
-                message = (f"loss became {loss.item()} at epoch {epoch}, step {index + 1}; stopped and kept the "
-                           f"weights of epoch {state.epoch}")
+                message = (f"the loss became NaN or infinite at epoch {epoch}, step {index + 1}; stopped and kept "
+                           f"the weights of epoch {state.epoch}")
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -238,8 +256,8 @@ def fit(
         means, _ = dist.mean({key: (total / max(seen, 1)).item() for key, total in sums.items()}, seen)
         row.update(means)
         if validation_loader is not None:
-            row.update({f"val_{key}": value for key, value in evaluate_terms(trained, step, validation_loader,
-                                                                              dist, autocast).items()})
+            row.update({f"val_{key}": value for key, value in evaluate_terms(
+                trained, step, validation_loader, dist, config.amp).items()})
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(row)
@@ -250,7 +268,7 @@ def fit(
         if config.monitor not in row:
             raise EstmError(f"cannot monitor {config.monitor!r}: the history has {', '.join(row)}")
         value = row[config.monitor]
-        if _improved(value, state.best_value, config.mode):
+        if _improved(value, state.best_value, config.direction):
             state.best_value, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
             if dist.main:
                 save_model_file(model)
@@ -261,6 +279,9 @@ def fit(
             state.status = "early-stopped"
         elif state.status == "running" and epoch >= config.epochs:
             state.status = "finished"
+        checkpoint()
+    if state.status == "running":  # a resumed run that had already reached its last epoch
+        state.status = "finished"
         checkpoint()
 
     if dist.main and state.best_epoch is not None:
@@ -275,15 +296,16 @@ def fit(
 
 @torch.no_grad()
 def evaluate_terms(model, step: Step, loader: DataLoader, dist: _Distributed | None = None,
-                   autocast: dict | None = None) -> dict[str, float]:
+                   amp: bool = True) -> dict[str, float]:
     """The mean of every term of `step` over `loader`, weighted by batch size (and across processes)."""
     was_training = model.training
     model.eval()
     sums: dict[str, float] = defaultdict(float)
     seen = 0
     for batch in loader:
-        with torch.autocast(**(autocast or {"device_type": "cpu", "enabled": False})):
-            terms = step(model, batch, dist.device if dist else next(model.parameters()).device)
+        device = dist.device if dist else next(model.parameters()).device
+        with autocast(device, amp):
+            terms = step(model, batch, device)
         size = _batch_size(batch)
         seen += size
         for key, value in terms.items():
