@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import classify, data, evaluate, info, models, train, transfer
+from . import classify, data, evaluate, generate, info, models, train, transfer
 
 app = typer.Typer(
     name="estm",
@@ -39,6 +39,7 @@ app.command()(info.info)
 app.command()(info.inspect)
 app.command()(classify.classify)
 app.command()(transfer.transfer)
+app.command()(generate.generate)
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")

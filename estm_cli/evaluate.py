@@ -69,7 +69,7 @@ def transfer_(
     judge: Annotated[str, typer.Option(
         "--judge", help="A mer model that judges the outputs' emotion; not the one that made the style labels.")],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Report folder (default: evaluations/MODEL-transfer).")] = None,
+        "--output", "-o", help="Report folder (default: evaluations/MODEL-transfer-JUDGE).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     device: Device = "auto",
     force: Force = False,
@@ -85,7 +85,7 @@ def transfer_(
     from estm_core.evaluate import evaluate_transfer
     from estm_core.files import atomic_write, check_writable, write_csv
 
-    out_dir = output or Path("evaluations") / f"{store.model_name(store.resolve(model))}-transfer"
+    out_dir = output or Path("evaluations") / f"{store.model_name(store.resolve(model))}-transfer-{judge}"
     for path in (out_dir / "evaluation.json", out_dir / "pairs.csv"):  # before the work, not after it
         check_writable(path, force)
     target = choose_device(device)
@@ -100,8 +100,9 @@ def transfer_(
     if json_:
         print(json.dumps(plain(summary)))
         return
-    table_view = Table(show_edge=False, title=f"{summary['model']} ({summary['family']}) on {summary['pairs']} pairs, "
-                       f"judged by {summary['judge']}", title_justify="left")
+    stdout.print(f"{summary['model']} ({summary['family']}) on {summary['pairs']} pairs, judged by {summary['judge']}",
+                 highlight=False)
+    table_view = Table(show_edge=False)
     table_view.add_column("metric")
     table_view.add_column("value", justify="right")
     for key in ("mse_c", "pea", "aea", "cd_x1e5", "output_keeps_content_emotion", "lsd_target_db",

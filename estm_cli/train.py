@@ -196,7 +196,7 @@ def _transfer_command(family: str, help_text: str):
             note(f"training {family} {model_name} on {choose_device(device)}", quiet)
             run_training(lambda on_step, on_epoch: train_transfer(
                 family, data, model_name, config, style_labels=style_labels or "truth",
-                model_options={**options, "codebook_size": codebook_size}, resume=resume_run, force=force,
+                model_options={"codebook_size": codebook_size, **options}, resume=resume_run, force=force,
                 on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
 
         if not (grid or grid_file or grid_point is not None):
@@ -300,3 +300,63 @@ app.command("estm1")(_transfer_command(
 app.command("estm2")(_transfer_command(
     "estm2", "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
     "paper's 36."))
+
+
+# ---------------------------------------------------------------------------------------------------- wavenet
+
+
+@app.command("wavenet")
+@handles_errors
+def wavenet(
+    data: Annotated[Path, typer.Option(
+        "--data", help="A folder of audio (labels from its subfolders) or a split CSV from `estm data split`.")],
+    name: Name = None,
+    preset: Annotated[str, typer.Option("--preset", help="seed (the seed's 3x10 model) or small (for CPUs).")] = "small",
+    unconditioned: Annotated[bool, typer.Option(
+        "--unconditioned", help="Ignore the labels: one model of all the audio.")] = False,
+    output_length: Annotated[int, typer.Option(
+        "--output-length", help="Samples predicted per training window (the seed: 16).")] = 16,
+    windows: Annotated[Optional[int], typer.Option(
+        "--windows", help="Training windows per epoch (default: the training audio once over).")] = None,
+    holdout: Annotated[str, typer.Option(
+        "--holdout", help="file (held-out files), time (the end of every file) or auto.")] = "auto",
+    epochs: Epochs = 10,
+    batch_size: BatchSize = 16,
+    lr: LearningRate = 1e-3,
+    max_steps: MaxSteps = None,
+    seed: Seed = 0,
+    patience: Patience = None,
+    monitor: Monitor = "val_loss",
+    resume: Resume = False,
+    workers: Workers = 0,
+    device: Device = "auto",
+    force: Force = False,
+    json_: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """A WaveNet on mu-law audio at 16 kHz, conditioned on the data's labels (emotion, genre, any folder label)."""
+    from estm_core.device import choose_device
+    from estm_core.training.loop import TrainConfig
+    from estm_core.training.wavenet import train_wavenet
+
+    note(f"device: {choose_device(device)}", quiet)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
+                         monitor=monitor, patience=patience, workers=workers, device=device)
+    problems = []
+
+    def train(on_step, on_epoch):
+        with ProgressBar("encoding", None, quiet=quiet) as bar:
+            result, skipped = train_wavenet(
+                data, name or f"wavenet-{data.resolve().stem}", config, preset=preset, conditioned=not unconditioned,
+                output_length=output_length, holdout=holdout, windows_per_epoch=windows, on_step=on_step,
+                on_epoch=on_epoch, on_cache_progress=bar, resume=resume, force=force)
+        problems.extend(skipped)
+        return result
+
+    run_training(train, quiet=quiet, json_=json_, epochs=epochs)
+    if problems:
+        stderr.print(f"[bold red]{len(problems)} files skipped:[/]", highlight=False)
+        for path, cause in problems:
+            stderr.print(f"  {escape(path)}: {escape(cause)}", highlight=False)
+        raise typer.Exit(EXIT_SOME_FAILED)

@@ -237,6 +237,8 @@ def test_grid_trains_every_point_summarises_and_a_rerun_trains_nothing(quadrant_
     assert first.code == 0, first.err
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert summary["name"].tolist() == ["g_a", "g_b"] and set(summary["status"]) <= {"ok", "collapsed"}
+    assert store.read_info(store.model_path("estm2", "g_b")).config["codebook_size"] == 32  # the grid's, not the default
+    assert (summary["codes_used_bottom"] <= 32).all()
     assert {"reconstruction", "style_loss", "epochs"} <= set(summary.columns)
     modified = [store.model_path("estm2", name).stat().st_mtime_ns for name in ("g_a", "g_b")]
     second = estm(*arguments)

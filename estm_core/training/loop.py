@@ -189,12 +189,15 @@ def fit(
         )
     sampler = DistributedSampler(train_data, seed=config.seed, drop_last=False) if dist.world > 1 else None
     generator = torch.Generator()
+    # a dataset that draws new items each epoch (set_epoch) needs workers that are re-made each epoch
+    per_epoch = hasattr(train_data, "set_epoch")
     loader = DataLoader(
         train_data, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler, generator=generator,
-        num_workers=config.workers, pin_memory=dist.device.type == "cuda", persistent_workers=config.workers > 0,
+        num_workers=config.workers, pin_memory=dist.device.type == "cuda",
+        persistent_workers=config.workers > 0 and not per_epoch,
     )
     validation_loader = None
-    if validation_data is not None and len(validation_data):
+    if validation_data is not None:
         validation_sampler = DistributedSampler(validation_data, shuffle=False) if dist.world > 1 else None
         validation_loader = DataLoader(validation_data, batch_size=config.batch_size, sampler=validation_sampler,
                                        num_workers=config.workers)
@@ -221,6 +224,8 @@ def fit(
         generator.manual_seed(config.seed * 100_003 + epoch)  # the same shuffle per epoch, resumed or not
         if sampler is not None:
             sampler.set_epoch(epoch)
+        if per_epoch:
+            train_data.set_epoch(epoch)
         trained.train()
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
         seen = 0

@@ -1,0 +1,127 @@
+"""Audio for WaveNet: every file of a dataset decoded once at 16 kHz mono, mu-law encoded, and kept in one
+memory-mapped uint8 cache, from which training draws random windows.
+
+Held-out data never overlaps the training windows: whole files (by file) or the last part of every file (by time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from .. import audio, features
+from ..errors import EstmError
+from ..files import atomic_write, write_csv
+
+SAMPLE_RATE = 16000
+CODES = "codes.u8"
+INDEX = "index.csv"
+
+
+@dataclass
+class MulawCache:
+    folder: Path
+    index: pd.DataFrame  # one row per file: song_id, path, label, part, start, length (in codes)
+    problems: list[tuple[str, str]]
+
+    def codes(self) -> np.ndarray:
+        return np.memmap(self.folder / CODES, dtype=np.uint8, mode="r")
+
+
+def build_cache(table: pd.DataFrame, folder: str | Path, *, sample_rate: int = SAMPLE_RATE,
+                on_progress=None) -> MulawCache:
+    """Encode every file of `table` (song_id, path, label, part) into `folder`, unless it already holds exactly
+    these files at this rate. Unreadable files are skipped and returned as problems."""
+    folder = Path(folder)
+    fingerprint = hashlib.sha1(json.dumps(
+        [sample_rate, *table[["song_id", "path", "part"]].astype(str).values.tolist()]).encode()).hexdigest()
+    settings = folder / "cache.json"
+    if settings.is_file() and json.loads(settings.read_text()).get("fingerprint") == fingerprint:
+        index = pd.read_csv(folder / INDEX, dtype={"song_id": str, "label": str}, keep_default_na=False)
+        return MulawCache(folder, index, json.loads(settings.read_text())["problems"])
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, problems, start = [], [], 0
+    with atomic_write(folder / CODES, force=True) as temporary, open(temporary, "wb") as output:
+        for done, row in enumerate(table.itertuples(index=False), start=1):
+            try:
+                samples, _ = audio.load(row.path, sample_rate=sample_rate, mono=True)
+            except audio.AudioError as error:
+                problems.append((str(row.path), error.cause))
+            else:
+                codes = features.mu_law_encode(torch.from_numpy(samples)).numpy().astype(np.uint8)
+                output.write(codes.tobytes())
+                rows.append({"song_id": row.song_id, "path": row.path, "label": row.label, "part": row.part,
+                             "start": start, "length": len(codes)})
+                start += len(codes)
+            if on_progress:
+                on_progress(done, len(table))
+    index = pd.DataFrame(rows, columns=["song_id", "path", "label", "part", "start", "length"])
+    if index.empty:
+        raise EstmError("no file of the dataset could be decoded; nothing to train on")
+    write_csv(index, folder / INDEX, force=True)
+    with atomic_write(settings, force=True) as temporary:
+        temporary.write_text(json.dumps({"fingerprint": fingerprint, "sample_rate": sample_rate,
+                                         "problems": problems}))
+    return MulawCache(folder, index, problems)
+
+
+def spans(index: pd.DataFrame, part: str, holdout: str, holdout_fraction: float = 0.1) -> pd.DataFrame:
+    """The (start, length, label) spans of the cache that belong to `part` ("train" or "validation").
+
+    by "file": the files the split put in that part; by "time": the first (1 - holdout_fraction) of every file for
+    training and the rest for validation, so no training window reaches into held-out audio.
+    """
+    if holdout == "file":
+        chosen = index[index["part"] == part]
+        return chosen[["start", "length", "label"]].reset_index(drop=True)
+    cut = (index["length"] * (1 - holdout_fraction)).astype(int)
+    if part == "train":
+        return pd.DataFrame({"start": index["start"], "length": cut, "label": index["label"]})
+    return pd.DataFrame({"start": index["start"] + cut, "length": index["length"] - cut, "label": index["label"]})
+
+
+class WindowDataset(Dataset):
+    """Random windows of `window` codes from the given spans, with their label index (-1 unlabelled).
+
+    Item i of epoch e is always the same window (seeded by seed, e, i), so a resumed epoch repeats exactly.
+    Spans shorter than a window are skipped; a span is drawn in proportion to its length.
+    """
+
+    def __init__(self, cache: MulawCache, spans_: pd.DataFrame, window: int, labels: list[str], *,
+                 windows: int | None = None, seed: int = 0):
+        usable = spans_[spans_["length"] >= window].reset_index(drop=True)
+        if usable.empty:
+            raise EstmError(f"no file is longer than a training window ({window / SAMPLE_RATE:.2f} s)")
+        self.cache, self.window, self.seed, self.epoch = cache, window, seed, 0
+        self.starts = usable["start"].to_numpy()
+        self.room = (usable["length"] - window + 1).to_numpy()
+        self.weights = self.room / self.room.sum()
+        self.targets = np.array([labels.index(label) if label in labels else -1 for label in usable["label"]])
+        self.size = windows or max(1, int(self.room.sum()) // window)
+        self._codes = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Other windows each epoch (the training loop calls this before every epoch)."""
+        self.epoch = epoch
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._codes is None:
+            self._codes = self.cache.codes()
+        rng = np.random.default_rng([self.seed, self.epoch, item])
+        span = rng.choice(len(self.starts), p=self.weights)
+        start = self.starts[span] + rng.integers(self.room[span])
+        codes = torch.from_numpy(np.array(self._codes[start:start + self.window], dtype=np.int64))
+        return codes, torch.tensor(self.targets[span])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_codes": None}

@@ -1,0 +1,91 @@
+"""Training recipe for the `wavenet` family: any folder of audio (labels from subfolders) or a split CSV, 16 kHz mono
+mu-law in a memory-mapped cache, random windows of receptive field + output length, cross-entropy on the last
+`output_length` steps (the seed's recipe), validation on held-out files or on the held-out end of every file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn.functional as F
+
+from .. import store
+from ..datasets.layouts import read_dataset
+from ..datasets.mulaw import SAMPLE_RATE, WindowDataset, build_cache, spans
+from ..datasets.split import read_split, split_table
+from ..device import seed_everything
+from ..errors import EstmError
+from ..models.wavenet import PRESETS
+from .loop import TrainConfig, TrainResult, fit
+
+
+def wavenet_step(receptive_field: int):
+    def step(model, batch, device) -> dict:
+        codes, labels = (tensor.to(device, non_blocking=True) for tensor in batch)
+        logits = model(codes[:, :-1], labels if (labels >= 0).all() else None)
+        targets = codes[:, receptive_field:]
+        cross_entropy = F.cross_entropy(logits.float(), targets)
+        return {"loss": cross_entropy, "accuracy": (logits.argmax(dim=1) == targets).float().mean()}
+
+    return step
+
+
+def training_table(data: str | Path, validation: float, seed: int):
+    """(songs with a part, problems) from a folder (any layout; labels as it defines them) or a split CSV."""
+    data = Path(data)
+    if data.suffix == ".csv":
+        return read_split(data), []
+    dataset = read_dataset(data)
+    return split_table(dataset.table, test=0.0, validation=validation, seed=seed), dataset.problems
+
+
+def train_wavenet(
+    data: str | Path,
+    name: str,
+    config: TrainConfig,
+    *,
+    preset: str = "small",
+    model_options: dict | None = None,
+    conditioned: bool = True,
+    output_length: int = 16,
+    holdout: str = "auto",
+    validation: float = 0.1,
+    windows_per_epoch: int | None = None,
+    on_step=None,
+    on_epoch=None,
+    on_cache_progress=None,
+    resume: bool = False,
+    force: bool = False,
+) -> tuple[TrainResult, list[tuple[str, str]]]:
+    """Train a WaveNet on `data`; returns (the result, files skipped as unreadable)."""
+    if preset not in PRESETS:
+        raise EstmError(f"unknown preset {preset!r} (use {', '.join(PRESETS)})")
+    table, problems = training_table(data, validation, config.seed)
+    labels = sorted(set(table["label"]) - {""}) if conditioned else []
+    if conditioned and len(labels) < 2:
+        labels = []  # one label or none: nothing to condition on
+    cache = build_cache(table, store.store_root() / "cache" / "wavenet" / Path(data).resolve().name,
+                        on_progress=on_cache_progress)
+    problems = problems + [tuple(problem) for problem in cache.problems]
+    if holdout == "auto":  # whole files when there are enough to spare, else the end of every file
+        holdout = "file" if (cache.index["part"] == "validation").sum() >= 1 else "time"
+    seed_everything(config.seed)
+    model = store.model_class("wavenet")(**{**PRESETS[preset], **(model_options or {}), "labels": len(labels)})
+    window = model.receptive_field + output_length
+    train = WindowDataset(cache, spans(cache.index, "train", holdout), window, labels, windows=windows_per_epoch,
+                          seed=config.seed)
+    validation_spans = spans(cache.index, "validation", holdout)
+    held_out = None
+    if (validation_spans["length"] >= window).any():
+        held_out = WindowDataset(cache, validation_spans, window, labels,
+                                 windows=max(1, (windows_per_epoch or len(train)) // 10), seed=config.seed + 1)
+    metadata = {
+        "labels": labels,
+        "audio": {"sample_rate": SAMPLE_RATE, "mu_law_classes": model.classes, "receptive_field": model.receptive_field,
+                  "output_length": output_length},
+        "training": {"data": str(Path(data).resolve()), "preset": preset, "holdout": holdout,
+                     "files": {"train": int((cache.index["part"] == "train").sum()),
+                               "validation": int((cache.index["part"] == "validation").sum())}},
+    }
+    result = fit(model, wavenet_step(model.receptive_field), train, held_out, config, name=name, metadata=metadata,
+                 resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+    return result, problems

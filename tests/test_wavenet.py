@@ -1,0 +1,102 @@
+"""WaveNet: the seed's size, the fast path equal to the full forward pass, conditioned generation, the commands."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from estm_core import store
+from estm_core.generate import generate
+from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet
+from estm_core.training.loop import TrainConfig
+from estm_core.training.wavenet import train_wavenet
+
+from conftest import tone, write
+
+TONES = {"low": 500.0, "high": 2000.0}
+TINY = dict(blocks=1, layers=7, residual_channels=16, dilation_channels=16, skip_channels=32, end_channels=32)
+
+
+def dominant_frequency(samples: np.ndarray, rate: int = 16000) -> float:
+    spectrum = np.abs(np.fft.rfft((samples - samples.mean()) * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * rate / len(samples))
+
+
+def test_the_seed_preset_is_the_seeds_model():
+    model = WaveNet(**PRESETS["seed"])
+    assert model.receptive_field == 3070
+    assert sum(p.numel() for p in model.parameters()) == 1_834_592
+
+
+@pytest.mark.parametrize("labels, batch", [(0, 1), (0, 3), (4, 2)])
+def test_the_fast_path_equals_the_full_forward_pass(labels, batch):
+    torch.manual_seed(0)
+    model = WaveNet(blocks=3, layers=4, residual_channels=8, dilation_channels=8, skip_channels=16, end_channels=16,
+                    labels=labels).eval()
+    for parameter in model.parameters():  # larger than the default, so that every path matters
+        torch.nn.init.normal_(parameter, std=0.3)
+    length = 120
+    codes = torch.randint(0, 256, (batch, length))
+    label = torch.arange(batch) % labels if labels else None
+    with torch.no_grad():
+        full = model(codes, label)  # predictions after each full receptive field
+    fast = FastWaveNet(model, batch, label)
+    stepped = torch.stack([fast.step(codes[:, t]) for t in range(length)], dim=2)
+    # with teacher forcing, the step at t predicts what the full pass predicts after the window ending at t
+    assert (stepped[:, :, model.receptive_field - 1:] - full).abs().max().item() <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def tone_wavenet(tmp_path_factory):
+    """A tiny WaveNet trained on two folders of tones, conditioned on the folder names; the store it lives in."""
+    root = tmp_path_factory.mktemp("wavenet")
+    for label, frequency in TONES.items():
+        (root / "tones" / label).mkdir(parents=True)
+        for k in range(3):
+            write(root / "tones" / label / f"{k}.wav", tone(1.0, 16000, frequency=frequency * (1 + 0.01 * k)), 16000)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESTM_HOME", str(root / "home"))
+        result, problems = train_wavenet(root / "tones", "tones", TrainConfig(epochs=12, batch_size=16, lr=1e-2),
+                                         model_options=TINY, output_length=64, windows_per_epoch=128)
+    assert not problems and result.history["loss"].iloc[-1] < 0.6 * result.history["loss"].iloc[0]
+    return root
+
+
+@pytest.fixture
+def trained(tone_wavenet, monkeypatch):
+    monkeypatch.setenv("ESTM_HOME", str(tone_wavenet / "home"))
+    return tone_wavenet
+
+
+def test_each_label_generates_its_own_tone(trained):
+    model, info = store.load_model("tones")
+    assert info.labels == ["high", "low"]
+    assert info.training["holdout"] == "time"  # 3 files a label: too few to hold one out, so the end of each
+    audio = generate(model, info, ["low", "high", "low", "high"], seconds=0.5, temperature=0.5, seed=0)
+    assert audio.shape == (4, 8000) and np.isfinite(audio).all()
+    for label, stream in zip(["low", "high", "low", "high"], audio):
+        assert dominant_frequency(stream) == pytest.approx(TONES[label], rel=0.05), label
+
+
+def test_generation_is_reproducible_per_seed(trained):
+    model, info = store.load_model("tones")
+    first = generate(model, info, ["low"], seconds=0.1, seed=3)
+    assert np.array_equal(first, generate(model, info, ["low"], seconds=0.1, seed=3))
+    assert not np.array_equal(first, generate(model, info, ["low"], seconds=0.1, seed=4))
+
+
+def test_the_generate_command(trained, tmp_path, estm, bad_files):
+    result = estm("generate", "--label", "high", "-n", "2", "--seconds", "0.2", "-o", tmp_path / "out", "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert [Path(path).name for path in summary["files"]] == ["high-0.wav", "high-1.wav"]
+    assert summary["samples_per_second"] > 0
+    primed = estm("generate", "--label", "low", "--seconds", "0.1", "--prime", tmp_path / "out" / "high-0.wav",
+                  "-o", tmp_path / "primed.flac")
+    assert primed.code == 0 and (tmp_path / "primed.flac").exists()
+    bad = estm("generate", "--label", "low", "--prime", bad_files["not_audio"], "-o", tmp_path / "x.wav")
+    assert bad.code == 1 and len(bad.err.strip().splitlines()) == 1 and "not an audio file" in bad.err
+    unknown = estm("generate", "--label", "jazz", "-o", tmp_path / "y.wav")
+    assert unknown.code == 1 and "knows high, low" in unknown.err
