@@ -111,3 +111,36 @@ def transfer_(
             table_view.add_row(key, f"{summary[key]:.4g}")
     stdout.print(table_view)
     note(f"report: {out_dir}/evaluation.json, {out_dir}/pairs.csv", quiet)
+
+
+@app.command("wavenet")
+@handles_errors
+def wavenet_(
+    model: Annotated[Optional[str], typer.Option("--model", help="A wavenet model (default: the newest).")] = None,
+    judge: Annotated[Optional[str], typer.Option(
+        "--judge", help="A classifier whose labels include the model's: judges clips generated per label.")] = None,
+    per_label: Annotated[int, typer.Option("--per-label", help="Clips generated per label for the judge.")] = 4,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of each judged clip.")] = 4.0,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.9,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Device = "auto",
+    json_: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Held-out NLL and accuracy of a WaveNet; with --judge, how often its clips are judged as the label asked for."""
+    from estm_core.device import choose_device
+    from estm_core.evaluate import evaluate_wavenet
+
+    target = choose_device(device)
+    note(f"device: {target}", quiet)
+    with ProgressBar("generating", None, unit="samples", quiet=quiet) as bar:
+        summary = evaluate_wavenet(model, judge=judge, per_label=per_label, seconds=seconds, temperature=temperature,
+                                   seed=seed, device=target, on_progress=bar)
+    if json_:
+        print(json.dumps(plain(summary)))
+        return
+    stdout.print(f"{summary['model']} (labels: {', '.join(summary['labels']) or 'none'})", highlight=False)
+    for key in ("held_out_nll", "held_out_accuracy", "judged_label_accuracy", "chance"):
+        if key in summary:
+            stdout.print(f"  {key:<22} {summary[key]:.4g}", highlight=False)

@@ -4,11 +4,12 @@ and recall, the confusion matrix), per segment and per song."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from . import store
+from . import audio, store
 from .classify import predict_segments
 from .datasets.cache import SegmentDataset
 from .errors import EstmError
@@ -196,3 +197,58 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
         summary["lsd_target_db"] = float(table["lsd_target"].mean())
         summary["lsd_content_target_db"] = float(table["lsd_content_target"].mean())
     return summary, table
+
+
+# ------------------------------------------------------------------------------------------------- wavenet
+
+
+def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_label: int = 4, seconds: float = 4.0,
+                     temperature: float = 0.9, seed: int = 0, device="cpu", on_progress=None) -> dict:
+    """Held-out NLL (nats per sample) and next-sample accuracy on the model's own held-out audio; and, given a
+    classifier (`judge`) whose labels include the model's, how often clips generated for a label are judged as it."""
+    from torch.utils.data import DataLoader
+
+    from .classify import TASK_FAMILIES, Classifier, classify_file
+    from .datasets.mulaw import MulawCache, WindowDataset, cache_folder, spans
+    from .generate import generate
+    from .training.loop import evaluate_terms
+    from .training.wavenet import wavenet_step
+
+    path = store.find_model("wavenet", model_name)
+    model, info = store.load_model(path, "wavenet", device)
+    summary = {"model": store.model_name(path), "labels": info.labels}
+    folder = cache_folder(info.training["data"])
+    if (folder / "index.csv").is_file():
+        index = pd.read_csv(folder / "index.csv", dtype={"song_id": str, "label": str}, keep_default_na=False)
+        cache = MulawCache(folder, index, [])
+        window = model.receptive_field + info.audio["output_length"]
+        held_out = spans(index, "validation", info.training["holdout"])
+        if (held_out["length"] >= window).any():
+            windows = WindowDataset(cache, held_out, window, info.labels, windows=256, seed=seed)
+            terms = evaluate_terms(model, wavenet_step(model.receptive_field), DataLoader(windows, batch_size=16))
+            summary.update({"held_out_nll": terms["loss"], "held_out_accuracy": terms["accuracy"]})
+    if judge is not None:
+        if not info.labels:
+            raise EstmError(f"{summary['model']} is unconditioned: there is no asked-for label to judge")
+        judge_path = store.resolve(judge)
+        judge_model, judge_info = store.load_model(judge_path, device=device)
+        if judge_info.family not in TASK_FAMILIES.values():
+            raise EstmError(f"{judge_path}: a {judge_info.family} model, not a classifier")
+        missing = set(info.labels) - set(judge_info.labels)
+        if missing:
+            raise EstmError(f"the judge does not know the labels {', '.join(sorted(missing))}")
+        classifier = Classifier("judge", store.model_name(judge_path), judge_model, judge_info)
+        asked = [label for label in info.labels for _ in range(per_label)]
+        clips = generate(model, info, asked, seconds=seconds, temperature=temperature, seed=seed,
+                         on_progress=on_progress)
+        judged = []
+        with tempfile.TemporaryDirectory() as folder:
+            for number, clip in enumerate(clips):
+                clip_path = Path(folder) / f"{number}.wav"
+                audio.save(clip_path, clip, info.audio["sample_rate"])
+                judged.append(classify_file(clip_path, [classifier]).decisions["judge"]["label"])
+        summary.update({"judge": classifier.name, "generated": len(asked),
+                        "judged_label_accuracy": float(np.mean([a == j for a, j in zip(asked, judged)])),
+                        "chance": 1 / len(info.labels),
+                        "judged": [{"asked": a, "judged": j} for a, j in zip(asked, judged)]})
+    return summary

@@ -100,3 +100,19 @@ def test_the_generate_command(trained, tmp_path, estm, bad_files):
     assert bad.code == 1 and len(bad.err.strip().splitlines()) == 1 and "not an audio file" in bad.err
     unknown = estm("generate", "--label", "jazz", "-o", tmp_path / "y.wav")
     assert unknown.code == 1 and "knows high, low" in unknown.err
+
+
+def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained, estm, tmp_path):
+    from estm_core.models.resnet import EmotionResNet
+
+    # a judge that knows the two labels (untrained: this checks the mechanics, not the verdict)
+    features = {"n_fft": 256, "hop_length": 64, "n_mels": 32, "standardize": True}
+    store.save_model(EmotionResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("emotion", "tone-judge"),
+                     labels=["high", "low"], audio={"sample_rate": 16000, "segment_length": 4000, "features": features})
+    result = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "--per-label", "2",
+                  "--seconds", "0.2", "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert 0 < summary["held_out_nll"] < 6 and 0 <= summary["held_out_accuracy"] <= 1
+    assert summary["generated"] == 4 and [row["asked"] for row in summary["judged"]] == ["high", "high", "low", "low"]
+    assert 0 <= summary["judged_label_accuracy"] <= 1 and summary["chance"] == 0.5

@@ -25,6 +25,13 @@ CODES = "codes.u8"
 INDEX = "index.csv"
 
 
+def cache_folder(data: str | Path) -> Path:
+    """Where the codes of a dataset folder (or split CSV) are kept: in the store, by the data's name."""
+    from ..store import store_root
+
+    return store_root() / "cache" / "wavenet" / Path(data).resolve().name
+
+
 @dataclass
 class MulawCache:
     folder: Path

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .. import store
 from ..datasets.layouts import read_dataset
-from ..datasets.mulaw import SAMPLE_RATE, WindowDataset, build_cache, spans
+from ..datasets.mulaw import SAMPLE_RATE, WindowDataset, build_cache, cache_folder, spans
 from ..datasets.split import read_split, split_table
 from ..device import seed_everything
 from ..errors import EstmError
@@ -63,8 +63,7 @@ def train_wavenet(
     labels = sorted(set(table["label"]) - {""}) if conditioned else []
     if conditioned and len(labels) < 2:
         labels = []  # one label or none: nothing to condition on
-    cache = build_cache(table, store.store_root() / "cache" / "wavenet" / Path(data).resolve().name,
-                        on_progress=on_cache_progress)
+    cache = build_cache(table, cache_folder(data), on_progress=on_cache_progress)
     problems = problems + [tuple(problem) for problem in cache.problems]
     if holdout == "auto":  # whole files when there are enough to spare, else the end of every file
         holdout = "file" if (cache.index["part"] == "validation").sum() >= 1 else "time"
