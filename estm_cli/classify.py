@@ -8,7 +8,7 @@ import typer
 
 from .common import (
     Batch, Column, Csv, Debug, Device, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors,
-    note, output_mode,
+    note, output_mode, readable,
 )
 
 TASKS = ("emotion", "genre", "gems")
@@ -60,6 +60,8 @@ def classify(
         raise EstmError("--hop must be a positive number of seconds")
     mode = output_mode(json_, csv_)
     paths, problems = expand_inputs(files, recursive)
+    paths, unreadable = readable(paths)
+    problems += unreadable
     chosen = {}
     for name in model or []:
         family = read_info(resolve(name)).family

@@ -118,6 +118,20 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[t
     return list(found), problems
 
 
+def readable(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The paths whose headers read as audio (checked before any model loads), and (path, cause) for the rest."""
+    from estm_core.audio import AudioError, probe
+
+    good, bad = [], []
+    for path in paths:
+        try:
+            probe(path)
+            good.append(path)
+        except AudioError as error:
+            bad.append((str(path), error.cause))
+    return good, bad
+
+
 # ---------------------------------------------------------------------------------------------------- outputs
 
 

@@ -49,6 +49,12 @@ def transfer(
         raise EstmError(f"--emotion must be one of {', '.join(QUADRANTS.labels)}, not {emotion!r}")
     if overlap < 0:
         raise EstmError("--overlap must be zero or more seconds")
+    if content is not None:  # the inputs before the model
+        from estm_core.audio import probe
+
+        for path in (content, emotion_file):
+            if path is not None:
+                probe(path)
     target = choose_device(device)
     transfer_model = load_transfer_model(model, target)
     note(f"device: {target}; model: {transfer_model.family} {transfer_model.name}", quiet)
