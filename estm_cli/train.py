@@ -50,6 +50,10 @@ def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
             raise typer.Exit(130) from None
     if result.message:
         stderr.print(f"[yellow]{result.message}[/]", highlight=False)
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one report from the process that wrote the model
+        return
     summary = {"model": str(result.path), "status": result.status, "best_epoch": result.best_epoch,
                "best_value": result.best_value, "epochs": len(result.history)}
     if json_:
