@@ -69,64 +69,74 @@ class FastWaveNet:
     inputs, so a new sample costs O(layers) instead of the whole receptive field. Batched over streams.
 
     `step(codes)` takes the (B,) codes of the newest samples and returns the (B, classes) logits of the next ones.
+    The ring buffers of all layers live in one tensor, so that every layer's past input is read, and its new input
+    written, by a single indexing operation per sample; the past inputs' share of the dilated convolutions is then
+    one batched product for all layers.
     """
 
     def __init__(self, model: WaveNet, batch: int, label: torch.Tensor | None = None):
         self.model = model
         device = model.start.weight.device
         residual_channels = model.start.out_channels
-        self.queues = [torch.zeros(batch, d, residual_channels, device=device) for d in model.dilations]
+        dilations = model.dilations
+        offsets = [sum(dilations[:layer]) for layer in range(len(dilations))]
+        self.history = torch.zeros(sum(dilations), batch, residual_channels, device=device)
+        period = max(dilations)  # the dilations are powers of two: every slot pattern repeats after the largest
+        self.slots = torch.tensor([[offset + time % dilation for offset, dilation in zip(offsets, dilations)]
+                                   for time in range(period)], device=device)
         self.time = 0
-        # the k=2 dilated convolutions as one (2C -> 2D) matrix per layer over [x(t - d), x(t)], filter and gate
-        # stacked, with the label biases folded into the bias
+        # the k=2 dilated convolutions split into their past tap (all layers at once) and their present tap,
+        # filter and gate stacked, with the label biases folded into the bias
         biases = model._label_biases(label, batch)
-        self.weights, self.biases = [], []
-        for (filter_bias, gate_bias), filter_, gate in zip(biases, model.filters, model.gates):
-            weight = torch.cat([torch.cat([filter_.weight[:, :, 0], filter_.weight[:, :, 1]], dim=1),
-                                torch.cat([gate.weight[:, :, 0], gate.weight[:, :, 1]], dim=1)], dim=0)
-            self.weights.append(weight.t().contiguous())
-            bias = torch.cat([filter_.bias + filter_bias[:, :, 0], gate.bias + gate_bias[:, :, 0]], dim=1)
-            self.biases.append(bias.expand(batch, -1).contiguous())
-        self.start_weight = model.start.weight[:, :, 0].t().contiguous()  # (classes, C): a one-hot times it = a row
-        self.start_bias = model.start.bias
-        self.residual_weights = [conv.weight[:, :, 0].t().contiguous() for conv in model.residuals]
-        self.residual_biases = [conv.bias for conv in model.residuals]
-        # all skip convolutions at once: concatenated gated outputs (B, layers * D) times stacked weights
-        self.skip_weight = torch.cat([conv.weight[:, :, 0].t() for conv in model.skips], dim=0).contiguous()
-        self.skip_bias = torch.stack([conv.bias for conv in model.skips]).sum(dim=0)
-        self.end_weight = model.end.weight[:, :, 0].t().contiguous()
-        self.end_bias = model.end.bias
-        self.output_weight = model.output.weight[:, :, 0].t().contiguous()
-        self.output_bias = model.output.bias
+        with torch.no_grad():
+            self.past_weights = torch.stack([torch.cat([f.weight[:, :, 0], g.weight[:, :, 0]]).t()
+                                             for f, g in zip(model.filters, model.gates)])  # (L, C, 2D)
+            self.present_weights = [torch.cat([f.weight[:, :, 1], g.weight[:, :, 1]]).t().contiguous()
+                                    for f, g in zip(model.filters, model.gates)]  # (C, 2D) each
+            self.biases = torch.stack([torch.cat([f.bias + fb[:, :, 0], g.bias + gb[:, :, 0]], dim=1)
+                                       .expand(batch, -1) for (fb, gb), f, g in zip(biases, model.filters,
+                                                                                    model.gates)])  # (L, B, 2D)
+            self.start_weight = model.start.weight[:, :, 0].t().contiguous()  # a one-hot times it = a row of it
+            self.start_bias = model.start.bias.detach()
+            self.residual_weights = [conv.weight[:, :, 0].t().contiguous() for conv in model.residuals]
+            self.residual_biases = [conv.bias.detach() for conv in model.residuals]
+            # all skip convolutions at once: concatenated gated outputs (B, layers * D) times stacked weights
+            self.skip_weight = torch.cat([conv.weight[:, :, 0].t() for conv in model.skips], dim=0).contiguous()
+            self.skip_bias = torch.stack([conv.bias for conv in model.skips]).sum(dim=0)
+            self.end_weight = model.end.weight[:, :, 0].t().contiguous()
+            self.end_bias = model.end.bias.detach()
+            self.output_weight = model.output.weight[:, :, 0].t().contiguous()
+            self.output_bias = model.output.bias.detach()
 
     @torch.no_grad()
     def step(self, codes: torch.Tensor) -> torch.Tensor:
-        logits = _fast_step(codes, self.time, self.queues, self.model.dilations, self.start_weight, self.start_bias,
-                            self.weights, self.biases, self.residual_weights, self.residual_biases, self.skip_weight,
-                            self.skip_bias, self.end_weight, self.end_bias, self.output_weight, self.output_bias)
+        slots = self.slots[self.time % len(self.slots)]
         self.time += 1
-        return logits
+        return _fast_step(codes, slots, self.history, self.start_weight, self.start_bias, self.past_weights,
+                          self.present_weights, self.biases, self.residual_weights, self.residual_biases,
+                          self.skip_weight, self.skip_bias, self.end_weight, self.end_bias, self.output_weight,
+                          self.output_bias)
 
 
 @torch.jit.script
-def _fast_step(codes: torch.Tensor, time: int, queues: list[torch.Tensor], dilations: list[int],
-               start_weight: torch.Tensor, start_bias: torch.Tensor, weights: list[torch.Tensor],
-               biases: list[torch.Tensor], residual_weights: list[torch.Tensor], residual_biases: list[torch.Tensor],
+def _fast_step(codes: torch.Tensor, slots: torch.Tensor, history: torch.Tensor, start_weight: torch.Tensor,
+               start_bias: torch.Tensor, past_weights: torch.Tensor, present_weights: list[torch.Tensor],
+               biases: torch.Tensor, residual_weights: list[torch.Tensor], residual_biases: list[torch.Tensor],
                skip_weight: torch.Tensor, skip_bias: torch.Tensor, end_weight: torch.Tensor, end_bias: torch.Tensor,
                output_weight: torch.Tensor, output_bias: torch.Tensor) -> torch.Tensor:
     """One sample through every layer. TorchScript: the per-sample loop runs ~30 small matrix products, and
     Python's overhead per operation would cost more than the arithmetic."""
+    past = torch.baddbmm(biases, history.index_select(0, slots), past_weights)  # (L, B, 2D), every layer at once
     x = start_weight[codes] + start_bias
+    inputs: list[torch.Tensor] = []
     gated: list[torch.Tensor] = []
-    for layer in range(len(queues)):
-        queue = queues[layer]
-        slot = time % dilations[layer]
-        both = torch.addmm(biases[layer], torch.cat([queue[:, slot], x], dim=1), weights[layer])
-        filter_, gate = both.chunk(2, dim=1)
+    for layer in range(len(present_weights)):
+        inputs.append(x)
+        filter_, gate = torch.addmm(past[layer], x, present_weights[layer]).chunk(2, dim=1)
         z = torch.tanh(filter_) * torch.sigmoid(gate)
-        queue[:, slot] = x
         gated.append(z)
         x = torch.addmm(residual_biases[layer], z, residual_weights[layer]) + x
+    history.index_copy_(0, slots, torch.stack(inputs))
     skip = torch.addmm(skip_bias, torch.cat(gated, dim=1), skip_weight)
     hidden = torch.addmm(end_bias, torch.relu(skip), end_weight)
     return torch.addmm(output_bias, torch.relu(hidden), output_weight)
