@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from estm_core.generate import sample
 from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet
 
 
@@ -41,8 +42,9 @@ def fast_rate(model: WaveNet, batch: int, samples: int, device: str) -> float:
         codes = fast.step(codes).argmax(dim=1)
     synchronize(device)
     started = time.perf_counter()
+    generator = torch.Generator(device=device).manual_seed(0)
     for _ in range(samples):
-        codes = torch.multinomial(torch.softmax(fast.step(codes), dim=1), 1)[:, 0]
+        codes = sample(fast.step(codes), 0.9, generator)
     synchronize(device)
     return batch * samples / (time.perf_counter() - started)
 

@@ -51,15 +51,20 @@ def generate(model, info: store.ModelInfo, labels: list[str | None], *, seconds:
         codes = primed[-1].expand(streams).clone()
     output = torch.empty(streams, total, dtype=torch.long, device=device)
     for index in range(total):
-        logits = fast.step(codes)
-        probabilities = torch.softmax(logits.float() / temperature, dim=1)
-        codes = torch.multinomial(probabilities, 1, generator=generator)[:, 0]
+        codes = sample(fast.step(codes), temperature, generator)
         output[:, index] = codes
         if on_progress and (index + 1) % 1000 == 0:
             on_progress(index + 1, total)
     if on_progress:
         on_progress(total, total)
     return features.mu_law_decode(output.cpu()).numpy()
+
+
+def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """(B, classes) logits -> (B,) codes drawn from softmax(logits / temperature). The Gumbel-max trick: the same
+    distribution as softmax + multinomial at a quarter of the cost, which matters once per sample per stream."""
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min_(1e-20)
+    return (logits.float() / temperature - torch.log(-torch.log(uniform))).argmax(dim=1)
 
 
 def load_prime(path, sample_rate: int, seconds: float = 1.0) -> np.ndarray:

@@ -116,3 +116,14 @@ def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained,
     assert 0 < summary["held_out_nll"] < 6 and 0 <= summary["held_out_accuracy"] <= 1
     assert summary["generated"] == 4 and [row["asked"] for row in summary["judged"]] == ["high", "high", "low", "low"]
     assert 0 <= summary["judged_label_accuracy"] <= 1 and summary["chance"] == 0.5
+
+
+def test_sampling_draws_from_the_tempered_softmax():
+    from estm_core.generate import sample
+
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0]]).expand(20000, -1)
+    generator = torch.Generator().manual_seed(0)
+    for temperature in (1.0, 0.5):
+        counts = torch.bincount(sample(logits, temperature, generator), minlength=4).float() / len(logits)
+        expected = torch.softmax(logits[0] / temperature, dim=0)
+        torch.testing.assert_close(counts, expected, atol=0.015, rtol=0)
