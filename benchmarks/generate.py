@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from estm_core.generate import sample
+from estm_core.generate import Sampler
 from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet
 
 
@@ -35,18 +35,18 @@ def naive_rate(model: WaveNet, batch: int, samples: int, device: str) -> float:
 
 
 @torch.no_grad()
-def fast_rate(model: WaveNet, batch: int, samples: int, device: str) -> float:
+def fast_rate(model: WaveNet, batch: int, samples: int, device: str) -> tuple[float, str]:
     fast = FastWaveNet(model, batch)
     codes = torch.full((batch,), 128, dtype=torch.long, device=device)
     for _ in range(50):  # warm-up
         codes = fast.step(codes).argmax(dim=1)
     synchronize(device)
     started = time.perf_counter()
-    generator = torch.Generator(device=device).manual_seed(0)
+    sample = Sampler(0.9, torch.Generator(device=device).manual_seed(0))
     for _ in range(samples):
-        codes = sample(fast.step(codes), 0.9, generator)
+        codes = sample(fast.step(codes))
     synchronize(device)
-    return batch * samples / (time.perf_counter() - started)
+    return batch * samples / (time.perf_counter() - started), fast.engine
 
 
 def main() -> None:
@@ -55,13 +55,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="audio generated per fast measurement")
     args = parser.parse_args()
     print(f"preset {args.preset}; torch threads {torch.get_num_threads()}")
-    print(f"{'device':>6} {'batch':>5} {'naive/s':>10} {'fast/s':>10} {'fast/naive':>10} {'x real time':>11}")
+    print(f"{'device':>6} {'batch':>5} {'naive/s':>10} {'fast/s':>10} {'fast/naive':>10} {'x real time':>11}  fast path")
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         model = WaveNet(**PRESETS[args.preset]).to(device).eval()
         for batch in (1, 16, 64):
             naive = naive_rate(model, batch, (20 if batch == 1 else 3) if device == "cpu" else 100, device)
-            fast = fast_rate(model, batch, int(args.seconds * 16000 / max(1, batch // 16)), device)
-            print(f"{device:>6} {batch:>5} {naive:>10.0f} {fast:>10.0f} {fast / naive:>10.1f} {fast / batch / 16000:>11.3f}")
+            fast, engine = fast_rate(model, batch, int(args.seconds * 16000 / max(1, batch // 16)), device)
+            print(f"{device:>6} {batch:>5} {naive:>10.0f} {fast:>10.0f} {fast / naive:>10.1f} {fast / batch / 16000:>11.3f}  {engine}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import classify, data, evaluate, generate, info, models, train, transfer
+from . import classify, data, evaluate, generate, info, models, plot, train, transfer
 
 app = typer.Typer(
     name="estm",
@@ -44,6 +44,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(plot.app, name="plot")
 
 
 def main() -> None:

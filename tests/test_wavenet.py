@@ -9,7 +9,7 @@ import torch
 
 from estm_core import store
 from estm_core.generate import generate
-from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet
+from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet, compiled_layers
 from estm_core.training.loop import TrainConfig
 from estm_core.training.wavenet import train_wavenet
 
@@ -30,8 +30,8 @@ def test_the_seed_preset_is_the_seeds_model():
     assert sum(p.numel() for p in model.parameters()) == 1_834_592
 
 
-@pytest.mark.parametrize("labels, batch", [(0, 1), (0, 3), (4, 2)])
-def test_the_fast_path_equals_the_full_forward_pass(labels, batch):
+@pytest.mark.parametrize("labels, batch, compiled", [(0, 1, True), (0, 3, True), (4, 2, True), (4, 2, False)])
+def test_the_fast_path_equals_the_full_forward_pass(labels, batch, compiled):
     torch.manual_seed(0)
     model = WaveNet(blocks=3, layers=4, residual_channels=8, dilation_channels=8, skip_channels=16, end_channels=16,
                     labels=labels).eval()
@@ -42,10 +42,26 @@ def test_the_fast_path_equals_the_full_forward_pass(labels, batch):
     label = torch.arange(batch) % labels if labels else None
     with torch.no_grad():
         full = model(codes, label)  # predictions after each full receptive field
-    fast = FastWaveNet(model, batch, label)
+    fast = FastWaveNet(model, batch, label, compiled=compiled)
+    assert fast.engine == ("C kernel" if compiled and compiled_layers() else "torch")
     stepped = torch.stack([fast.step(codes[:, t]) for t in range(length)], dim=2)
     # with teacher forcing, the step at t predicts what the full pass predicts after the window ending at t
     assert (stepped[:, :, model.receptive_field - 1:] - full).abs().max().item() <= 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_cuda_graph_step_equals_the_cpu_step():
+    torch.manual_seed(0)
+    model = WaveNet(blocks=2, layers=4, residual_channels=8, dilation_channels=8, skip_channels=16, end_channels=16,
+                    labels=3).eval()
+    codes = torch.randint(0, 256, (4, 60))
+    label = torch.tensor([0, 1, 2, 0])
+    on_cpu = FastWaveNet(model, 4, label)
+    on_gpu = FastWaveNet(model.cuda(), 4, label.cuda())
+    assert on_gpu.engine == "CUDA graph"
+    for t in range(codes.shape[1]):
+        expected = on_cpu.step(codes[:, t])
+        assert (on_gpu.step(codes[:, t].cuda()).cpu() - expected).abs().max().item() <= 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +135,12 @@ def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained,
 
 
 def test_sampling_draws_from_the_tempered_softmax():
-    from estm_core.generate import sample
+    from estm_core.generate import Sampler
 
     logits = torch.tensor([[0.0, 1.0, 2.0, -1.0]]).expand(20000, -1)
-    generator = torch.Generator().manual_seed(0)
     for temperature in (1.0, 0.5):
-        counts = torch.bincount(sample(logits, temperature, generator), minlength=4).float() / len(logits)
+        sample = Sampler(temperature, torch.Generator().manual_seed(0))
+        sample.ELEMENTS = 3 * logits.numel()  # three steps' noise at a time: the refill is exercised too
+        counts = torch.bincount(torch.cat([sample(logits) for _ in range(4)]), minlength=4).float() / 4 / len(logits)
         expected = torch.softmax(logits[0] / temperature, dim=0)
         torch.testing.assert_close(counts, expected, atol=0.015, rtol=0)

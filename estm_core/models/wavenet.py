@@ -7,11 +7,21 @@ The `seed` preset is the second seed project's model (pytorch-wavenet): 3 blocks
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..store import register
+from ..store import register, store_root
 
 PRESETS = {
     "seed": dict(blocks=3, layers=10, residual_channels=32, dilation_channels=32, skip_channels=1024, end_channels=512),
@@ -69,74 +79,144 @@ class FastWaveNet:
     inputs, so a new sample costs O(layers) instead of the whole receptive field. Batched over streams.
 
     `step(codes)` takes the (B,) codes of the newest samples and returns the (B, classes) logits of the next ones.
-    The ring buffers of all layers live in one tensor, so that every layer's past input is read, and its new input
-    written, by a single indexing operation per sample; the past inputs' share of the dilated convolutions is then
-    one batched product for all layers.
+    The gated layers run, on the CPU, in a small C loop compiled on first use (`wavenet_layers.c`; torch's cost per
+    operation is larger than the arithmetic of these tiny products); on CUDA, as torch operations replayed from one
+    CUDA graph; elsewhere, or without a C compiler, as torch operations. The skip sum and the head, large products,
+    are torch's everywhere. `engine` says which ran.
     """
 
-    def __init__(self, model: WaveNet, batch: int, label: torch.Tensor | None = None):
+    def __init__(self, model: WaveNet, batch: int, label: torch.Tensor | None = None, *, compiled: bool = True):
         self.model = model
         device = model.start.weight.device
-        residual_channels = model.start.out_channels
         dilations = model.dilations
         offsets = [sum(dilations[:layer]) for layer in range(len(dilations))]
-        self.history = torch.zeros(sum(dilations), batch, residual_channels, device=device)
+        self.channels = model.filters[0].out_channels
+        self.history = torch.zeros(sum(dilations), batch, model.start.out_channels, device=device)
         period = max(dilations)  # the dilations are powers of two: every slot pattern repeats after the largest
         self.slots = torch.tensor([[offset + time % dilation for offset, dilation in zip(offsets, dilations)]
                                    for time in range(period)], device=device)
         self.time = 0
-        # the k=2 dilated convolutions split into their past tap (all layers at once) and their present tap,
-        # filter and gate stacked, with the label biases folded into the bias
-        biases = model._label_biases(label, batch)
+        # the k=2 dilated convolutions split into their past and present taps, filter and gate outputs side by side,
+        # the label biases folded into the bias
+        label_biases = model._label_biases(label, batch)
         with torch.no_grad():
-            self.past_weights = torch.stack([torch.cat([f.weight[:, :, 0], g.weight[:, :, 0]]).t()
-                                             for f, g in zip(model.filters, model.gates)])  # (L, C, 2D)
-            self.present_weights = [torch.cat([f.weight[:, :, 1], g.weight[:, :, 1]]).t().contiguous()
-                                    for f, g in zip(model.filters, model.gates)]  # (C, 2D) each
-            self.biases = torch.stack([torch.cat([f.bias + fb[:, :, 0], g.bias + gb[:, :, 0]], dim=1)
-                                       .expand(batch, -1) for (fb, gb), f, g in zip(biases, model.filters,
-                                                                                    model.gates)])  # (L, B, 2D)
+            def taps(tap: int) -> torch.Tensor:  # (L, C, 2D)
+                return torch.stack([torch.cat([f.weight[:, :, tap], g.weight[:, :, tap]]).t()
+                                    for f, g in zip(model.filters, model.gates)]).contiguous()
+
+            self.past_weights, self.present_weights = taps(0), taps(1)
+            self.biases = torch.stack([torch.cat([f.bias + fb[:, :, 0], g.bias + gb[:, :, 0]], dim=1).expand(batch, -1)
+                                       for (fb, gb), f, g in zip(label_biases, model.filters, model.gates)])
             self.start_weight = model.start.weight[:, :, 0].t().contiguous()  # a one-hot times it = a row of it
-            self.start_bias = model.start.bias.detach()
-            self.residual_weights = [conv.weight[:, :, 0].t().contiguous() for conv in model.residuals]
-            self.residual_biases = [conv.bias.detach() for conv in model.residuals]
-            # all skip convolutions at once: concatenated gated outputs (B, layers * D) times stacked weights
+            self.start_bias = model.start.bias.detach().clone()
+            self.residual_weights = torch.stack([conv.weight[:, :, 0].t() for conv in model.residuals]).contiguous()
+            self.residual_biases = torch.stack([conv.bias for conv in model.residuals]).contiguous()
+            # all skip convolutions at once: the gated outputs side by side (B, layers * D) times stacked weights
             self.skip_weight = torch.cat([conv.weight[:, :, 0].t() for conv in model.skips], dim=0).contiguous()
             self.skip_bias = torch.stack([conv.bias for conv in model.skips]).sum(dim=0)
             self.end_weight = model.end.weight[:, :, 0].t().contiguous()
-            self.end_bias = model.end.bias.detach()
+            self.end_bias = model.end.bias.detach().clone()
             self.output_weight = model.output.weight[:, :, 0].t().contiguous()
-            self.output_bias = model.output.bias.detach()
+            self.output_bias = model.output.bias.detach().clone()
+        self.gated = torch.zeros(batch, len(dilations) * self.channels, device=device)
+        small = self.channels <= 1024  # the C loop's buffer holds 1 024 channels
+        kernel = compiled_layers() if compiled and small and device.type == "cpu" else None
+        if kernel is not None:
+            self.engine = "C kernel"
+            tensors = [self.history, self.start_weight, self.start_bias, self.past_weights, self.present_weights,
+                       self.biases, self.residual_weights, self.residual_biases, self.gated,
+                       torch.empty(batch, self.history.shape[2])]
+            constants = [batch, len(dilations), self.history.shape[2], self.channels]
+            self._layers = lambda codes, slots: kernel(*constants, codes.data_ptr(), slots.data_ptr(),
+                                                       *[tensor.data_ptr() for tensor in tensors])
+        else:
+            self.engine = "torch"
+            self._layers = self._torch_layers
+        self._graph = self._capture(batch) if compiled and device.type == "cuda" else None
 
     @torch.no_grad()
     def step(self, codes: torch.Tensor) -> torch.Tensor:
         slots = self.slots[self.time % len(self.slots)]
         self.time += 1
-        return _fast_step(codes, slots, self.history, self.start_weight, self.start_bias, self.past_weights,
-                          self.present_weights, self.biases, self.residual_weights, self.residual_biases,
-                          self.skip_weight, self.skip_bias, self.end_weight, self.end_bias, self.output_weight,
-                          self.output_bias)
+        if self._graph is not None:
+            self._codes.copy_(codes)
+            self._step_slots.copy_(slots)
+            self._graph.replay()
+            return self._logits.clone()
+        return self._step(codes.contiguous(), slots)
+
+    def _step(self, codes: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        self._layers(codes, slots)
+        hidden = torch.addmm(self.skip_bias, self.gated, self.skip_weight).relu_()
+        hidden = torch.addmm(self.end_bias, hidden, self.end_weight).relu_()
+        return torch.addmm(self.output_bias, hidden, self.output_weight)
+
+    def _torch_layers(self, codes: torch.Tensor, slots: torch.Tensor) -> None:
+        """What wavenet_layers.c does, in torch operations."""
+        past = torch.bmm(self.history.index_select(0, slots), self.past_weights).add_(self.biases)
+        x = self.start_weight[codes] + self.start_bias
+        inputs = []
+        for layer in range(len(self.past_weights)):
+            inputs.append(x)
+            filter_, gate = torch.addmm(past[layer], x, self.present_weights[layer]).chunk(2, dim=1)
+            gated = self.gated[:, layer * self.channels:(layer + 1) * self.channels]
+            torch.mul(filter_.tanh_(), gate.sigmoid_(), out=gated)
+            x = torch.addmm(self.residual_biases[layer], gated, self.residual_weights[layer]).add_(x)
+        self.history.index_copy_(0, slots, torch.stack(inputs))
+
+    def _capture(self, batch: int):
+        """One CUDA graph of a whole step: a sample then costs one launch instead of ~150 small kernels'."""
+        self.engine = "CUDA graph"
+        self._codes = torch.zeros(batch, dtype=torch.long, device=self.history.device)
+        self._step_slots = self.slots[0].clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.no_grad():
+            for _ in range(3):  # warm-up before capture, as CUDA graphs require
+                self._step(self._codes, self._step_slots)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.no_grad():
+            self._logits = self._step(self._codes, self._step_slots)
+        self.history.zero_()  # undo the warm-up
+        return graph
 
 
-@torch.jit.script
-def _fast_step(codes: torch.Tensor, slots: torch.Tensor, history: torch.Tensor, start_weight: torch.Tensor,
-               start_bias: torch.Tensor, past_weights: torch.Tensor, present_weights: list[torch.Tensor],
-               biases: torch.Tensor, residual_weights: list[torch.Tensor], residual_biases: list[torch.Tensor],
-               skip_weight: torch.Tensor, skip_bias: torch.Tensor, end_weight: torch.Tensor, end_bias: torch.Tensor,
-               output_weight: torch.Tensor, output_bias: torch.Tensor) -> torch.Tensor:
-    """One sample through every layer. TorchScript: the per-sample loop runs ~30 small matrix products, and
-    Python's overhead per operation would cost more than the arithmetic."""
-    past = torch.baddbmm(biases, history.index_select(0, slots), past_weights)  # (L, B, 2D), every layer at once
-    x = start_weight[codes] + start_bias
-    inputs: list[torch.Tensor] = []
-    gated: list[torch.Tensor] = []
-    for layer in range(len(present_weights)):
-        inputs.append(x)
-        filter_, gate = torch.addmm(past[layer], x, present_weights[layer]).chunk(2, dim=1)
-        z = torch.tanh(filter_) * torch.sigmoid(gate)
-        gated.append(z)
-        x = torch.addmm(residual_biases[layer], z, residual_weights[layer]) + x
-    history.index_copy_(0, slots, torch.stack(inputs))
-    skip = torch.addmm(skip_bias, torch.cat(gated, dim=1), skip_weight)
-    hidden = torch.addmm(end_bias, torch.relu(skip), end_weight)
-    return torch.addmm(output_bias, torch.relu(hidden), output_weight)
+_LAYERS_SOURCE = Path(__file__).with_name("wavenet_layers.c")
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+
+
+@functools.cache
+def compiled_layers():
+    """wavenet_layers.c as a callable, compiled once per machine into the store's cache; None without a C compiler
+    (the fast path then runs in torch operations, slower but equal)."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    source = _LAYERS_SOURCE.read_bytes()
+    # -march=native code must not be loaded on another kind of CPU (a cluster's nodes share the cache)
+    key = hashlib.sha256(b"\0".join([source, " ".join(_FLAGS).encode(), compiler.encode(),
+                                      platform.machine().encode(), _cpu_model().encode()])).hexdigest()[:16]
+    library = store_root() / "cache" / "kernels" / f"wavenet_layers-{key}.so"
+    try:
+        if not library.exists():
+            library.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
+                built = Path(scratch) / library.name
+                subprocess.run([compiler, *_FLAGS, "-o", str(built), str(_LAYERS_SOURCE), "-lm"], check=True,
+                               capture_output=True, timeout=120)
+                os.replace(built, library)  # atomic: concurrent jobs never load a half-written library
+        function = ctypes.CDLL(str(library)).wavenet_layers
+    except (OSError, subprocess.SubprocessError):
+        return None
+    function.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 12
+    function.restype = None
+    return function
+
+
+def _cpu_model() -> str:
+    try:
+        return next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+                    "")
+    except OSError:
+        return platform.processor()

@@ -1,0 +1,260 @@
+"""`estm plot`: figures as PNG files (training curves, spectrograms, confusion matrices, codebook usage).
+
+Without -o each figure goes to the current folder, named after its input; an existing file is kept unless --force.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rich.markup import escape
+
+from .common import (
+    EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors, note,
+    readable, stderr,
+)
+
+app = typer.Typer(help="Figures as PNG files: training curves, spectrograms, confusion matrices, codebook usage.",
+                  no_args_is_help=True)
+
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="The PNG to write.")]
+MAX_COLUMNS = 12  # spectrogram columns side by side
+
+
+def _wrote(path: Path) -> None:
+    note(f"wrote {path}", quiet=False)
+
+
+def _input_problem(problems: list[tuple[str, str]]):
+    from estm_core.errors import EstmError
+
+    item, cause = problems[0]
+    more = f" (and {len(problems) - 1} more bad inputs)" if len(problems) > 1 else ""
+    return EstmError(f"{item}: {cause}{more}")
+
+
+@app.command()
+@handles_errors
+def history(
+    model: Annotated[str, typer.Argument(
+        metavar="NAME_OR_FILE", help="A model (store name or .safetensors path) or its NAME.history.csv.")],
+    output: Output = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Training curves: one panel per kind of term (loss, accuracy, ...), train and validation, best epoch marked.
+
+    Default output: NAME-history.png in the current folder.
+    """
+    from estm_core import store
+    from estm_core.errors import EstmError
+    from estm_core.files import check_writable
+    from estm_core.plots import best_epoch, history_png, read_history
+
+    given = Path(model).expanduser()
+    if given.suffix.lower() == ".csv" or (given.is_file() and not given.name.endswith(store.MODEL_SUFFIX)):
+        csv_path = given
+        beside_model = given.name.endswith(store.HISTORY_SUFFIX)  # NAME.history.csv: maybe NAME.safetensors too
+        name = given.name.removesuffix(store.HISTORY_SUFFIX) if beside_model else given.stem
+        model_path = given.with_name(name + store.MODEL_SUFFIX)
+        model_path = model_path if beside_model and model_path.is_file() else None
+    else:
+        model_path = store.resolve(model)
+        name = store.model_name(model_path)
+        csv_path = store.history_path(model_path)
+        if not csv_path.is_file():
+            raise EstmError(f"{model_path}: no training history beside it ({csv_path.name} is missing)")
+    output = output or Path(f"{name}-history.png")
+    check_writable(output, force)
+    frame = read_history(csv_path)
+    best, title = None, name
+    if model_path is not None:
+        try:
+            info = store.read_info(model_path)
+        except store.StoreError:
+            info = None
+        if info is not None:
+            training = info.training
+            best = training.get("best_epoch")
+            title = f"{info.family} {name}"
+            if best is not None and training.get("monitor"):
+                title += f": best epoch {best} by {training['monitor']}"
+    if best is None:
+        best = best_epoch(frame)
+        title += f": best epoch {best} by {'val_loss' if 'val_loss' in frame.columns else 'loss'}"
+    _wrote(history_png(frame, output, title=title, best=best, force=force))
+
+
+@app.command()
+@handles_errors
+def spectrogram(
+    files: Annotated[list[str], typer.Argument(
+        help="Audio files, shown side by side in this order (folders, globs, or - for paths on stdin).")],
+    output: Output = None,
+    seconds: Annotated[float, typer.Option(
+        "--seconds", help="Show at most this many seconds from the start of each file.")] = 30.0,
+    recursive: Recursive = False,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Each file's waveform above its log-mel spectrogram, one column per file.
+
+    Default output: STEM-spectrogram.png for one file, spectrogram.png for several, in the current folder.
+    """
+    from estm_core.errors import EstmError
+    from estm_core.files import check_writable
+    from estm_core.plots import load_clip, spectrogram_png
+
+    if not seconds > 0:
+        raise EstmError("--seconds must be more than 0")
+    paths, problems = expand_inputs(files, recursive)
+    paths, bad = readable(paths)
+    if problems or bad:
+        raise _input_problem(problems + bad)
+    if len(paths) > MAX_COLUMNS:
+        raise EstmError(f"{len(paths)} files: at most {MAX_COLUMNS} fit side by side in one figure")
+    output = output or Path(f"{paths[0].stem}-spectrogram.png" if len(paths) == 1 else "spectrogram.png")
+    check_writable(output, force)
+    clips = [load_clip(path, seconds) for path in paths]
+    _wrote(spectrogram_png(clips, output, force=force))
+
+
+@app.command()
+@handles_errors
+def confusion(
+    evaluation: Annotated[Path, typer.Argument(
+        metavar="EVAL.json", help="The evaluation.json that `estm evaluate classifier` wrote.")],
+    output: Output = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """The confusion matrix of a classifier evaluation (rows: true label, columns: predicted).
+
+    Default output: MODEL-PART-confusion.png in the current folder.
+    """
+    from estm_core.files import check_writable
+    from estm_core.plots import evaluation_confusion_png, read_evaluation
+
+    summary = read_evaluation(evaluation)
+    stem = "-".join(str(summary[key]) for key in ("model", "part") if summary.get(key)) or evaluation.stem
+    output = output or Path(f"{stem}-confusion.png")
+    check_writable(output, force)
+    _wrote(evaluation_confusion_png(summary, output, force=force))
+
+
+@app.command()
+@handles_errors
+def codebook(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="An hvqvae, estm1 or estm2 model: store name or path.")],
+    files: Annotated[Optional[list[str]], typer.Argument(
+        metavar="AUDIO", help="Audio to encode: files, folders, globs, or - for paths on stdin.")] = None,
+    cache: Annotated[Optional[Path], typer.Option(
+        "--cache", help="Encode the segments of a segment cache (`estm data segment`) instead of AUDIO.")] = None,
+    part: Annotated[Optional[str], typer.Option(
+        "--part", help="With --cache: only this part (train, validation, test).")] = None,
+    max_segments: Annotated[Optional[int], typer.Option(
+        "--max-segments", help="With --cache: at most this many segments, spread evenly.")] = None,
+    output: Output = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments encoded at once.")] = 8,
+    recursive: Recursive = False,
+    device: Device = "auto",
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """VQ codebook usage per level over AUDIO or --cache; without either, the codebook entries (PCA).
+
+    Per level: each code's share of the latent vectors, the shares sorted, perplexity and codes used. The audio is
+    cut into the model's segments as `estm data segment` cuts it. Default output: MODEL-codebook.png in the current
+    folder.
+    """
+    from estm_core import store
+    from estm_core.errors import EstmError
+    from estm_core.files import check_writable
+    from estm_core.plots import check_vq_family
+
+    if files and cache is not None:
+        raise EstmError("give AUDIO files or --cache, not both")
+    if (part is not None or max_segments is not None) and cache is None:
+        raise EstmError("--part and --max-segments go with --cache")
+    if batch_size < 1 or (max_segments is not None and max_segments < 1):
+        raise EstmError("--batch-size and --max-segments must be at least 1")
+    model_path = store.resolve(model)
+    info = store.read_info(model_path)
+    check_vq_family(info.family, str(model_path))
+    name = store.model_name(model_path)
+    output = output or Path(f"{name}-codebook.png")
+    check_writable(output, force)
+
+    from estm_core.device import choose_device
+    from estm_core.plots import cache_segments, codebook_png, codebook_usage, codebooks, file_segments
+
+    rate, length = info.audio["sample_rate"], info.audio["segment_length"]
+    paths, failures = [], []
+    if files:  # the inputs before the model
+        paths, problems = expand_inputs(files, recursive)
+        paths, bad = readable(paths)
+        failures = problems + bad
+        if not paths:
+            raise _input_problem(failures)
+    if cache is not None:
+        count, batches = cache_segments(cache, rate, length, part=part, max_segments=max_segments,
+                                        batch_size=batch_size, who=name)
+    target = choose_device(device)
+    vq_model, info = store.load_model(model_path, info.family, target)
+    note(f"device: {target}; model: {info.family} {name}", quiet)
+    title = f"{info.family} {name}"
+    if not files and cache is None:
+        note("no audio given: plotting the codebook entries (PCA); give audio files or --cache to see usage", quiet)
+        _wrote(codebook_png(None, output, codebook=codebooks(vq_model), title=f"{title}: codebook entries",
+                            force=force))
+        return
+
+    if cache is not None:
+        where = f"{count} segments of {cache}" + (f" ({part})" if part else "")
+        with ProgressBar("encoding", count, unit="segments", quiet=quiet) as bar:
+            def counted(batches):
+                for batch in batches:
+                    yield batch
+                    bar.advance(len(batch))
+
+            usage = codebook_usage(vq_model, counted(batches), batch_size=batch_size)
+    else:
+        from estm_core.audio import AudioError
+
+        segments = done = 0
+        with ProgressBar("encoding", len(paths), unit="files", quiet=quiet) as bar:
+            def file_batches():
+                nonlocal segments, done
+                for path in paths:
+                    try:
+                        array = file_segments(path, rate, length)
+                    except AudioError as error:
+                        failures.append((str(path), error.cause))
+                    else:
+                        segments, done = segments + len(array), done + 1
+                        yield array
+                    bar.advance()
+
+            try:
+                usage = codebook_usage(vq_model, file_batches(), batch_size=batch_size)
+            except EstmError:
+                if failures:
+                    raise _input_problem(failures) from None
+                raise
+        where = f"{segments} segments of {done} file{'s' if done != 1 else ''}"
+    note(f"{where}: " + "; ".join(f"{level.level} perplexity {level.perplexity:.1f}, {level.codes_used}/"
+                                  f"{level.codebook_size} codes" for level in usage.values()), quiet)
+    _wrote(codebook_png(usage, output, title=f"{title}: codebook usage over {where}", force=force))
+    if failures:
+        stderr.print(f"[bold red]{len(failures)} input{'s' if len(failures) > 1 else ''} skipped:[/]", highlight=False)
+        for item, cause in failures:
+            stderr.print(f"  {escape(item)}: {escape(cause)}", highlight=False)
+        raise typer.Exit(EXIT_SOME_FAILED)
+
