@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch
-DEMO_DIR ?= out/demo
+DEMO_DIR ?= estm-demo
+DEMO_ARGS ?=
 BIN := $(VENV)/bin
 
 .PHONY: demo test clean
@@ -15,13 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/estm info
-	$(BIN)/python -c "import numpy as np; from estm_core.audio import save; t = np.arange(3 * 22050) / 22050; \
-	save('$(DEMO_DIR)/tone.wav', 0.5 * np.sin(2 * np.pi * 440 * t), 22050, force=True)"
-	$(BIN)/estm inspect $(DEMO_DIR)/tone.wav
+	$(BIN)/estm demo -o $(DEMO_DIR) $(DEMO_ARGS)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) estm-demo

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import classify, data, evaluate, generate, info, models, plot, train, transfer
+from . import classify, data, demo, evaluate, generate, info, models, plot, train, transfer
 
 app = typer.Typer(
     name="estm",
@@ -35,6 +35,7 @@ def _root(
     """Emotion-aware music machine learning: emotion-style transfer, recognition and generation."""
 
 
+app.command()(demo.demo)
 app.command()(info.info)
 app.command()(info.inspect)
 app.command()(classify.classify)

@@ -141,6 +141,11 @@ def wavenet_(
         print(json.dumps(plain(summary)))
         return
     stdout.print(f"{summary['model']} (labels: {', '.join(summary['labels']) or 'none'})", highlight=False)
-    for key in ("held_out_nll", "held_out_accuracy", "judged_label_accuracy", "chance"):
-        if key in summary:
-            stdout.print(f"  {key:<22} {summary[key]:.4g}", highlight=False)
+    for key in ("held_out_nll", "held_out_accuracy", "judged_label_accuracy", "chance", "brightness_order_agreement"):
+        if summary.get(key) is not None:
+            stdout.print(f"  {key:<26} {summary[key]:.4g}", highlight=False)
+    for row in summary.get("cues", []):
+        data = (f"training audio {row['data_rms_db']:6.1f} dB {row['data_centroid_hz']:6.0f} Hz"
+                if row["data_rms_db"] is not None else "")
+        stdout.print(f"  {row['label']:<8} generated {row['generated_rms_db']:6.1f} dB {row['generated_centroid_hz']:6.0f} Hz"
+                     f"   {data}", highlight=False)

@@ -14,7 +14,9 @@ from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_erro
 
 @handles_errors
 def generate(
-    output: Annotated[Path, typer.Option("--output", "-o", help="A file (one stream) or a folder (several).")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="A file (one stream) or a folder (several); default LABEL.wav or the folder generated.")]
+    = None,
     model: Annotated[Optional[str], typer.Option("--model", help="A wavenet model (default: the newest).")] = None,
     emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant, Q1..Q4.")] = None,
     genre: Annotated[Optional[str], typer.Option("--genre", help="A genre the model was trained on.")] = None,
@@ -45,6 +47,8 @@ def generate(
         raise EstmError("-n must be at least 1")
     wanted = chosen[0] if chosen else None
     stem = wanted or "generated"
+    if output is None:
+        output = Path(f"{stem}.wav" if count == 1 else "generated")
     paths = [output] if count == 1 else [output / f"{stem}-{index}.wav" for index in range(count)]
     for path in paths:  # before the work, not after it
         check_writable(path, force)

@@ -242,13 +242,47 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
         clips = generate(model, info, asked, seconds=seconds, temperature=temperature, seed=seed,
                          on_progress=on_progress)
         judged = []
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as scratch:
             for number, clip in enumerate(clips):
-                clip_path = Path(folder) / f"{number}.wav"
+                clip_path = Path(scratch) / f"{number}.wav"
                 audio.save(clip_path, clip, info.audio["sample_rate"])
                 judged.append(classify_file(clip_path, [classifier]).decisions["judge"]["label"])
         summary.update({"judge": classifier.name, "generated": len(asked),
                         "judged_label_accuracy": float(np.mean([a == j for a, j in zip(asked, judged)])),
                         "chance": 1 / len(info.labels),
                         "judged": [{"asked": a, "judged": j} for a, j in zip(asked, judged)]})
+        if (folder / "index.csv").is_file():
+            summary.update(label_cues(info.labels, asked, clips, index, info.audio["sample_rate"]))
     return summary
+
+
+def loudness_and_brightness(samples: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """RMS level (dBFS) and spectral centroid (Hz) of a clip."""
+    power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    frequencies = np.fft.rfftfreq(len(samples), 1 / sample_rate)
+    rms = float(np.sqrt(np.mean(np.square(samples))))
+    return 20 * np.log10(max(rms, 1e-10)), float((frequencies * power).sum() / max(power.sum(), 1e-20))
+
+
+def label_cues(labels: list[str], asked: list[str], clips: np.ndarray, index: pd.DataFrame, sample_rate: int,
+               files_per_label: int = 8) -> dict:
+    """Does generation follow the label where a judge cannot tell? Per label, the mean level and brightness of the
+    clips generated for it beside those of the training audio of that label, and how many pairs of labels the
+    clips order by brightness as the training audio does (SynthEmo's quadrants differ most in level and brightness).
+    """
+    rows = []
+    for label in labels:
+        generated = [loudness_and_brightness(clip, sample_rate)
+                     for clip, wanted in zip(clips, asked) if wanted == label]
+        paths = index.loc[(index["label"] == label) & (index["part"] == "train"), "path"].unique()[:files_per_label]
+        data = [loudness_and_brightness(audio.load(path, sample_rate=sample_rate, mono=True)[0], sample_rate)
+                for path in paths]
+        rows.append({"label": label, "generated_rms_db": float(np.mean([g[0] for g in generated])),
+                     "generated_centroid_hz": float(np.mean([g[1] for g in generated])),
+                     "data_rms_db": float(np.mean([d[0] for d in data])) if data else None,
+                     "data_centroid_hz": float(np.mean([d[1] for d in data])) if data else None})
+    known = [row for row in rows if row["data_centroid_hz"] is not None]
+    pairs = [(a, b) for i, a in enumerate(known) for b in known[i + 1:]]
+    agree = sum((a["generated_centroid_hz"] - b["generated_centroid_hz"])
+                * (a["data_centroid_hz"] - b["data_centroid_hz"]) > 0 for a, b in pairs)
+    return {"cues": rows, "brightness_order_agreement": agree / len(pairs) if pairs else None}

@@ -90,3 +90,22 @@ def estm(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def fast_demo(tmp_path_factory) -> tuple[Path, Path]:
+    """`estm demo --fast`, run once per session: (its output folder, its store)."""
+    from estm_core.demo import PLANS, Demo
+
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESTM_HOME", str(root / "home"))
+        Demo(root / "out", PLANS["fast"]).run()
+    return root / "out", root / "home"
+
+
+@pytest.fixture
+def demo_store(fast_demo, monkeypatch) -> Path:
+    """The fast demo's output folder, with its store as this test's store."""
+    monkeypatch.setenv("ESTM_HOME", str(fast_demo[1]))
+    return fast_demo[0]

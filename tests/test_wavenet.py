@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -144,3 +145,20 @@ def test_sampling_draws_from_the_tempered_softmax():
         counts = torch.bincount(torch.cat([sample(logits) for _ in range(4)]), minlength=4).float() / 4 / len(logits)
         expected = torch.softmax(logits[0] / temperature, dim=0)
         torch.testing.assert_close(counts, expected, atol=0.015, rtol=0)
+
+
+def test_label_cues_compare_generated_and_training_audio_per_label(tmp_path):
+    from estm_core.evaluate import label_cues, loudness_and_brightness
+
+    level, centroid = loudness_and_brightness(tone(1.0, 16000, frequency=1000.0, amplitude=0.5), 16000)
+    assert level == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.05) and centroid == pytest.approx(1000, abs=5)
+    index = pd.DataFrame({"label": ["low", "high"], "part": ["train", "train"],
+                          "path": [write(tmp_path / f"{label}.wav", tone(1.0, 16000, frequency=TONES[label]), 16000)
+                                   for label in ("low", "high")]})
+    clips = np.stack([tone(0.5, 16000, frequency=f) for f in (600.0, 1800.0)])  # ordered as the data: agreement
+    cues = label_cues(["high", "low"], ["low", "high"], clips, index, 16000)
+    assert cues["brightness_order_agreement"] == 1.0
+    assert [round(row["data_centroid_hz"], -2) for row in cues["cues"]] == [2000, 500]
+    assert [round(row["generated_centroid_hz"], -2) for row in cues["cues"]] == [1800, 600]
+    swapped = label_cues(["high", "low"], ["high", "low"], clips, index, 16000)  # asked the other way round
+    assert swapped["brightness_order_agreement"] == 0.0

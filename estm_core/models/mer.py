@@ -28,14 +28,15 @@ class MER(nn.Module):
     """(B, 1, n_mels, frames) standardised log-mel -> (B, classes) logits."""
 
     def __init__(self, classes: int = 4, hidden: int = 256, dense_dropout: float = 0.4, l2: float = 1e-3,
-                 slope: float = 0.01):
+                 slope: float = 0.01, width: float = 1.0):
+        """`width` scales every convolution's channels (1: the paper's; the demo's CPU models use less)."""
         super().__init__()
         layers: list[nn.Module] = []
         channels = 1
         for widths, pool, dropout in STAGES:
-            for width in widths:
-                layers += [nn.Conv2d(channels, width, 3, padding="same"), nn.LeakyReLU(slope)]
-                channels = width
+            for stage_width in widths:
+                layers += [nn.Conv2d(channels, round(stage_width * width), 3, padding="same"), nn.LeakyReLU(slope)]
+                channels = round(stage_width * width)
             layers.append(nn.MaxPool2d(pool))
             if dropout:
                 layers.append(nn.Dropout(dropout))

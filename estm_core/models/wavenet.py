@@ -123,12 +123,13 @@ class FastWaveNet:
         kernel = compiled_layers() if compiled and small and device.type == "cpu" else None
         if kernel is not None:
             self.engine = "C kernel"
-            tensors = [self.history, self.start_weight, self.start_bias, self.past_weights, self.present_weights,
-                       self.biases, self.residual_weights, self.residual_biases, self.gated,
-                       torch.empty(batch, self.history.shape[2])]
-            constants = [batch, len(dilations), self.history.shape[2], self.channels]
-            self._layers = lambda codes, slots: kernel(*constants, codes.data_ptr(), slots.data_ptr(),
-                                                       *[tensor.data_ptr() for tensor in tensors])
+            self._kernel_tensors = [self.history, self.start_weight, self.start_bias, self.past_weights,
+                                    self.present_weights, self.biases, self.residual_weights, self.residual_biases,
+                                    self.gated, torch.empty(batch, self.history.shape[2])]  # the last: scratch
+            # every tensor is updated in place, never reallocated: its address is fixed
+            arguments = [batch, len(dilations), self.history.shape[2], self.channels]
+            pointers = [tensor.data_ptr() for tensor in self._kernel_tensors]
+            self._layers = lambda codes, slots: kernel(*arguments, codes.data_ptr(), slots.data_ptr(), *pointers)
         else:
             self.engine = "torch"
             self._layers = self._torch_layers
@@ -143,7 +144,7 @@ class FastWaveNet:
             self._step_slots.copy_(slots)
             self._graph.replay()
             return self._logits.clone()
-        return self._step(codes.contiguous(), slots)
+        return self._step(codes.long().contiguous(), slots)
 
     def _step(self, codes: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
         self._layers(codes, slots)

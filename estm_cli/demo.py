@@ -1,0 +1,50 @@
+"""`estm demo`: the whole mission end to end on a synthetic corpus, with a report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain
+
+
+@handles_errors
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the corpus, figures, audio and report.")]
+    = Path("estm-demo"),
+    fast: Annotated[bool, typer.Option("--fast", help="Tiny models, about 2 minutes (a smoke test).")] = False,
+    device: Device = "auto",
+    force: Force = False,
+    json_: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Make a SynthEmo corpus, train small models of every family (into the store as demo-*), classify, transfer,
+    generate, evaluate, and write OUTPUT/report.html. A rerun reuses what is done; --force starts over."""
+    from estm_core.demo import PLANS, Demo
+    from estm_core.device import choose_device
+
+    target = choose_device(device)
+    plan = PLANS["fast" if fast else "full"]
+    note(f"estm demo ({plan.name}) into {output}; device: {target}", quiet)
+    started = time.perf_counter()
+    runner = Demo(output, plan, force=force, device=str(target), say=lambda line: note(line, quiet),
+                  progress=lambda description, total, unit: ProgressBar(description, total, unit=unit, quiet=quiet))
+    reports = runner.run()
+    elapsed = time.perf_counter() - started
+    done = runner.state["done"]
+    summary = {"report": str(reports[0]), "markdown": str(reports[1]), "plan": plan.name,
+               "wall_seconds": round(elapsed, 1), "models": sorted(key[6:] for key in done if key.startswith("train:")),
+               "recognition": done["recognition"], "transfer": done["transfer"],
+               "generation": {key: done["generation"].get(key) for key in
+                              ("judge", "judged_label_accuracy", "chance", "held_out_nll", "held_out_accuracy")}}
+    if json_:
+        print(json.dumps(plain(summary)))
+        return
+    note(f"report: {reports[0]} ({elapsed / 60:.1f} min)", quiet=False)
+    note("try: estm transfer content.wav emotion.wav -o out.wav | estm classify song.mp3 | "
+         "estm generate --emotion Q1", quiet)

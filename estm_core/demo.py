@@ -1,0 +1,526 @@
+"""`estm demo`: the whole mission end to end on a SynthEmo corpus, small enough for a laptop's CPU.
+
+Makes the corpus, splits and segments it, trains one small model of every family into the store (named `demo-*`),
+then classifies held-out files, transfers emotions between held-out pairs, generates per emotion, evaluates each,
+and writes a report (`report.html`, `report.md`) with its figures and audio beside it. Every stage's result is kept:
+a rerun skips what is done (unless `force`), so an interrupted demo continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import store
+from .files import atomic_write
+
+MODELS = {  # store name -> (family, what it is)
+    "demo-judge": ("mer", "MER judge: scores transfers and generated clips (trained apart from the labeller)"),
+    "demo-mer": ("mer", "MER labeller: the quadrant labels ESTM-1 and ESTM-2 train on"),
+    "demo-emotion": ("emotion", "emotion ResNet on the quadrants"),
+    "demo-genre": ("genre", "genre ResNet, on SynthEmo's mode (major/minor) as the 'genre'"),
+    "demo-hvqvae": ("hvqvae", "content-only hierarchical VQ-VAE (the baseline)"),
+    "demo-estm1": ("estm1", "ESTM-1: emotion one-hot appended to the latents"),
+    "demo-estm2": ("estm2", "ESTM-2: emotion channels inside the latents, with a style loss"),
+    "demo-wavenet": ("wavenet", "WaveNet conditioned on the quadrant"),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The demo's sizes. `full` is meant for ~10 minutes of a 2-core CPU, `fast` for ~2 (a smoke test)."""
+
+    name: str
+    contents: int  # SynthEmo contents, each rendered in Q1-Q4 (10.08 s per rendering)
+    mer_width: float  # channels of the paper's MER CNN, scaled
+    mer_epochs: int
+    resnet_widths: tuple[int, ...]
+    resnet_epochs: int
+    estm_d: int
+    estm_codebook: int
+    estm_epochs: int
+    wavenet: dict = field(default_factory=dict)
+    wavenet_steps: int = 100
+    generate_seconds: float = 4.0
+    pairs: int = 16
+
+
+PLANS = {
+    "full": Plan("full", contents=24, mer_width=0.25, mer_epochs=24, resnet_widths=(8, 16, 32, 64), resnet_epochs=10,
+                 estm_d=16, estm_codebook=256, estm_epochs=6,
+                 wavenet=dict(blocks=2, layers=8, residual_channels=24, dilation_channels=24, skip_channels=128,
+                              end_channels=128), wavenet_steps=300, generate_seconds=4.0, pairs=24),
+    "fast": Plan("fast", contents=8, mer_width=0.125, mer_epochs=2, resnet_widths=(4, 8, 16, 32), resnet_epochs=2,
+                 estm_d=12, estm_codebook=64, estm_epochs=1,
+                 wavenet=dict(blocks=1, layers=6, residual_channels=8, dilation_channels=8, skip_channels=16,
+                              end_channels=16), wavenet_steps=10, generate_seconds=1.0, pairs=8),
+}
+
+# What the original paper reported (test; chance 0.25), for the report's comparison table.
+PAPER = {"estm1": {"mse_c": "0.15-0.45", "pea": "0.24-0.28", "aea": "0.26-0.31"},
+         "estm2": {"mse_c": "0.14-0.36", "pea": "0.24-0.29", "aea": "0.24-0.29"}}
+
+Progress = Callable[[str, "int | None", str], object]  # (description, total, unit) -> context manager f(done, total)
+
+
+def _no_progress(description: str, total: int | None, unit: str):
+    return nullcontext(lambda done, total=None: None)
+
+
+class Demo:
+    def __init__(self, out_dir: str | Path, plan: Plan, *, force: bool = False, device: str = "cpu",
+                 progress: Progress = _no_progress, say: Callable[[str], None] = lambda line: None):
+        self.out = Path(out_dir)
+        self.plan = plan
+        self.force = force
+        self.device = device
+        self.progress = progress
+        self.say = say
+        self.state_path = self.out / "demo.json"
+        state = json.loads(self.state_path.read_text()) if self.state_path.is_file() and not force else {}
+        # results of another plan's run are not this run's (the plan compared as it reads back from JSON)
+        plan_json = json.loads(json.dumps(asdict(plan)))
+        self.state = state if state.get("plan") == plan_json else {"plan": plan_json}
+        self.state.setdefault("done", {})
+
+    # ------------------------------------------------------------------------------------------ bookkeeping
+
+    def _save_state(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.state_path, force=True) as temporary:
+            Path(temporary).write_text(json.dumps(self.state, indent=1, default=str))
+
+    def stage(self, key: str, run: Callable[[], object]):
+        """Run a stage once: its result (JSON-able) is kept in demo.json and reused by a rerun."""
+        if key in self.state["done"]:
+            return self.state["done"][key]
+        started = time.perf_counter()
+        result = run()
+        self.state["done"][key] = result
+        self.state.setdefault("seconds", {})[key] = round(time.perf_counter() - started, 1)
+        self._save_state()
+        return result
+
+    # ------------------------------------------------------------------------------------------ data
+
+    @property
+    def corpus(self) -> Path:
+        return self.out / "synthemo"
+
+    @property
+    def cache(self) -> Path:
+        return self.out / "segments"
+
+    def make_data(self) -> None:
+        from .datasets import synth
+        from .datasets.layouts import read_dataset
+        from .datasets.segment import SegmentSettings, segment_split
+        from .datasets.split import split_table
+
+        def corpus():
+            with self.progress("SynthEmo corpus", self.plan.contents * 4, "files") as bar:
+                synth.generate(self.corpus, contents=self.plan.contents, force=True, on_progress=bar)
+            return str(self.corpus)
+
+        def segments():
+            table = read_dataset(self.corpus).table
+            split = split_table(table, test=0.25, validation=0.125, seed=0)
+            split.to_csv(self.out / "split.csv", index=False)
+            with self.progress("segments", len(split), "songs") as bar:
+                result = segment_split(split, self.cache, SegmentSettings(), force=True, on_progress=bar)
+            return {part: int((result.manifest["part"] == part).sum()) for part in ("train", "validation", "test")}
+
+        self.say("data: a SynthEmo corpus, split by content, cut into 10.08 s segments")
+        self.stage("corpus", corpus)
+        self.stage("segments", segments)
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def _config(self, epochs: int, batch_size: int, seed: int = 0, **options):
+        from .training.loop import TrainConfig
+
+        return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=self.device, **options)
+
+    def _train(self, name: str, train: Callable) -> None:
+        family, what = MODELS[name]
+
+        def run():
+            with self.progress(f"{name} ({family})", None, "steps") as bar:
+                def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+                    bar(step, steps)
+
+                result = train(on_step)
+            return {"path": str(result.path), "status": result.status, "best_epoch": result.best_epoch,
+                    "epochs": len(result.history)}
+
+        if f"train:{name}" in self.state["done"] and not Path(self.state["done"][f"train:{name}"]["path"]).is_file():
+            del self.state["done"][f"train:{name}"]  # removed from the store since: train again
+        self.stage(f"train:{name}", run)
+
+    def train_models(self) -> None:
+        from .training.classifier import train_classifier
+        from .training.estm import train_transfer
+        from .training.wavenet import train_wavenet
+
+        plan = self.plan
+        self.say("training: two MER models, two ResNets, three VQ-VAEs, a WaveNet (into the store as demo-*)")
+        for name, seed in (("demo-judge", 1), ("demo-mer", 0)):
+            self._train(name, lambda on_step, seed=seed, name=name: train_classifier(
+                "mer", self.cache, name, self._config(plan.mer_epochs, 8, seed, monitor="val_accuracy"),
+                model_options={"width": plan.mer_width}, force=True, on_step=on_step))
+        for name, column in (("demo-emotion", "label"), ("demo-genre", "mode")):
+            self._train(name, lambda on_step, name=name, column=column: train_classifier(
+                MODELS[name][0], self.cache, name, self._config(plan.resnet_epochs, 16, monitor="val_accuracy"),
+                label_column=column, model_options={"widths": plan.resnet_widths}, force=True, on_step=on_step))
+
+        labels = self.out / "style-labels.csv"
+
+        def label():  # the paper's recipe: the transfer models learn the MER labeller's quadrants
+            from .classify import label_segments
+
+            with self.progress("labelling segments", None, "segments") as bar:
+                table = label_segments("demo-mer", self.cache, device=self.device, on_progress=bar)
+            with atomic_write(labels, force=True) as temporary:
+                table.to_csv(temporary, index=False)
+            return str(labels)
+
+        self.stage("style-labels", label)
+        for name in ("demo-hvqvae", "demo-estm1", "demo-estm2"):
+            family = MODELS[name][0]
+            options = ({"latent_dim": plan.estm_d} if family == "hvqvae" else {"d": plan.estm_d}) | {
+                "codebook_size": plan.estm_codebook}
+            self._train(name, lambda on_step, name=name, family=family, options=options: train_transfer(
+                family, self.cache, name, self._config(plan.estm_epochs, 8, monitor="loss"),
+                style_labels=labels, model_options=options, force=True, on_step=on_step))
+        self._train("demo-wavenet", lambda on_step: train_wavenet(
+            self.corpus, "demo-wavenet", self._config(1000, 8, lr=3e-3, max_steps=plan.wavenet_steps),
+            model_options=plan.wavenet, output_length=1024, windows_per_epoch=8 * 25, force=True,
+            on_step=on_step)[0])
+
+    # ------------------------------------------------------------------------------------------ evaluation
+
+    @property
+    def media(self) -> Path:
+        return self.out / "media"
+
+    def evaluate(self) -> None:
+        self.say("evaluation: classify held-out files, transfer held-out pairs, generate per emotion")
+        self.media.mkdir(parents=True, exist_ok=True)
+        self.stage("recognition", self._recognition)
+        self.stage("classified", self._classify_files)
+        self.stage("transfer", self._transfer)
+        self.stage("example", self._transfer_example)
+        self.stage("generation", self._generation)
+
+    def _recognition(self) -> dict:
+        from .evaluate import evaluate_classifier
+        from .plots import evaluation_confusion_png
+
+        results = {}
+        for name in ("demo-mer", "demo-judge", "demo-emotion", "demo-genre"):
+            summary, _ = evaluate_classifier(name, self.cache, part="test", device=self.device)
+            evaluation_confusion_png(summary, self.media / f"{name}-confusion.png", force=True)
+            results[name] = {key: summary[key] for key in ("accuracy", "macro_f1", "chance", "count")}
+        return results
+
+    def _classify_files(self) -> list[dict]:
+        from .classify import classify_file, load_classifiers
+
+        split = pd.read_csv(self.out / "split.csv")
+        held_out = split[split["part"] == "test"]
+        classifiers = load_classifiers(["emotion", "gems", "genre"], {"emotion": "demo-mer", "gems": "demo-emotion",
+                                                                      "genre": "demo-genre"}, device=self.device)
+        rows = []
+        with self.progress("classifying held-out files", len(held_out), "files") as bar:
+            for number, song in enumerate(held_out.itertuples(index=False)):
+                result = classify_file(song.path, classifiers)
+                rows.append({"file": Path(song.path).name, "quadrant": song.label,
+                             "MER": result.decisions["emotion"]["label"],
+                             "emotion ResNet": result.decisions["gems"]["label"],
+                             "mode": song.mode, "genre ResNet (mode)": result.decisions["genre"]["label"]})
+                bar(number + 1, len(held_out))
+        return rows
+
+    def _transfer(self) -> dict:
+        from .datasets.pairs import make_pairs
+        from .datasets.segment import read_manifest
+        from .evaluate import evaluate_transfer
+
+        pairs = make_pairs(read_manifest(self.cache), part="test", n=self.plan.pairs, content_dev=8, seed=0)
+        results = {}
+        for name in ("demo-estm1", "demo-estm2"):
+            with self.progress(f"transfer metrics, {name}", len(pairs), "pairs") as bar:
+                summary, _ = evaluate_transfer(name, pairs, self.cache, "demo-judge", device=self.device,
+                                               on_progress=bar)
+            results[name] = summary
+        return results
+
+    def _transfer_example(self) -> dict:
+        """One held-out content in another held-out song's emotion, with what a perfect transfer would sound like."""
+        from .transfer import load_transfer_model, transfer_file
+
+        split = pd.read_csv(self.out / "split.csv")
+        held_out = split[split["part"] == "test"]
+        content = held_out[held_out["label"] == "Q3"].iloc[0]
+        emotion = held_out[(held_out["label"] == "Q1") & (held_out["group"] != content["group"])].iloc[0]
+        target = held_out[(held_out["label"] == "Q1") & (held_out["group"] == content["group"])].iloc[0]
+        output = self.media / "transfer-estm2.wav"
+        transfer_file(load_transfer_model("demo-estm2", self.device), content["path"], output,
+                      emotion_path=emotion["path"], mer_model="demo-mer", force=True)
+        return {"content": content["path"], "emotion": emotion["path"], "output": str(output),
+                "target": target["path"]}
+
+    def _generation(self) -> dict:
+        from . import audio
+        from .evaluate import evaluate_wavenet
+        from .generate import generate
+
+        model, info = store.load_model(store.find_model("wavenet", "demo-wavenet"), "wavenet", self.device)
+        clips = generate(model, info, list(info.labels), seconds=self.plan.generate_seconds, seed=0)
+        files = []
+        for label, clip in zip(info.labels, clips):
+            files.append(str(audio.save(self.media / f"generated-{label}.wav", clip, info.audio["sample_rate"],
+                                        force=True)))
+        with self.progress("judging generated clips", None, "samples") as bar:
+            summary = evaluate_wavenet("demo-wavenet", judge="demo-judge", per_label=2,
+                                       seconds=self.plan.generate_seconds, device=self.device, on_progress=bar)
+        summary["files"] = files
+        return summary
+
+    # ------------------------------------------------------------------------------------------ report
+
+    def figures(self) -> dict[str, Path]:
+        from . import plots
+
+        figures = {}
+        for name in MODELS:
+            path = store.find_model(MODELS[name][0], name)
+            figures[f"history:{name}"] = plots.history_png(store.history_path(path), self.media / f"{name}-history.png",
+                                                            title=f"{name} ({MODELS[name][0]})", force=True)
+        example = self.state["done"]["example"]
+        clips = [plots.load_clip(example[key]) for key in ("content", "emotion", "output", "target")]
+        for clip, role in zip(clips, ("content (Q3)", "emotion reference (Q1)", "ESTM-2 transfer",
+                                      "target: the content in Q1")):
+            clip.name = role
+        figures["transfer"] = plots.spectrogram_png(clips, self.media / "transfer.png", force=True)
+        generated = self.state["done"]["generation"]["files"]
+        figures["generated"] = plots.spectrogram_png(
+            [plots.Clip(f"WaveNet, asked for {Path(file).stem.split('-')[-1]}", *_mono(file)) for file in generated],
+            self.media / "generated.png", force=True)
+        model, info = store.load_model(store.find_model("estm2", "demo-estm2"), "estm2", self.device)
+        _, batches = plots.cache_segments(self.cache, info.audio["sample_rate"], info.audio["segment_length"],
+                                          part="test")
+        figures["codebook"] = plots.codebook_png(plots.codebook_usage(model, batches), self.media / "codebook.png",
+                                                 title="demo-estm2: codebook use on held-out segments", force=True)
+        return figures
+
+    def report(self) -> list[Path]:
+        self.say("report: figures, report.html and report.md")
+        figures = self.figures()
+        document = self._document(figures)
+        written = []
+        for suffix, render in ((".html", _html), (".md", _markdown)):
+            path = self.out / f"report{suffix}"
+            with atomic_write(path, force=True) as temporary:
+                Path(temporary).write_text(render(document, self.out), encoding="utf-8")
+            written.append(path)
+        return written
+
+    def _document(self, figures: dict[str, Path]) -> list[tuple]:
+        done = self.state["done"]
+        seconds = self.state.get("seconds", {})
+        segments = done["segments"]
+        blocks: list[tuple] = [
+            ("h1", "estm demo"),
+            ("p", f"Plan **{self.plan.name}**: {self.plan.contents} SynthEmo contents, each rendered in the four "
+                  f"Russell quadrants ({self.plan.contents * 4} files of 10.08 s); split by content into "
+                  f"{segments['train']} training, {segments['validation']} validation and {segments['test']} held-out "
+                  f"segments. Every model below was trained here, on {self.device}, in "
+                  f"{sum(seconds.values()) / 60:.1f} minutes of stage time; all of them are in the model store as "
+                  f"`demo-*`."),
+            ("h2", "Models"),
+            ("table", pd.DataFrame([
+                {"model": name, "family": family, "what": what,
+                 "epochs": done[f"train:{name}"]["epochs"], "status": done[f"train:{name}"]["status"],
+                 "seconds": seconds.get(f"train:{name}", "")}
+                for name, (family, what) in MODELS.items()])),
+            ("h2", "Recognition"),
+            ("p", "Accuracy on the held-out segments (contents never seen in training). Chance is the largest "
+                  "class's share."),
+            ("table", pd.DataFrame([{"model": name, "accuracy": r["accuracy"], "macro F1": r["macro_f1"],
+                                     "chance": r["chance"], "segments": r["count"]}
+                                    for name, r in done["recognition"].items()])),
+            ("img", self.media / "demo-mer-confusion.png", "Confusion matrix of the MER labeller"),
+            ("p", "`estm classify` on the held-out files (first 8):"),
+            ("table", pd.DataFrame(done["classified"][:8])),
+            ("h2", "Emotion transfer"),
+            ("p", "The paper's metrics on held-out pairs (a content segment, an emotion segment of another content), "
+                  "judged by `demo-judge`, a MER model trained apart from the labeller whose labels the transfer "
+                  "models learned. PEA: the judge hears the emotion segment's MER label; AEA: its true quadrant; "
+                  "MSE_C: distance to the content over the training variance; CD: how much the four emotions change "
+                  "one content (x 1e5). SynthEmo knows what a perfect transfer sounds like (the same content "
+                  "rendered in the target quadrant): LSD is the log-spectral distance to it, beside the content's "
+                  "own distance (what doing nothing scores). PEA means only as much as the judge's own accuracy "
+                  "(above): a judge that always hears one quadrant scores every transfer PEA 1."),
+            ("table", self._transfer_table()),
+            ("img", figures["transfer"], "Content, emotion reference, ESTM-2 transfer and the true target"),
+            ("audio", [(role, done["example"][key]) for role, key in (
+                ("content", "content"), ("emotion reference", "emotion"), ("ESTM-2 transfer", "output"),
+                ("target", "target"))]),
+            ("img", figures["codebook"], "VQ codebook usage of demo-estm2"),
+            ("h2", "Generation"),
+            ("p", self._generation_text()),
+            ("table", pd.DataFrame(done["generation"].get("cues", [])).rename(columns={
+                "generated_rms_db": "generated level (dBFS)", "generated_centroid_hz": "generated brightness (Hz)",
+                "data_rms_db": "training audio level (dBFS)", "data_centroid_hz": "training audio brightness (Hz)"})),
+            ("img", figures["generated"], "Spectrograms of clips generated per quadrant"),
+            ("audio", [(Path(file).stem, file) for file in done["generation"]["files"]]),
+            ("h2", "Training curves"),
+            ("grid", [(figures[f"history:{name}"], f"Training history of {name}") for name in MODELS]),
+            ("h2", "Next"),
+            ("p", "The demo's models are in the store, so these work now:"),
+            ("code", "estm transfer content.wav emotion.wav -o out.wav\nestm classify song.mp3\n"
+                     "estm generate --emotion Q1 -o q1.wav"),
+        ]
+        return blocks
+
+    def _transfer_table(self) -> pd.DataFrame:
+        rows = []
+        for name, summary in self.state["done"]["transfer"].items():
+            paper = PAPER[summary["family"]]
+            rows.append({"model": name, "MSE_C": summary["mse_c"], "PEA": summary["pea"], "AEA": summary["aea"],
+                         "CD x1e5": summary["cd_x1e5"], "LSD to target (dB)": summary.get("lsd_target_db"),
+                         "content's LSD (dB)": summary.get("lsd_content_target_db"),
+                         "paper MSE_C": paper["mse_c"], "paper PEA": paper["pea"], "paper AEA": paper["aea"]})
+        return pd.DataFrame(rows)
+
+    def _generation_text(self) -> str:
+        summary = self.state["done"]["generation"]
+        text = (f"`demo-wavenet` generated {self.plan.generate_seconds:g} s per quadrant. The judge heard the asked-for "
+                f"quadrant in {summary['judged_label_accuracy']:.0%} of {summary['generated']} clips "
+                f"(chance {summary['chance']:.0%}).")
+        if summary.get("brightness_order_agreement") is not None:
+            text += (f" Brightness (spectral centroid) of the clips orders the quadrants as the training audio does in "
+                     f"{summary['brightness_order_agreement']:.0%} of the pairs of quadrants: the conditioning steers "
+                     f"the sound where the judge, trained on clean renderings, may not recognise it.")
+        if "held_out_nll" in summary:
+            text += (f" Held-out negative log-likelihood {summary['held_out_nll']:.2f} nats per sample, next-sample "
+                     f"accuracy {summary['held_out_accuracy']:.1%}.")
+        return text
+
+    def run(self) -> list[Path]:
+        self.make_data()
+        self.train_models()
+        self.evaluate()
+        return self.report()
+
+
+def _mono(path: str) -> tuple[np.ndarray, int]:
+    from . import audio
+
+    return audio.load(path, mono=True)
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
+def _relative(path, root: Path) -> str:
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_uri()
+
+
+def _markdown(document: list[tuple], root: Path) -> str:
+    lines = []
+    for kind, *content in document:
+        if kind in ("h1", "h2"):
+            lines += ["#" * int(kind[1]) + " " + content[0], ""]
+        elif kind == "p":
+            lines += [content[0], ""]
+        elif kind == "code":
+            lines += ["```", content[0], "```", ""]
+        elif kind == "table":
+            table = content[0]
+            lines.append("| " + " | ".join(table.columns) + " |")
+            lines.append("|" + "---|" * len(table.columns))
+            lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in table.itertuples(index=False)]
+            lines.append("")
+        elif kind == "img":
+            lines += [f"![{content[1]}]({_relative(content[0], root)})", ""]
+        elif kind == "grid":
+            lines += [" ".join(f"![{alt}]({_relative(path, root)})" for path, alt in content[0]), ""]
+        elif kind == "audio":
+            lines += [" · ".join(f"[{label}]({_relative(path, root)})" for label, path in content[0]), ""]
+    return "\n".join(lines)
+
+
+def _figure(link: str, caption: str) -> str:
+    """An image that opens at full size when clicked, with its caption."""
+    import html
+
+    return (f'<figure><a href="{link}"><img src="{link}" alt="{html.escape(caption)}"></a>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _html(document: list[tuple], root: Path) -> str:
+    import html
+    import re
+
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+    body = []
+    for kind, *content in document:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{inline(content[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{inline(content[0])}</p>")
+        elif kind == "code":
+            body.append(f"<pre>{html.escape(content[0])}</pre>")
+        elif kind == "table":
+            table = content[0]
+            head = "".join(f"<th>{html.escape(str(column))}</th>" for column in table.columns)
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(value))}</td>" for value in row) + "</tr>"
+                           for row in table.itertuples(index=False))
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "img":
+            body.append(_figure(_relative(content[0], root), content[1]))
+        elif kind == "grid":
+            body.append('<div class="grid">' + "".join(_figure(_relative(path, root), alt) for path, alt in content[0])
+                        + "</div>")
+        elif kind == "audio":
+            body.append('<div class="audio">' + "".join(
+                f'<label>{html.escape(label)}<audio controls preload="none" src="{_relative(path, root)}"></audio>'
+                f"</label>" for label, path in content[0]) + "</div>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>estm demo report</title>
+<style>
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+h1 {{ margin-bottom: 0.2em; }} h2 {{ border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 14px; }}
+th, td {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }} th {{ background: #f4f4f4; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 13px; }}
+.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 0.5em; }}
+.audio {{ display: flex; flex-wrap: wrap; gap: 1em; }} .audio label {{ display: flex; flex-direction: column; }}
+pre {{ background: #f6f6f6; padding: 0.8em; }} code {{ background: #f6f6f6; padding: 0 3px; }}
+</style></head><body>
+{chr(10).join(body)}
+</body></html>
+"""

@@ -1,0 +1,71 @@
+"""`estm demo --fast`: the whole mission on SynthEmo, its report, its reuse on a rerun, and the commands it enables."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from estm_core import audio, store
+from estm_core.demo import MODELS
+
+
+def test_the_report_shows_every_figure_and_links_existing_files(demo_store):
+    html = (demo_store / "report.html").read_text()
+    links = re.findall(r'src="([^"]+)"', html)
+    assert sum(link.endswith(".png") for link in links) == 3 + len(MODELS)  # transfer, codebook, generated, curves
+    assert sum(link.endswith(".wav") for link in links) == 4 + 4  # the transfer example, a clip per quadrant
+    for link in links:
+        assert (demo_store / link).is_file(), link
+    markdown = (demo_store / "report.md").read_text()
+    for link in re.findall(r"\]\(([^)]+)\)", markdown):
+        assert (demo_store / link).is_file(), link
+    for name in MODELS:
+        assert name in html and name in markdown
+    assert "paper MSE_C" in html and "0.14-0.36" in html  # the transfer table sits beside the paper's numbers
+
+
+def test_every_model_is_in_the_store_and_evaluated(demo_store):
+    for name, (family, _) in MODELS.items():
+        assert store.read_info(store.find_model(family, name)).family == family
+    state = json.loads((demo_store / "demo.json").read_text())["done"]
+    for summary in state["transfer"].values():
+        assert np.isfinite([summary["mse_c"], summary["pea"], summary["cd_x1e5"], summary["lsd_target_db"]]).all()
+        assert summary["judge"] == "demo-judge" and summary["style_labeller"] == "demo-mer"
+    assert 0 <= state["generation"]["judged_label_accuracy"] <= 1
+    for result in state["recognition"].values():
+        assert 0 <= result["accuracy"] <= 1 and result["count"] > 0
+    assert len(state["classified"]) == state["segments"]["test"]  # one 10.08 s segment per held-out file
+
+
+def test_a_rerun_reuses_every_stage(demo_store, estm):
+    models = sorted(store.models_dir().rglob("demo-*.safetensors"))
+    before = {path: path.stat().st_mtime_ns for path in models}
+    stages = json.loads((demo_store / "demo.json").read_text())["seconds"]
+    result = estm("demo", "--fast", "-o", demo_store, "--json", "--quiet")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["report"] == str(demo_store / "report.html") and summary["plan"] == "fast"
+    assert {path: path.stat().st_mtime_ns for path in models} == before
+    assert json.loads((demo_store / "demo.json").read_text())["seconds"] == stages
+
+
+def test_the_commands_a_user_tries_next_need_no_options(demo_store, estm, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    corpus = demo_store / "synthemo"
+    content, rate = audio.load(corpus / "Q3" / "synthemo-c000-Q3.wav")
+    emotion, _ = audio.load(corpus / "Q1" / "synthemo-c001-Q1.wav")
+    audio.save("content.wav", content, rate)
+    audio.save("emotion.wav", emotion, rate)
+    audio.save("song.mp3", emotion, rate)
+
+    result = estm("transfer", "content.wav", "emotion.wav", "-o", "out.wav")
+    assert result.code == 0, result.err
+    assert audio.probe("out.wav").duration == pytest.approx(len(content) / rate, abs=0.01)
+    result = estm("classify", "song.mp3", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out.splitlines()[0])["emotion"] in ("Q1", "Q2", "Q3", "Q4")
+    result = estm("generate", "--emotion", "Q1", "--seconds", "0.25")
+    assert result.code == 0, result.err
+    assert audio.probe("Q1.wav").duration == pytest.approx(0.25, abs=0.01)
