@@ -14,7 +14,8 @@ from estm_core.demo import MODELS
 def test_the_report_shows_every_figure_and_links_existing_files(demo_store):
     html = (demo_store / "report.html").read_text()
     links = re.findall(r'src="([^"]+)"', html)
-    assert sum(link.endswith(".png") for link in links) == 3 + len(MODELS)  # transfer, codebook, generated, curves
+    # the confusion matrix, the transfer, the codebook, the generated clips, and every model's curves
+    assert sum(link.endswith(".png") for link in links) == 4 + len(MODELS)
     assert sum(link.endswith(".wav") for link in links) == 4 + 4  # the transfer example, a clip per quadrant
     for link in links:
         assert (demo_store / link).is_file(), link
