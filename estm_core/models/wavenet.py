@@ -133,7 +133,13 @@ class FastWaveNet:
         else:
             self.engine = "torch"
             self._layers = self._torch_layers
-        self._graph = self._capture(batch) if compiled and device.type == "cuda" else None
+        self._graph = None
+        if compiled and device.type == "cuda":
+            try:
+                self._graph = self._capture(batch)
+            except RuntimeError:  # a capture the driver refuses: the same step, launched op by op
+                self.engine = "torch"
+                self.history.zero_()
 
     @torch.no_grad()
     def step(self, codes: torch.Tensor) -> torch.Tensor:
