@@ -30,10 +30,10 @@ def demo(
 
     target = choose_device(device)
     plan = PLANS["fast" if fast else "full"]
-    note(f"estm demo ({plan.name}) into {output}; device: {target}", quiet)
-    started = time.perf_counter()
     runner = Demo(output, plan, force=force, device=str(target), say=lambda line: note(line, quiet),
                   progress=lambda description, total, unit: ProgressBar(description, total, unit=unit, quiet=quiet))
+    note(f"estm demo ({plan.name}) into {output}; device: {target}", quiet)
+    started = time.perf_counter()
     reports = runner.run()
     elapsed = time.perf_counter() - started
     done = runner.state["done"]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import store
+from .errors import EstmError
 from .files import atomic_write
 
 MODELS = {  # store name -> (family, what it is)
@@ -78,6 +79,8 @@ class Demo:
     def __init__(self, out_dir: str | Path, plan: Plan, *, force: bool = False, device: str = "cpu",
                  progress: Progress = _no_progress, say: Callable[[str], None] = lambda line: None):
         self.out = Path(out_dir)
+        if self.out.exists() and not self.out.is_dir():
+            raise EstmError(f"{self.out}: not a folder (the demo writes a folder of files)")
         self.plan = plan
         self.force = force
         self.device = device
@@ -312,10 +315,10 @@ class Demo:
                                       "target: the content in Q1")):
             clip.name = role
         figures["transfer"] = plots.spectrogram_png(clips, self.media / "transfer.png", force=True)
-        generated = self.state["done"]["generation"]["files"]
-        figures["generated"] = plots.spectrogram_png(
-            [plots.Clip(f"WaveNet, asked for {Path(file).stem.split('-')[-1]}", *_mono(file)) for file in generated],
-            self.media / "generated.png", force=True)
+        clips = [plots.load_clip(file) for file in self.state["done"]["generation"]["files"]]
+        for clip in clips:
+            clip.name = f"WaveNet, asked for {clip.name.removesuffix('.wav').split('-')[-1]}"
+        figures["generated"] = plots.spectrogram_png(clips, self.media / "generated.png", force=True)
         model, info = store.load_model(store.find_model("estm2", "demo-estm2"), "estm2", self.device)
         _, batches = plots.cache_segments(self.cache, info.audio["sample_rate"], info.audio["segment_length"],
                                           part="test")
@@ -422,12 +425,6 @@ class Demo:
         self.train_models()
         self.evaluate()
         return self.report()
-
-
-def _mono(path: str) -> tuple[np.ndarray, int]:
-    from . import audio
-
-    return audio.load(path, mono=True)
 
 
 # ---------------------------------------------------------------------------------------------- rendering

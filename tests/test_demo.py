@@ -70,3 +70,10 @@ def test_the_commands_a_user_tries_next_need_no_options(demo_store, estm, tmp_pa
     result = estm("generate", "--emotion", "Q1", "--seconds", "0.25")
     assert result.code == 0, result.err
     assert audio.probe("Q1.wav").duration == pytest.approx(0.25, abs=0.01)
+
+
+def test_an_output_that_is_a_file_gets_one_line(estm, tmp_path):
+    (tmp_path / "report.txt").write_text("mine")
+    result = estm("demo", "--fast", "-o", tmp_path / "report.txt")
+    assert result.code == 1 and "not a folder" in result.err and len(result.err.strip().splitlines()) == 1
+    assert (tmp_path / "report.txt").read_text() == "mine"
