@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "tinysoundfont>=0.3.6"  # renders the scores corpus; its pyaudio is not needed
 	touch $@
 
 demo: $(VENV)/.installed

@@ -56,7 +56,11 @@ def split(
     output: Output,
     layout: Annotated[str, typer.Option(
         "--layout", help="auto, deam, taffc, gtzan, emotify, synthemo or folder.")] = "auto",
-    test: Annotated[float, typer.Option("--test", help="Fraction of songs held out for testing.")] = 0.2,
+    test: Annotated[Optional[float], typer.Option(
+        "--test", help="Fraction of songs held out for testing (default 0.2, or 0 with --test-collection).")] = None,
+    test_collections: Annotated[Optional[list[str]], typer.Option(
+        "--test-collection", help="Hold out every song of this collection (a corpus's `collection` column) as the "
+                                  "test part; repeatable.")] = None,
     val: Annotated[float, typer.Option("--val", help="Fraction of songs for validation.")] = 0.08,
     seed: Seed = 0,
     from_: Annotated[Optional[Path], typer.Option(
@@ -82,7 +86,9 @@ def split(
         if both:
             note(f"{both} songs flagged both test and validation in {from_}: counted as test", quiet)
     else:
-        result = split_table(dataset.table, test=test, validation=val, seed=seed)
+        default_test = 0.0 if test_collections else 0.2
+        result = split_table(dataset.table, test=default_test if test is None else test, validation=val, seed=seed,
+                             test_collections=test_collections or ())
     write_csv(result, output, force=force)
     _counts_table(result, f"songs per part → {output}")
     raise typer.Exit(_report_problems(dataset.problems, "files"))
@@ -131,22 +137,51 @@ def segment(
 @app.command()
 @handles_errors
 def synth(
-    output: Output,
-    contents: Annotated[int, typer.Option("--contents", help="Pieces of content, each rendered in Q1-Q4.")] = 32,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the corpus into.")],
+    source: Annotated[str, typer.Option(
+        "--source", help="scores: excerpts of real works played by SoundFont instruments; tones: SynthEmo's "
+                         "additive-synthesis melodies.")] = "scores",
+    count: Annotated[int, typer.Option("--count", "-n", help="Excerpts (scores) or contents (tones), each "
+                                                             "rendered in Q1-Q4.")] = 32,
     seconds: Annotated[float, typer.Option("--seconds", help="Length of each rendering.")] = 10.08,
+    sample_rate: Annotated[int, typer.Option("--sample-rate", help="Hz.")] = 22050,
+    channels: Annotated[int, typer.Option("--channels", help="1 or 2 (scores only).")] = 1,
+    soundfont: Annotated[Optional[Path], typer.Option(
+        "--soundfont", help="A General MIDI .sf2 file (scores only; default: the TimGM6mb SoundFont that "
+                            "pretty_midi ships).")] = None,
+    factorial: Annotated[bool, typer.Option(
+        "--factorial", help="Scores only: play each excerpt 4 times with every cue drawn from its own levels "
+                            "(Eerola et al. 2013) into factorial/, unlabelled, the cue values in the table.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Works parsed in parallel (scores only).")] = 1,
     seed: Seed = 0,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Make SynthEmo: each content rendered in the four emotion quadrants (folders Q1..Q4, a manifest, pairs.csv)."""
-    from estm_core.datasets.synth import generate
+    """Make a paired emotion corpus: each excerpt rendered in the four quadrants (folders Q1..Q4, synthemo.csv with
+    every rendering's cues, pairs.csv), ready for `estm data split`."""
+    from estm_core.errors import EstmError
 
+    if source not in ("scores", "tones"):
+        raise EstmError(f"--source must be scores or tones, not {source!r}")
+    if source == "tones" and (channels != 1 or soundfont is not None or factorial or jobs != 1):
+        raise EstmError("--channels, --soundfont, --factorial and --jobs are for --source scores")
     started = time.perf_counter()
-    with ProgressBar("rendering", contents * 4, quiet=quiet) as bar:
-        manifest = generate(output, contents=contents, seconds=seconds, seed=seed, force=force, on_progress=bar)
+    with ProgressBar("rendering", count if source == "scores" else count * 4,
+                     unit="excerpts" if source == "scores" else "files", quiet=quiet) as bar:
+        if source == "scores":
+            from estm_core.datasets.scores import generate
+
+            manifest = generate(output, count=count, seconds=seconds, seed=seed, sample_rate=sample_rate,
+                                channels=channels, soundfont=soundfont, factorial=factorial, jobs=jobs, force=force,
+                                on_progress=bar)
+        else:
+            from estm_core.datasets.synth import generate
+
+            manifest = generate(output, contents=count, seconds=seconds, seed=seed, sample_rate=sample_rate,
+                                force=force, on_progress=bar)
     elapsed = time.perf_counter() - started
-    note(f"SynthEmo: {len(manifest)} files in {output} ({elapsed:.1f} s)", quiet)
+    note(f"{source}: {len(manifest)} files in {output} ({elapsed:.1f} s)", quiet)
 
 
 @app.command()

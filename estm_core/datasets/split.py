@@ -16,17 +16,32 @@ from ..errors import EstmError
 PARTS = ("train", "validation", "test")
 
 
-def split_table(table: pd.DataFrame, *, test: float = 0.2, validation: float = 0.08, seed: int = 0) -> pd.DataFrame:
-    """Assign every group (a song, or SynthEmo's four renderings of one content) to one part.
+def split_table(table: pd.DataFrame, *, test: float = 0.2, validation: float = 0.08, seed: int = 0,
+                test_collections: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """Assign every group (a song, or a corpus's renderings of one work) to one part.
 
     Groups are stratified by their labels: within each stratum round(test * n) groups go to test and
     round(validation * n) to validation, so each class's proportions are within one song of the target.
+    Every group of `test_collections` (values of the table's `collection` column) goes to test first, for
+    cross-collection tests; the fractions then apply to the other groups.
     """
     if not 0 <= test < 1 or not 0 <= validation < 1 or test + validation >= 1:
         raise EstmError(f"--test {test} and --val {validation} must be fractions that leave songs to train on")
-    group_labels = table.groupby("group", sort=True)["label"].agg(lambda labels: "+".join(sorted(set(labels))))
-    rng = np.random.default_rng(seed)
     part_of_group: dict[str, str] = {}
+    if test_collections:
+        if "collection" not in table.columns:
+            raise EstmError("--test-collection needs a corpus with a collection column (estm data synth --source scores)")
+        unknown = sorted(set(test_collections) - set(table["collection"]))
+        if unknown:
+            raise EstmError(f"no collection {', '.join(unknown)} in this dataset "
+                            f"(it has {', '.join(sorted(table['collection'].unique()))})")
+        held_out = table["collection"].isin(test_collections)
+        part_of_group = dict.fromkeys(table.loc[held_out, "group"], "test")
+        if held_out.all():
+            raise EstmError("--test-collection holds out every collection: nothing is left to train on")
+    group_labels = table[~table["group"].isin(part_of_group)].groupby("group", sort=True)["label"].agg(
+        lambda labels: "+".join(sorted(set(labels))))
+    rng = np.random.default_rng(seed)
     for _, groups in group_labels.groupby(group_labels, sort=True):
         shuffled = list(groups.index[rng.permutation(len(groups))])
         n_test, n_validation = round(test * len(shuffled)), round(validation * len(shuffled))

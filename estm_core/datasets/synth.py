@@ -330,7 +330,7 @@ def render(content: int, quadrant: str, *, seconds: float = SECONDS, seed: int =
     Returns (round(seconds * sample_rate),) float32, mono, its peak at the quadrant's loudness (so never above 1).
     """
     quadrant = QUADRANTS.labels[QUADRANTS.index(quadrant)]
-    _check_parameters(seconds, seed, sample_rate)
+    check_parameters(seconds, seed, sample_rate)
     cues = CUES[quadrant]
     piece = compose(content, seed)
     frames = round(seconds * sample_rate)
@@ -409,26 +409,19 @@ def generate(
     """
     if contents < 1:
         raise EstmError(f"contents must be at least 1 (got {contents})")
-    _check_parameters(seconds, seed, sample_rate)
+    check_parameters(seconds, seed, sample_rate)
     out_dir = Path(out_dir)
     parameters = {"contents": contents, "seconds": seconds, "seed": seed, "sample_rate": sample_rate,
                   "cues_version": cues_version()}
     table = manifest(contents)
-    parameters_path = out_dir / PARAMETERS_NAME
-    existing = None if force else _read_parameters(parameters_path)
-    if existing is not None and existing != parameters:
-        differing = ", ".join(f"{key} {existing.get(key)!r} (asked {value!r})" for key, value in parameters.items()
-                              if existing.get(key) != value)
-        raise EstmError(f"{out_dir}: holds another SynthEmo corpus ({differing}); "
-                        "use --force to replace it or choose another folder")
-    outputs = [out_dir / MANIFEST_NAME, out_dir / PAIRS_NAME, *(out_dir / path for path in table["path"])]
-    if existing is not None and all(path.exists() for path in outputs):
-        return pd.read_csv(out_dir / MANIFEST_NAME)
+    previous = reuse_or_refuse(out_dir, parameters, force)
+    if previous is not None:
+        return previous
     if force:
         _remove_other_renderings(out_dir, set(table["path"]))
 
     # The parameters go first, so that an interrupted run is recognised and resumed by the next one.
-    _write_json(parameters_path, parameters, force=force or existing is not None)
+    write_json(out_dir / PARAMETERS_NAME, parameters, force=True)
     total = len(table)
     for done, (content, quadrant) in enumerate(product(range(contents), CUES), start=1):
         target = out_dir / relative_path(content, quadrant)
@@ -437,16 +430,47 @@ def generate(
             audio.save(target, samples, sample_rate, force=force)
         if on_progress is not None:
             on_progress(done, total)
-    _write_csv(out_dir / MANIFEST_NAME, table)
-    _write_csv(out_dir / PAIRS_NAME, pairs(table))
+    finish_corpus(out_dir, table)
     return table
 
 
-def _check_parameters(seconds: float, seed: int, sample_rate: int) -> None:
+def check_parameters(seconds: float, seed: int, sample_rate: int) -> None:
     # Below 8 kHz the melody's highest notes would pass Nyquist.
     if not seconds * sample_rate >= 0.5 or sample_rate < MIN_SAMPLE_RATE or seed < 0:
         raise EstmError(f"SynthEmo needs at least one frame, a sample rate of at least {MIN_SAMPLE_RATE} Hz and a "
                         f"seed of 0 or more (got {seconds} s, {sample_rate} Hz, seed {seed})")
+
+
+def reuse_or_refuse(out_dir: Path, parameters: dict, force: bool) -> pd.DataFrame | None:
+    """The table of the corpus `out_dir` holds when it was made with `parameters` and is complete; None where it is
+    to be made (again). A folder holding a corpus made otherwise is an EstmError unless `force`."""
+    existing = None if force else _read_parameters(out_dir / PARAMETERS_NAME)
+    if existing is not None and existing != parameters:
+        differing = ", ".join(f"{key} {existing.get(key)!r} (asked {value!r})" for key, value in parameters.items()
+                              if existing.get(key) != value)
+        raise EstmError(f"{out_dir}: holds another corpus ({differing}); "
+                        "use --force to replace it or choose another folder")
+    manifest_path = out_dir / MANIFEST_NAME
+    if existing is None or not manifest_path.is_file():
+        return None
+    table = pd.read_csv(manifest_path, dtype={"song_id": str, "group": str, "label": str}, keep_default_na=False)
+    complete = all((out_dir / path).exists() for path in table["path"])
+    return table if complete and (out_dir / PAIRS_NAME).exists() == ("Q1" in set(table["label"])) else None
+
+
+def finish_corpus(out_dir: Path, table: pd.DataFrame) -> None:
+    """Write the corpus tables (pairs.csv where the files are quadrant renderings), after removing the files of the
+    corpus the folder held before that this one lacks, so that folder readers find only this one."""
+    manifest_path = out_dir / MANIFEST_NAME
+    if manifest_path.is_file():
+        before = pd.read_csv(manifest_path, usecols=["path"])["path"].astype(str)
+        for path in set(before) - set(table["path"]):
+            (out_dir / path).unlink(missing_ok=True)
+    write_table(out_dir / MANIFEST_NAME, table)
+    if set(table["label"]) == set(CUES):
+        write_table(out_dir / PAIRS_NAME, pairs(table))
+    else:
+        (out_dir / PAIRS_NAME).unlink(missing_ok=True)
 
 
 def _read_parameters(path: Path) -> dict | None:
@@ -456,9 +480,9 @@ def _read_parameters(path: Path) -> dict | None:
     try:
         parameters = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise EstmError(f"{path}: unreadable SynthEmo parameters ({error}); use --force to replace them") from None
+        raise EstmError(f"{path}: unreadable corpus parameters ({error}); use --force to replace them") from None
     if not isinstance(parameters, dict):
-        raise EstmError(f"{path}: not SynthEmo parameters; use --force to replace them")
+        raise EstmError(f"{path}: not corpus parameters; use --force to replace them")
     return parameters
 
 
@@ -471,12 +495,12 @@ def _remove_other_renderings(out_dir: Path, keep: set[str]) -> None:
                 path.unlink()
 
 
-def _write_json(path: Path, value: dict, force: bool) -> None:
+def write_json(path: Path, value: dict, force: bool) -> None:
     with atomic_write(path, force=force) as temporary:
         temporary.write_text(json.dumps(value, indent=2) + "\n")
 
 
-def _write_csv(path: Path, table: pd.DataFrame) -> None:
+def write_table(path: Path, table: pd.DataFrame) -> None:
     # Always replaced: the tables describe the files, which have just been checked or written.
     with atomic_write(path, force=True) as temporary:
         table.to_csv(temporary, index=False)
