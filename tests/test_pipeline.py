@@ -41,7 +41,7 @@ def test_a_tiny_classifier_learns_the_quadrants_of_held_out_contents(synth_cache
 
 def test_the_data_commands_end_to_end(estm, tmp_path):
     corpus, split, cache = tmp_path / "corpus", tmp_path / "split.csv", tmp_path / "cache"
-    assert estm("data", "synth", "-o", corpus, "--contents", "5", "--seconds", "2", "-q").code == 0
+    assert estm("data", "synth", "-o", corpus, "--source", "tones", "--count", "5", "--seconds", "2", "-q").code == 0
     assert estm("data", "split", corpus, "-o", split, "--test", "0.2", "--val", "0.2").code == 0
     again = estm("data", "split", corpus, "-o", split)
     assert again.code == 1 and "already exists" in again.err

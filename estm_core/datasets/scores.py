@@ -129,6 +129,7 @@ MIN_SOUNDING_S = 0.05  # no note is shorter, however staccato
 MIN_QPM, MAX_QPM = 12.0, 600.0  # quarter notes a minute; wide, as old notations beat in halves or wholes
 FADE_S = 0.02  # at the excerpt's end, so that it does not end in a click
 PEAK = 0.98  # no rendering peaks above this
+ROOM_DAMPING_HZ = 2000.0  # the room's tail is darker than the instruments (synth.in_a_room)
 MAX_VOICES = 128
 
 
@@ -159,7 +160,6 @@ class Excerpt:
     tonic: int  # pitch class of the key music21 analyses
     mode: str
     key_correlation: float
-    onsets_per_quarter: float  # distinct onsets per quarter note: the rhythm that sets the tempo
 
     @property
     def id(self) -> str:
@@ -218,13 +218,8 @@ def candidates(works: list[Work], seed: int) -> list[Work]:
     return order
 
 
-def onsets_needed(seconds: float, slowest: bool = False) -> int:
-    """Distinct onsets an excerpt holds, so that its fastest possible rendering still fills `seconds`; with
-    `slowest`, the onsets that the slowest rendering plays."""
-    if slowest:
-        rate = min(min(cue.notes_per_second for cue in CUES.values()) / SPREAD.tempo_ratio,
-                   min(FACTORIAL["notes_per_second"]))
-        return math.ceil(seconds * rate)
+def onsets_needed(seconds: float) -> int:
+    """Distinct onsets an excerpt holds, so that its fastest possible rendering still fills `seconds`."""
     rate = max(max(cue.notes_per_second for cue in CUES.values()) * SPREAD.tempo_ratio,
                max(FACTORIAL["notes_per_second"]))
     return math.ceil(seconds * rate) + 1
@@ -269,15 +264,7 @@ def read_excerpt(work: Work, *, seed: int = 0, seconds: float = SECONDS) -> Exce
     tonic, mode, correlation = key_of(midi, duration)
     if correlation < MIN_KEY_CORRELATION:
         raise EstmError(f"{file}: no clear key (correlation {correlation:.2f} < {MIN_KEY_CORRELATION})")
-    # Both modes must be heard as such in the whole excerpt and in the part that the slowest rendering plays.
-    slowest = onset < distinct[min(onsets_needed(seconds, slowest=True), distinct.size - 1)]
-    for target in ("major", "minor"):
-        edited = to_mode(midi, tonic, mode, target)
-        for notes in (slice(None), slowest):
-            if key_of(edited[notes], duration[notes])[:2] != (tonic, target):
-                raise EstmError(f"{file}: in {target} its key is heard elsewhere (the mode change would blur it)")
-    return Excerpt(work, file, start_bar, onset, duration, midi, part_of, len(parts), tonic, mode, correlation,
-                   onsets_per_quarter=min(needed, distinct.size) / float(cut))
+    return Excerpt(work, file, start_bar, onset, duration, midi, part_of, len(parts), tonic, mode, correlation)
 
 
 def _notes(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -369,9 +356,12 @@ class Performance:
 def perform(excerpt: Excerpt, cues: ScoreCues, rng: np.random.Generator, spread: Spread = SPREAD,
             seconds: float = SECONDS) -> Performance:
     """Play `excerpt` with `cues`, each drawn within `spread` by `rng`: the notes that start within `seconds`."""
+    # the tempo at which the asked number of distinct onsets is heard within `seconds`
     asked = cues.notes_per_second * spread.tempo_ratio ** rng.uniform(-1, 1)
-    qpm = float(np.clip(60.0 * asked / excerpt.onsets_per_quarter, MIN_QPM, MAX_QPM))
-    notes_per_second = qpm * excerpt.onsets_per_quarter / 60.0
+    distinct = np.unique(excerpt.onset_quarters)
+    heard_quarters = float(np.interp(asked * seconds, np.arange(distinct.size), distinct))
+    qpm = float(np.clip(60.0 * heard_quarters / seconds, MIN_QPM, MAX_QPM))
+    notes_per_second = float(np.interp(qpm * seconds / 60.0, distinct, np.arange(distinct.size))) / seconds
     velocity = int(np.clip(cues.velocity + rng.integers(-spread.velocity, spread.velocity + 1), 1, 127 - MELODY_ACCENT))
     articulation = float(np.clip(cues.articulation + rng.uniform(-1, 1) * spread.articulation, 0.15, 1.0))
     level_db = cues.level_db + rng.uniform(-1, 1) * spread.level_db
@@ -431,25 +421,28 @@ def default_soundfont() -> Path:
     return Path(spec.submodule_search_locations[0]) / "TimGM6mb.sf2"
 
 
-_SYNTHS: dict[tuple[str, int], tuple] = {}  # (SoundFont path, rate) -> (Synth, soundfont id): loaded once a process
+_SOUNDFONTS: dict[str, bytes] = {}  # path -> contents: read once a process
 
 
 def _synth(soundfont: Path, sample_rate: int):
-    key = (str(soundfont), sample_rate)
-    if key not in _SYNTHS:
-        try:
-            import tinysoundfont
-        except ImportError:
-            raise EstmError("the scores corpus needs tinysoundfont: pip install --no-deps tinysoundfont") from None
+    """A new synthesiser with `soundfont` loaded: (tinysoundfont.Synth, its soundfont id). New for every rendering,
+    as a used one keeps state that reset() leaves (a rendering would depend on the one before)."""
+    try:
+        import tinysoundfont
+    except ImportError:
+        raise EstmError("the scores corpus needs tinysoundfont: pip install --no-deps tinysoundfont") from None
+    key = str(soundfont)
+    if key not in _SOUNDFONTS:
         if not soundfont.is_file():
             raise EstmError(f"{soundfont}: no such SoundFont file")
-        synth_ = tinysoundfont.Synth(samplerate=sample_rate)
-        try:
-            soundfont_id = synth_.sfload(str(soundfont), max_voices=MAX_VOICES)
-        except Exception as error:  # tinysoundfont raises a bare Exception for a file it cannot parse
-            raise EstmError(f"{soundfont}: not a readable SoundFont ({error})") from None
-        _SYNTHS[key] = (synth_, soundfont_id)
-    return _SYNTHS[key]
+        _SOUNDFONTS[key] = soundfont.read_bytes()
+    synth_ = tinysoundfont.Synth(samplerate=sample_rate)
+    try:
+        soundfont_id = synth_.sfload(_SOUNDFONTS[key], max_voices=MAX_VOICES)
+    except Exception as error:  # tinysoundfont raises a bare Exception for data it cannot parse
+        _SOUNDFONTS.pop(key)
+        raise EstmError(f"{soundfont}: not a readable SoundFont ({error})") from None
+    return synth_, soundfont_id
 
 
 def check_soundfont(soundfont: str | os.PathLike | None) -> Path:
@@ -498,8 +491,6 @@ def synthesise(performance: Performance, soundfont: Path, sample_rate: int, fram
             synth_.noteoff(channel, key)
     if position < frames:
         out[position:] = np.frombuffer(synth_.generate(frames - position), np.float32).reshape(-1, 2)
-    synth_.notes_off()
-    synth_.sounds_off()  # the next rendering starts from silence
     return out
 
 
@@ -520,7 +511,8 @@ def render(excerpt: Excerpt, cues: ScoreCues, rng: np.random.Generator, *, sound
     stereo = synthesise(performance, soundfont, sample_rate, frames)
     mixed = stereo if channels == 2 else audio.to_mono(stereo)[:, None]
     seed = [int(value) for value in rng.integers(0, 2**31, size=2)]
-    wet = np.stack([synth.in_a_room(mixed[:, c], sample_rate, seed=[*seed, c]) for c in range(mixed.shape[1])], 1)
+    wet = np.stack([synth.in_a_room(mixed[:, c], sample_rate, seed=[*seed, c], damping_hz=ROOM_DAMPING_HZ)
+                    for c in range(mixed.shape[1])], axis=1)
     fade = min(round(FADE_S * sample_rate), frames)
     wet[frames - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
     rms = float(np.sqrt(np.mean(wet.astype(np.float64) ** 2)))
@@ -537,7 +529,7 @@ def render(excerpt: Excerpt, cues: ScoreCues, rng: np.random.Generator, *, sound
 
 def cues_version() -> str:
     """A short hash of the source version and every table a rendering reads."""
-    tables = {"source": SOURCE_VERSION, "cues": {q: asdict(c) for q, c in CUES.items()}, "spread": asdict(SPREAD),
+    tables = {"source": SOURCE_VERSION, "room_damping_hz": ROOM_DAMPING_HZ, "cues": {q: asdict(c) for q, c in CUES.items()}, "spread": asdict(SPREAD),
               "factorial": FACTORIAL, "instruments": INSTRUMENTS, "collections": COLLECTIONS}
     return f"{SOURCE_VERSION}-{hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest()[:12]}"
 
@@ -566,12 +558,21 @@ def factorial_cues(levels: dict) -> ScoreCues:
 
 
 def excerpt_or_reason(job: tuple[Work, int, float]) -> Excerpt | str:
-    """read_excerpt(work, seed=, seconds=), or why the work gives no excerpt: what a worker process runs."""
+    """read_excerpt(work, seed=, seconds=), or why the work gives no excerpt: what a worker process runs.
+
+    An excerpt is kept only where each quadrant's performance, as far as it is heard, is in the excerpt's key and
+    the quadrant's mode by key analysis: the parallel-mode rule can otherwise make a minor piece sound like its
+    relative major, and a short slow rendering may not establish the key at all."""
     work, seed, seconds = job
     try:
-        return read_excerpt(work, seed=seed, seconds=seconds)
+        excerpt = read_excerpt(work, seed=seed, seconds=seconds)
     except EstmError as error:
         return str(error)
+    for quadrant, cues in CUES.items():
+        played = perform(excerpt, cues, _rng(seed, work.name, quadrant), SPREAD, seconds)
+        if key_of(played.midi, played.sounding_s)[:2] != (excerpt.tonic, cues.mode):
+            return f"{excerpt.file}: its {quadrant} rendering is not heard in {cues.mode} (key analysis)"
+    return excerpt
 
 
 def excerpt_rows(excerpt: Excerpt, plays: list[tuple[str, ScoreCues, Spread, dict]], *, seed: int, seconds: float,

@@ -342,16 +342,20 @@ def render(content: int, quadrant: str, *, seconds: float = SECONDS, seed: int =
     return mix * np.float32(10.0 ** (cues.loudness_db / 20.0) / peak) if peak > 0 else mix
 
 
-def in_a_room(dry: np.ndarray, sample_rate: int, seed) -> np.ndarray:
+def in_a_room(dry: np.ndarray, sample_rate: int, seed, damping_hz: float | None = None) -> np.ndarray:
     """`dry` played in a small room: an exponentially decaying noise tail (RT60 ROOM_RT60_S) mixed in at
     ROOM_WET. Real recordings are never digitally silent between staccato notes; without a room a third of a
-    staccato rendering would be exact zeros, which the segmenter's silence filter rightly drops."""
+    staccato rendering would be exact zeros, which the segmenter's silence filter rightly drops. With `damping_hz`
+    the tail loses its highs above that frequency (6 dB per octave), as walls and air absorb them."""
     length = round(ROOM_RT60_S * sample_rate)
     time = np.arange(length) / sample_rate
     response = np.random.default_rng(seed).standard_normal(length) * np.exp(-6.9 * time / ROOM_RT60_S)
     response /= np.sqrt(np.sum(response**2))
     size = 1 << int(np.ceil(np.log2(len(dry) + length)))
-    wet = np.fft.irfft(np.fft.rfft(dry, size) * np.fft.rfft(response, size), size)[: len(dry)]
+    spectrum = np.fft.rfft(response, size)
+    if damping_hz is not None:
+        spectrum /= np.sqrt(1.0 + (np.fft.rfftfreq(size, 1.0 / sample_rate) / damping_hz) ** 2)
+    wet = np.fft.irfft(np.fft.rfft(dry, size) * spectrum, size)[: len(dry)]
     dry_rms, wet_rms = np.sqrt(np.mean(dry**2)), np.sqrt(np.mean(wet**2))
     return (dry + ROOM_WET * wet * (dry_rms / wet_rms if wet_rms > 0 else 0.0)).astype(np.float32)
 
