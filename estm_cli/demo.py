@@ -17,22 +17,30 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the corpus, figures, audio and report.")]
     = Path("estm-demo"),
     fast: Annotated[bool, typer.Option("--fast", help="Tiny models, about 2 minutes (a smoke test).")] = False,
+    source: Annotated[str, typer.Option(
+        "--source", help="The corpus: scores (real works played by SoundFont instruments) or tones (SynthEmo).")]
+    = "scores",
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Make a SynthEmo corpus, train small models of every family (into the store as demo-*), classify, transfer,
+    """Make a paired emotion corpus, train small models of every family (into the store as demo-*), classify, transfer,
     generate, evaluate, and write OUTPUT/report.html. A rerun reuses what is done; --force starts over."""
-    from estm_core.demo import PLANS, Demo
-    from estm_core.device import choose_device
+    from dataclasses import replace
 
+    from estm_core.demo import PLANS, SOURCES, Demo
+    from estm_core.device import choose_device
+    from estm_core.errors import EstmError
+
+    if source not in SOURCES:
+        raise EstmError(f"--source must be {' or '.join(SOURCES)}, not {source!r}")
     target = choose_device(device)
-    plan = PLANS["fast" if fast else "full"]
+    plan = replace(PLANS["fast" if fast else "full"], source=source)
     runner = Demo(output, plan, force=force, device=str(target), say=lambda line: note(line, quiet),
                   progress=lambda description, total, unit: ProgressBar(description, total, unit=unit, quiet=quiet))
-    note(f"estm demo ({plan.name}) into {output}; device: {target}", quiet)
+    note(f"estm demo ({plan.name}, {SOURCES[source].name}) into {output}; device: {target}", quiet)
     started = time.perf_counter()
     reports = runner.run()
     elapsed = time.perf_counter() - started

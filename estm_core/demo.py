@@ -1,6 +1,7 @@
-"""`estm demo`: the whole mission end to end on a SynthEmo corpus, small enough for a laptop's CPU.
+"""`estm demo`: the whole mission end to end on a paired emotion corpus, small enough for a laptop's CPU.
 
-Makes the corpus, splits and segments it, trains one small model of every family into the store (named `demo-*`),
+Makes the corpus (by default the scores corpus: excerpts of real works played by SoundFont instruments; or SynthEmo's
+tones), splits and segments it, trains one small model of every family into the store (named `demo-*`),
 then classifies held-out files, transfers emotions between held-out pairs, generates per emotion, evaluates each,
 and writes a report (`report.html`, `report.md`) with its figures and audio beside it. Every stage's result is kept:
 a rerun skips what is done (unless `force`), so an interrupted demo continues where it stopped.
@@ -9,6 +10,7 @@ a rerun skips what is done (unless `force`), so an interrupted demo continues wh
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -26,7 +28,7 @@ MODELS = {  # store name -> (family, what it is)
     "demo-judge": ("mer", "MER judge: scores transfers and generated clips (trained apart from the labeller)"),
     "demo-mer": ("mer", "MER labeller: the quadrant labels ESTM-1 and ESTM-2 train on"),
     "demo-emotion": ("emotion", "emotion ResNet on the quadrants"),
-    "demo-genre": ("genre", "genre ResNet, on SynthEmo's mode (major/minor) as the 'genre'"),
+    "demo-genre": ("genre", "genre ResNet, on the corpus's mode (major/minor) as the 'genre'"),
     "demo-hvqvae": ("hvqvae", "content-only hierarchical VQ-VAE (the baseline)"),
     "demo-estm1": ("estm1", "ESTM-1: emotion one-hot appended to the latents"),
     "demo-estm2": ("estm2", "ESTM-2: emotion channels inside the latents, with a style loss"),
@@ -39,7 +41,7 @@ class Plan:
     """The demo's sizes. `full` is meant for ~10 minutes of a 2-core CPU, `fast` for ~2 (a smoke test)."""
 
     name: str
-    contents: int  # SynthEmo contents, each rendered in Q1-Q4 (10.08 s per rendering)
+    count: int  # excerpts (scores) or contents (tones), each rendered in Q1-Q4 (10.08 s per rendering)
     mer_width: float  # channels of the paper's MER CNN, scaled
     mer_epochs: int
     resnet_widths: tuple[int, ...]
@@ -51,20 +53,41 @@ class Plan:
     wavenet_steps: int = 100
     generate_seconds: float = 4.0
     pairs: int = 16
+    source: str = "scores"  # the corpus: "scores" or "tones" (SynthEmo)
 
 
 PLANS = {
-    "full": Plan("full", contents=24, mer_width=0.25, mer_epochs=24, resnet_widths=(8, 16, 32, 64), resnet_epochs=10,
+    "full": Plan("full", count=24, mer_width=0.25, mer_epochs=24, resnet_widths=(8, 16, 32, 64), resnet_epochs=10,
                  estm_d=16, estm_codebook=256, estm_epochs=7,
                  wavenet=dict(blocks=2, layers=8, residual_channels=24, dilation_channels=24, skip_channels=128,
                               end_channels=128), wavenet_steps=300, generate_seconds=4.0, pairs=24),
-    "fast": Plan("fast", contents=8, mer_width=0.125, mer_epochs=2, resnet_widths=(4, 8, 16, 32), resnet_epochs=2,
+    "fast": Plan("fast", count=8, mer_width=0.125, mer_epochs=2, resnet_widths=(4, 8, 16, 32), resnet_epochs=2,
                  estm_d=12, estm_codebook=64, estm_epochs=1,
                  wavenet=dict(blocks=1, layers=6, residual_channels=8, dilation_channels=8, skip_channels=16,
                               end_channels=16), wavenet_steps=10, generate_seconds=1.0, pairs=8),
 }
 
 # What the original paper reported (test; chance 0.25), for the report's comparison table.
+@dataclass(frozen=True)
+class Source:
+    """A corpus the demo can run on, as the report describes it."""
+
+    name: str
+    description: str
+    unit: str  # what is rendered in the four quadrants, and what a split holds out
+    cue_columns: tuple[str, ...]  # the columns of its table that are cues
+
+
+SOURCES = {
+    "scores": Source("the scores corpus", "excerpts of real works from music21's corpus (chorales, fiddle tunes, "
+                     "masses, madrigals, quartets) played by General MIDI SoundFont instruments", "work",
+                     ("mode", "notes_per_second", "tempo_qpm", "velocity", "level_db", "articulation",
+                      "register_octaves", "mean_pitch")),
+    "tones": Source("SynthEmo", "seeded melodies, chords and rhythms rendered by additive synthesis", "content",
+                    ("mode", "tempo_bpm", "loudness_db", "rolloff_db_per_octave", "articulation", "register_octaves",
+                     "dissonance", "percussion")),
+}
+
 PAPER = {"estm1": {"mse_c": "0.15-0.45", "pea": "0.24-0.28", "aea": "0.26-0.31"},
          "estm2": {"mse_c": "0.14-0.36", "pea": "0.24-0.29", "aea": "0.24-0.29"}}
 
@@ -115,21 +138,26 @@ class Demo:
 
     @property
     def corpus(self) -> Path:
-        return self.out / "synthemo"
+        return self.out / "corpus"
 
     @property
     def cache(self) -> Path:
         return self.out / "segments"
 
     def make_data(self) -> None:
-        from .datasets import synth
+        from .datasets import scores, synth
         from .datasets.layouts import read_dataset
         from .datasets.segment import SegmentSettings, segment_split
         from .datasets.split import split_table
 
         def corpus():
-            with self.progress("SynthEmo corpus", self.plan.contents * 4, "files") as bar:
-                synth.generate(self.corpus, contents=self.plan.contents, force=True, on_progress=bar)
+            if self.plan.source == "scores":
+                with self.progress("scores corpus", self.plan.count, "excerpts") as bar:
+                    scores.generate(self.corpus, count=self.plan.count, jobs=min(2, os.cpu_count() or 1), force=True,
+                                    on_progress=bar)
+            else:
+                with self.progress("SynthEmo corpus", self.plan.count * 4, "files") as bar:
+                    synth.generate(self.corpus, contents=self.plan.count, force=True, on_progress=bar)
             return str(self.corpus)
 
         def segments():
@@ -140,7 +168,8 @@ class Demo:
                 result = segment_split(split, self.cache, SegmentSettings(), force=True, on_progress=bar)
             return {part: int((result.manifest["part"] == part).sum()) for part in ("train", "validation", "test")}
 
-        self.say("data: a SynthEmo corpus, split by content, cut into 10.08 s segments")
+        source = SOURCES[self.plan.source]
+        self.say(f"data: {source.name}, split by {source.unit}, cut into 10.08 s segments")
         self.stage("corpus", corpus)
         self.stage("segments", segments)
 
@@ -342,14 +371,18 @@ class Demo:
         done = self.state["done"]
         seconds = self.state.get("seconds", {})
         segments = done["segments"]
+        source = SOURCES[self.plan.source]
         blocks: list[tuple] = [
             ("h1", "estm demo"),
-            ("p", f"Plan **{self.plan.name}**: {self.plan.contents} SynthEmo contents, each rendered in the four "
-                  f"Russell quadrants ({self.plan.contents * 4} files of 10.08 s); split by content into "
-                  f"{segments['train']} training, {segments['validation']} validation and {segments['test']} held-out "
+            ("p", f"Plan **{self.plan.name}** on {source.name}: {source.description}. {self.plan.count} "
+                  f"{source.unit}s, each rendered in the four Russell quadrants ({self.plan.count * 4} files of "
+                  f"10.08 s); split by {source.unit} into {segments['train']} training, {segments['validation']} validation and {segments['test']} held-out "
                   f"segments. Every model below was trained here, on {self.device}, in "
                   f"{sum(seconds.values()) / 60:.1f} minutes of stage time; all of them are in the model store as "
                   f"`demo-*`."),
+            ("p", "How each quadrant is played (means over the corpus's table; brightness is the spectral centroid "
+                  "measured from the audio):"),
+            ("table", self._cue_table()),
             ("h2", "Models"),
             ("table", pd.DataFrame([
                 {"model": name, "family": family, "what": what,
@@ -357,7 +390,7 @@ class Demo:
                  "seconds": seconds.get(f"train:{name}", "")}
                 for name, (family, what) in MODELS.items()])),
             ("h2", "Recognition"),
-            ("p", "Accuracy on the held-out segments (contents never seen in training). Chance is the largest "
+            ("p", f"Accuracy on the held-out segments ({source.unit}s never seen in training). Chance is the largest "
                   "class's share."),
             ("table", pd.DataFrame([{"model": name, "accuracy": r["accuracy"], "macro F1": r["macro_f1"],
                                      "chance": r["chance"], "segments": r["count"]}
@@ -366,11 +399,11 @@ class Demo:
             ("p", "`estm classify` on the held-out files (first 8):"),
             ("table", pd.DataFrame(done["classified"][:8])),
             ("h2", "Emotion transfer"),
-            ("p", "The paper's metrics on held-out pairs (a content segment, an emotion segment of another content), "
+            ("p", f"The paper's metrics on held-out pairs (a content segment, an emotion segment of another {source.unit}), "
                   "judged by `demo-judge`, a MER model trained apart from the labeller whose labels the transfer "
                   "models learned. PEA: the judge hears the emotion segment's MER label; AEA: its true quadrant; "
                   "MSE_C: distance to the content over the training variance; CD: how much the four emotions change "
-                  "one content (x 1e5). SynthEmo knows what a perfect transfer sounds like (the same content "
+                  f"one content (x 1e5). The corpus knows what a perfect transfer sounds like (the same {source.unit} "
                   "rendered in the target quadrant): LSD is the log-spectral distance to it, beside the content's "
                   "own distance (what doing nothing scores). PEA means only as much as the judge's own accuracy "
                   "(above): a judge that always hears one quadrant scores every transfer PEA 1."),
@@ -395,6 +428,27 @@ class Demo:
                      "estm generate --emotion Q1 -o q1.wav"),
         ]
         return blocks
+
+    def _cue_table(self) -> pd.DataFrame:
+        """One row per quadrant: each cue's mean over the corpus (the share in major for the mode), and the
+        spectral centroid measured from a few files."""
+        from . import audio
+        from .datasets.synth import MANIFEST_NAME
+
+        table = pd.read_csv(self.corpus / MANIFEST_NAME, keep_default_na=False)
+        columns = [column for column in SOURCES[self.plan.source].cue_columns if column in table.columns]
+        table["mode"] = (table["mode"] == "major").astype(float)
+        rows = table.groupby("label")[columns].mean().rename(columns={"mode": "share in major"})
+        centroids = {}
+        for label, paths in table.groupby("label")["path"]:
+            values = []
+            for path in paths.iloc[:8]:
+                samples, rate = audio.load(self.corpus / path)
+                power = np.abs(np.fft.rfft(samples)) ** 2
+                values.append(float((power * np.fft.rfftfreq(len(samples), 1 / rate)).sum() / power.sum()))
+            centroids[label] = np.mean(values)
+        rows["brightness (Hz)"] = pd.Series(centroids)
+        return rows.rename_axis("quadrant").reset_index()
 
     def _transfer_table(self) -> pd.DataFrame:
         rows = []

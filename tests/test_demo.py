@@ -1,10 +1,11 @@
-"""`estm demo --fast`: the whole mission on SynthEmo, its report, its reuse on a rerun, and the commands it enables."""
+"""`estm demo --fast`: the whole mission on the scores corpus, its report, its reuse on a rerun, and the commands it enables."""
 
 import json
 import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from estm_core import audio, store
@@ -25,6 +26,7 @@ def test_the_report_shows_every_figure_and_links_existing_files(demo_store):
     for name in MODELS:
         assert name in html and name in markdown
     assert "paper MSE_C" in html and "0.14-0.36" in html  # the transfer table sits beside the paper's numbers
+    assert "the scores corpus" in html and "share in major" in html and "brightness (Hz)" in html
 
 
 def test_every_model_is_in_the_store_and_evaluated(demo_store):
@@ -54,9 +56,9 @@ def test_a_rerun_reuses_every_stage(demo_store, estm):
 
 def test_the_commands_a_user_tries_next_need_no_options(demo_store, estm, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    corpus = demo_store / "synthemo"
-    content, rate = audio.load(corpus / "Q3" / "synthemo-c000-Q3.wav")
-    emotion, _ = audio.load(corpus / "Q1" / "synthemo-c001-Q1.wav")
+    pairs = pd.read_csv(demo_store / "corpus" / "pairs.csv")
+    content, rate = audio.load(demo_store / "corpus" / pairs["Q3"][0])
+    emotion, _ = audio.load(demo_store / "corpus" / pairs["Q1"][1])
     audio.save("content.wav", content, rate)
     audio.save("emotion.wav", emotion, rate)
     audio.save("song.mp3", emotion, rate)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.main import get_command
 
@@ -20,7 +21,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Lines that need a real dataset, a long training run, or a model only the user has: checked, not run.
 NOT_RUN = ("deam", "DEAM", "CACHE", "TAFFC", "taffc", "GTZAN", "EMOTIFY", "my-music", "synthemo", "split.csv",
            "cache", "evaluations/", "estm train", "estm evaluate", "remove", "--pairs", "--model estm1", "torchrun",
-           "sbatch", "make ", "pip ")
+           "sbatch", "make ", "pip ", "data synth", "--test-collection")
 
 
 def shell_lines() -> list[str]:
@@ -74,10 +75,11 @@ def test_every_readme_command_and_option_exists(line):
 
 def test_the_readme_commands_run(demo_store, tmp_path):
     """Every line that needs no dataset runs, in the README's order, in a folder holding the files it names."""
-    corpus = demo_store / "synthemo"
-    content, rate = audio.load(corpus / "Q3" / "synthemo-c000-Q3.wav")
-    emotion, _ = audio.load(corpus / "Q1" / "synthemo-c001-Q1.wav")
-    other, _ = audio.load(corpus / "Q2" / "synthemo-c002-Q2.wav")
+    corpus = demo_store / "corpus"
+    pairs = pd.read_csv(corpus / "pairs.csv")
+    content, rate = audio.load(corpus / pairs["Q3"][0])
+    emotion, _ = audio.load(corpus / pairs["Q1"][1])
+    other, _ = audio.load(corpus / pairs["Q2"][2])
     files = {"content.wav": content, "emotion.wav": emotion, "song.mp3": emotion, "intro.wav": other,
              "long-mix.flac": other, "album/one.wav": content, "album/two.flac": other, "takes/one.wav": emotion,
              "music/one.mp3": content, "music/two.mp3": other}
