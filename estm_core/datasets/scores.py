@@ -37,7 +37,7 @@ import pandas as pd
 
 from .. import audio
 from ..errors import EstmError
-from ..labels import QUADRANTS
+from ..keys import PITCH_NAMES, find_key
 from . import synth
 
 SAMPLE_RATE = 22050
@@ -193,7 +193,7 @@ def catalogue(collections: Iterable[str] | None = None) -> list[Work]:
 
 def _work_of(relative: str, keep_folder: bool) -> str:
     """The work a corpus file belongs to: a quartet's movements share their folder, a Palestrina mass's sections
-    their number ("Credo_25_b" -> "mass25"), anything else is its own work."""
+    their number ("Credo_25_b" -> "mass025"), anything else is its own work."""
     path = PurePosixPath(relative)
     inner = path.parts[1:] if not keep_folder else path.parts
     if path.stem.startswith("movement"):
@@ -299,28 +299,9 @@ def _notes(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def key_of(midi: np.ndarray, duration: np.ndarray) -> tuple[int, str, float]:
-    """Krumhansl-Schmuckler key finding with the Aarden-Essen key profiles that music21's key analysis uses: the
-    pitch classes weighted by duration, correlated with each of the 24 keys' profile. Returns (tonic pitch class,
-    "major" or "minor", the best correlation, 1 = certain). Building music21 notes for this costs 100x more."""
-    histogram = np.bincount(np.asarray(midi) % 12, weights=np.asarray(duration, dtype=float), minlength=12)
-    correlations = _KEY_PROFILES @ (histogram - histogram.mean())
-    correlations /= np.linalg.norm(histogram - histogram.mean()) or 1.0
-    best = int(np.argmax(correlations))
-    return best % 12, ("major", "minor")[best // 12], float(correlations[best])
-
-
-def _key_profiles() -> np.ndarray:
-    """(24, 12) the major then the minor profile rotated to each tonic, centred and of unit norm."""
-    from music21.analysis.discrete import AardenEssen
-
-    analysis = AardenEssen()
-    rows = [np.roll(analysis.getWeights(mode), tonic) for mode in ("major", "minor") for tonic in range(12)]
-    profiles = np.array(rows, dtype=float)
-    profiles -= profiles.mean(axis=1, keepdims=True)
-    return profiles / np.linalg.norm(profiles, axis=1, keepdims=True)
-
-
-_KEY_PROFILES = _key_profiles()
+    """The key of these notes, their pitch classes weighted by duration (keys.find_key: what music21's key analysis
+    finds, without building its note objects, which costs 100x more): (tonic pitch class, mode, correlation)."""
+    return find_key(np.bincount(np.asarray(midi) % 12, weights=np.asarray(duration, dtype=float), minlength=12))
 
 
 MODE_DEGREES = {"major": (4, 9, 11), "minor": (3, 8, 10)}  # semitones above the tonic of degrees 3, 6 and 7
@@ -586,14 +567,11 @@ def excerpt_rows(excerpt: Excerpt, plays: list[tuple[str, ScoreCues, Spread, dic
         row = {"song_id": song_id, "path": f"{'factorial' if levels else name}/{song_id}.wav",
                "label": "" if levels else name, "group": excerpt.work.name, "collection": excerpt.work.collection,
                "content": excerpt.id, "file": excerpt.file, "start_bar": excerpt.start_bar,
-               "key": f"{_PITCH_NAMES[excerpt.tonic]} {excerpt.mode}",
+               "key": f"{PITCH_NAMES[excerpt.tonic]} {excerpt.mode}",
                "key_correlation": round(excerpt.key_correlation, 3), **drawn}
         if levels:
             row["dynamics_db"] = levels["dynamics_db"]
         yield row, samples
-
-
-_PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 def _in_order(function: Callable, items: list, jobs: int) -> Iterator:
