@@ -58,7 +58,7 @@ class Plan:
 
 PLANS = {
     "full": Plan("full", count=24, mer_width=0.25, mer_epochs=24, resnet_widths=(8, 16, 32, 64), resnet_epochs=10,
-                 estm_d=16, estm_codebook=256, estm_epochs=7,
+                 estm_d=16, estm_codebook=256, estm_epochs=6,
                  wavenet=dict(blocks=2, layers=8, residual_channels=24, dilation_channels=24, skip_channels=128,
                               end_channels=128), wavenet_steps=300, generate_seconds=4.0, pairs=24),
     "fast": Plan("fast", count=8, mer_width=0.125, mer_epochs=2, resnet_widths=(4, 8, 16, 32), resnet_epochs=2,

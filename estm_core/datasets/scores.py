@@ -42,7 +42,7 @@ from . import synth
 
 SAMPLE_RATE = 22050
 SECONDS = synth.SECONDS
-SOURCE_VERSION = 1  # bump when a rendering would sound different with the same table
+SOURCE_VERSION = 2  # bump when a rendering would sound different with the same table; 2: fermatas held
 
 
 @dataclass(frozen=True)
@@ -268,9 +268,12 @@ def read_excerpt(work: Work, *, seed: int = 0, seconds: float = SECONDS) -> Exce
 
 
 def _notes(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(onset, duration) in quarters, MIDI note and part index of every sounding note, tied notes merged into one.
-    (music21's stripTies does the same but takes seconds on a quartet movement.)"""
+    """(onset, duration) in quarters, MIDI note and part index of every sounding note, tied notes merged into one
+    (music21's stripTies does the same but takes seconds on a quartet movement). A note under a fermata is held until
+    the next note of the score starts, as players do (a chorale's phrase ends on a fermata and a rest), and so is
+    every note that starts with it."""
     rows: list[list[float]] = []
+    fermatas: set[float] = set()  # onsets under a fermata
     for index, part in enumerate(parts):
         sounding: dict[int, int] = {}  # MIDI note -> row of the note a tie continues
         for element in part.flatten().notes:
@@ -290,9 +293,17 @@ def _notes(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
                 else:
                     sounding[key] = len(rows)
                     rows.append([offset, length, key, index])
+                if any(type(mark).__name__ == "Fermata" for mark in element.expressions):
+                    fermatas.add(rows[sounding.get(key, len(rows) - 1)][0])
                 if tie not in ("start", "continue"):
                     sounding.pop(key, None)
     table = np.array(rows, dtype=float).reshape(-1, 4)
+    held = np.isin(table[:, 0], list(fermatas))
+    if held.any():
+        onsets = np.unique(table[:, 0])
+        ends = table[held, 0] + table[held, 1]
+        following = onsets[np.minimum(np.searchsorted(onsets, ends - 1e-9), onsets.size - 1)]
+        table[held, 1] = np.maximum(table[held, 1], following - table[held, 0])
     order = np.lexsort((table[:, 2], table[:, 0]))
     table = table[order]
     return table[:, 0], table[:, 1], table[:, 2].astype(int), table[:, 3].astype(int)
