@@ -1,0 +1,60 @@
+"""Cue-space transfer plans: the moves follow the two measurements, within limits, for the asked cues only."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from estm_core.cues import transfer
+from estm_core.cues.analysis import Cues
+
+CONTENT = Cues(duration_s=10.0, tempo_bpm=80.0, onset_rate=2.0, loudness_lufs=-24.0, dynamic_range_db=6.0,
+               centroid_hz=600.0, tilt_db_per_octave=-8.0, percussive_ratio=0.2, onset_decay=0.9,
+               pitch_centroid_midi=60.0, tonic="D", mode="minor", key_confidence=0.8)
+TARGET = replace(CONTENT, onset_rate=3.0, loudness_lufs=-14.0, dynamic_range_db=3.0, tilt_db_per_octave=-5.0,
+                 onset_decay=0.5, pitch_centroid_midi=64.0, tonic="A", mode="major")
+
+
+def test_the_moves_take_each_cue_to_the_targets():
+    moves = transfer.plan(CONTENT, TARGET)
+    assert moves.tempo_ratio == pytest.approx(1.5)
+    assert moves.semitones == 4 and moves.gain_db == pytest.approx(10.0)
+    assert moves.dynamics_ratio == pytest.approx(2.0) and moves.tilt_db_per_octave == pytest.approx(3.0)
+    assert moves.articulation == pytest.approx(transfer.ARTICULATION_PER_DECAY * 0.4)
+    assert moves.key == (2, "minor") and moves.mode == "major"  # in the content's own key
+
+
+def test_strength_scales_the_moves_and_zero_or_the_same_cues_move_nothing():
+    assert transfer.plan(CONTENT, TARGET, strength=0.0) == transfer.Moves()
+    assert transfer.plan(CONTENT, CONTENT) == transfer.Moves()
+    half = transfer.plan(CONTENT, TARGET, strength=0.5)
+    assert half.tempo_ratio == pytest.approx(math.sqrt(1.5)) and half.gain_db == pytest.approx(5.0)
+    assert half.semitones == 2
+
+
+def test_only_the_asked_cues_move_and_limits_hold():
+    moves = transfer.plan(CONTENT, TARGET, cues=("tempo", "mode"))
+    assert moves == transfer.Moves(tempo_ratio=pytest.approx(1.5), key=(2, "minor"), mode="major")
+    extreme = replace(TARGET, onset_rate=40.0, loudness_lufs=30.0, pitch_centroid_midi=100.0)
+    moves = transfer.plan(CONTENT, extreme)
+    assert moves.tempo_ratio == 2.0 and moves.gain_db == 20.0 and moves.semitones == 7
+    with pytest.raises(ValueError, match="unknown cue"):
+        transfer.plan(CONTENT, TARGET, cues=("timbre",))
+
+
+def test_an_unsure_key_or_a_missing_measurement_does_not_move():
+    unsure = replace(CONTENT, key_confidence=0.3)
+    assert transfer.plan(unsure, TARGET).mode is None
+    silent_rhythm = replace(CONTENT, onset_rate=float("nan"))
+    assert transfer.plan(silent_rhythm, TARGET).tempo_ratio == 1.0
+
+
+def test_applying_no_moves_returns_the_input_and_a_tempo_move_changes_the_length():
+    samples = np.random.default_rng(0).standard_normal((22050 * 3, 2)).astype(np.float32) * 0.1
+    np.testing.assert_array_equal(transfer.apply(samples, 22050, transfer.Moves()), samples)
+    faster = transfer.apply(samples, 22050, transfer.Moves(tempo_ratio=1.5, gain_db=40.0))
+    assert faster.shape == (round(22050 * 3 / 1.5), 2)
+    assert np.abs(faster).max() <= transfer.PEAK + 1e-6  # loud, but never clipped
