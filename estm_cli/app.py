@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import classify, data, demo, evaluate, generate, info, models, plot, train, transfer
+from . import analyze, classify, data, demo, evaluate, generate, info, models, plot, train, transfer
 
 app = typer.Typer(
     name="estm",
@@ -39,6 +39,7 @@ app.command()(demo.demo)
 app.command()(info.info)
 app.command()(info.inspect)
 app.command()(classify.classify)
+app.command()(analyze.analyze)
 app.command()(transfer.transfer)
 app.command()(generate.generate)
 app.add_typer(models.app, name="models")

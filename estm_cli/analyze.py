@@ -1,0 +1,87 @@
+"""`estm analyze FILES…`: the cues listeners read as emotion (tempo, loudness, brightness, articulation, register,
+key and mode), measured in each file."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+from .common import (
+    Batch, Column, Csv, Debug, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors, output_mode,
+    readable,
+)
+
+
+def _number(digits: int):
+    """A table cell: the value to `digits` decimals, or empty where the cue could not be measured."""
+    return lambda value: "" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+COLUMNS = [
+    Column("path", "file"),
+    Column("duration_s", "seconds", _number(1), "right"),
+    Column("tempo_bpm", "bpm", _number(1), "right"),
+    Column("onset_rate", "onsets/s", _number(2), "right"),
+    Column("loudness_lufs", "LUFS", _number(1), "right"),
+    Column("dynamic_range_db", "range dB", _number(1), "right"),
+    Column("centroid_hz", "centroid Hz", _number(0), "right"),
+    Column("tilt_db_per_octave", "tilt dB/oct", _number(1), "right"),
+    Column("percussive_ratio", "percussive", _number(2), "right"),
+    Column("onset_decay", "decay", _number(2), "right"),
+    Column("pitch_centroid_midi", "pitch MIDI", _number(1), "right"),
+    Column("key_confidence", "key r", _number(2), "right"),
+]
+
+
+def _columns(mode: str) -> list[Column]:
+    """The table shows the key as one column; --csv has the tonic and the mode apart, as --json does."""
+    key = [Column("key", "key")] if mode == "table" else [Column("tonic", "tonic"), Column("mode", "mode")]
+    return COLUMNS[:-1] + key + COLUMNS[-1:]
+
+
+@handles_errors
+def analyze(
+    files: Files,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files analysed in parallel (processes).")] = 1,
+    recursive: Recursive = False,
+    json_: Json = False,
+    csv_: Csv = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Measure the emotion cues of whole files: tempo and onsets per second, loudness (LUFS) and its range,
+    spectral centroid and tilt, percussive share and note decay, pitch register, key and mode.
+
+    Exit code 0 when every file was analysed, 3 when some failed, 1 when none could be.
+    """
+    from estm_core.cues.analysis import analyze_files
+    from estm_core.errors import EstmError
+
+    if jobs < 1:
+        raise EstmError("--jobs must be at least 1")
+    mode = output_mode(json_, csv_)
+    paths, problems = expand_inputs(files, recursive)
+    paths, unreadable = readable(paths)
+    problems += unreadable
+
+    batch = Batch(_columns(mode), mode)
+    for item, cause in problems:
+        batch.failed(item, cause)
+    with ProgressBar("analysing", len(paths), quiet=quiet) as bar:
+        for path, result in analyze_files(paths, jobs=jobs):
+            if isinstance(result, Exception):
+                batch.failed(path, result.cause)
+            else:
+                cues = result.to_dict()
+                record = {"path": path, **{key: _rounded(value) for key, value in cues.items()}}
+                if mode == "table":
+                    record["key"] = f"{cues['tonic']} {cues['mode']}" if cues["tonic"] else ""
+                batch.ok(record)
+            bar.advance()
+    raise typer.Exit(batch.finish())
+
+
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) and math.isfinite(value) else value
