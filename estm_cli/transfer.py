@@ -25,6 +25,15 @@ def transfer(
         "--mer", help="For estm1: the mer model that decides the emotion file's quadrant (default: the newest).")] = None,
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="A pairs CSV (`estm data pairs`): transfer each pair.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="With --pairs: the segment cache the pairs refer to.")] = None,
+    method: Annotated[Optional[str], typer.Option(
+        "--method", help="cues: no trained model; move the content's tempo, register, loudness, dynamics, "
+                         "brightness, articulation and mode toward the EMOTION file's (experimental). Default: "
+                         "the learned model of --model.")] = None,
+    strength: Annotated[float, typer.Option(
+        "--strength", help="With --method cues: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,
+    cues: Annotated[Optional[str], typer.Option(
+        "--cues", help="With --method cues: the cues to move, comma-separated (default: tempo,register,loudness,"
+                       "dynamics,brightness,articulation,mode).")] = None,
     overlap: Annotated[float, typer.Option("--overlap", help="Seconds of crossfade between segments.")] = 1.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Segments decoded at once.")] = 4,
     device: Device = "auto",
@@ -55,6 +64,10 @@ def transfer(
         for path in (content, emotion_file):
             if path is not None:
                 probe(path)
+    if method is not None:
+        _transfer_cues(method, content, emotion_file, output, emotion, model, pairs, strength, cues, force, json_,
+                       quiet)
+        return
     target = choose_device(device)
     transfer_model = load_transfer_model(model, target)
     note(f"device: {target}; model: {transfer_model.family} {transfer_model.name}", quiet)
@@ -84,3 +97,37 @@ def transfer(
         note(f"wrote {output}: {result['duration']:.1f} s with the emotion of "
              f"{emotion_file or emotion}{quadrant} in {elapsed:.1f} s "
              f"({result['duration'] / elapsed:.1f}x real time)", quiet=False)
+
+
+def _transfer_cues(method, content, emotion_file, output, emotion, model, pairs, strength, cues, force, json_, quiet):
+    """`--method cues`: one content file toward one emotion file, no model."""
+    from estm_core.cues.transfer import CUES, transfer_file
+    from estm_core.errors import EstmError
+
+    if method != "cues":
+        raise EstmError(f"--method must be cues, not {method!r}")
+    if model is not None or pairs is not None:
+        raise EstmError("--method cues uses no model: leave out --model and --pairs")
+    if emotion is not None or content is None or emotion_file is None:
+        raise EstmError("--method cues needs CONTENT and EMOTION files (per-quadrant --emotion targets are not "
+                        "there yet)")
+    if not 0.0 <= strength <= 1.0:
+        raise EstmError(f"--strength must be between 0 and 1 (got {strength})")
+    chosen = tuple(name.strip() for name in cues.split(",") if name.strip()) if cues else CUES
+    unknown = sorted(set(chosen) - set(CUES))
+    if unknown:
+        raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(CUES)})")
+    started = time.perf_counter()
+    result = transfer_file(content, emotion_file, output, strength=strength, cues=chosen, force=force)
+    elapsed = time.perf_counter() - started
+    result["seconds"] = round(elapsed, 3)
+    if json_:
+        print(json.dumps(plain(result)))
+        return
+    moves = result["moves"]
+    note(f"moves: tempo x{moves['tempo_ratio']:.2f}, {moves['semitones']:+.0f} semitones, "
+         f"{moves['gain_db']:+.1f} dB, dynamics ratio {moves['dynamics_ratio']:.2f}, "
+         f"tilt {moves['tilt_db_per_octave']:+.1f} dB/octave, articulation {moves['articulation']:+.2f}"
+         + (f", {moves['key'][1]} -> {moves['mode']}" if moves["mode"] else ""), quiet)
+    note(f"wrote {output}: {result['duration']:.1f} s with the cues of {emotion_file} in {elapsed:.1f} s "
+         f"({result['content_duration'] / elapsed:.1f}x real time)", quiet=False)

@@ -58,3 +58,47 @@ def test_applying_no_moves_returns_the_input_and_a_tempo_move_changes_the_length
     faster = transfer.apply(samples, 22050, transfer.Moves(tempo_ratio=1.5, gain_db=40.0))
     assert faster.shape == (round(22050 * 3 / 1.5), 2)
     assert np.abs(faster).max() <= transfer.PEAK + 1e-6  # loud, but never clipped
+
+
+def notes(rate: int, seconds: float, per_second: float, frequency: float, amplitude: float) -> np.ndarray:
+    """Plucked notes at `per_second`, alternating `frequency` and a fifth above, as a (frames, 2) stereo clip."""
+    t = np.arange(round(seconds * rate)) / rate
+    onsets = np.arange(0, seconds, 1 / per_second)
+    signal = np.zeros_like(t)
+    for number, onset in enumerate(onsets):
+        since = t - onset
+        pitch = frequency * (1.5 if number % 2 else 1.0)
+        signal += (since >= 0) * np.sin(2 * np.pi * pitch * since) * np.exp(-6 * np.clip(since, 0, None))
+    clip = (amplitude * signal / np.abs(signal).max()).astype(np.float32)
+    return np.stack([clip, 0.8 * clip], axis=1)
+
+
+def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
+    import json
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "content.wav", notes(22050, 8.0, 2.0, 220.0, 0.1), 22050)
+    sf.write(tmp_path / "emotion.flac", notes(44100, 6.0, 3.0, 440.0, 0.6), 44100)
+    out = tmp_path / "out.wav"
+    result = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out, "--method", "cues",
+                  "--json", "-q")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    measured = report["cues"]
+    info = sf.info(out)
+    assert info.channels == 2 and info.samplerate == 22050  # the content's own format
+    assert info.duration == pytest.approx(8.0 / report["moves"]["tempo_ratio"], abs=0.01)
+    for cue in ("onset_rate", "loudness_lufs", "pitch_centroid_midi"):
+        before = abs(measured["content"][cue] - measured["emotion"][cue])
+        after = abs(measured["output"][cue] - measured["emotion"][cue])
+        assert after < 0.5 * before, (cue, measured)
+    again = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out, "--method", "cues")
+    assert again.code == 1 and "already exists" in again.err
+    bad = estm("transfer", tmp_path / "missing.wav", tmp_path / "emotion.flac", "-o", tmp_path / "x.wav",
+               "--method", "cues")
+    assert bad.code == 1 and "missing.wav" in bad.err and len(bad.err.strip().splitlines()) == 1
+    only_tempo = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", tmp_path / "t.wav",
+                      "--method", "cues", "--cues", "tempo", "--json", "-q")
+    moves = json.loads(only_tempo.out)["moves"]
+    assert moves["tempo_ratio"] > 1.2 and moves["gain_db"] == 0 and moves["semitones"] == 0

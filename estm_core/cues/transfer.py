@@ -109,3 +109,23 @@ def apply(samples: np.ndarray, sample_rate: int, moves: Moves) -> np.ndarray:
     if peak > PEAK:
         edited *= np.float32(PEAK / peak)
     return edited[:, 0] if mono else edited
+
+
+def transfer_file(content_path, emotion_path, output_path, *, strength: float = 1.0, cues: tuple[str, ...] = CUES,
+                  force: bool = False) -> dict:
+    """The content of `content_path` with its cues moved toward those of `emotion_path`, written to `output_path`
+    at the content's own rate and channels (atomically; an existing file is kept unless `force`). Returns the
+    moves and the cues measured in the content, the reference and the output."""
+    from .. import audio
+    from ..files import check_writable
+    from .analysis import analyze
+
+    check_writable(output_path, force)
+    content, reference = analyze(content_path), analyze(emotion_path)
+    moves = plan(content, reference, strength=strength, cues=cues)
+    samples, rate = audio.load(content_path)
+    edited = apply(samples, rate, moves)
+    audio.save(output_path, edited, rate, force=force)
+    return {"content": str(content_path), "emotion": str(emotion_path), "output": str(output_path),
+            "content_duration": len(samples) / rate, "duration": len(edited) / rate, "moves": moves.to_dict(), "cues": {
+                "content": content.to_dict(), "emotion": reference.to_dict(), "output": analyze(edited, rate).to_dict()}}
