@@ -113,3 +113,15 @@ def test_the_mode_edit_moves_the_third_and_nothing_else():
         assert abs(near(minor, kept) - near(triad, kept)) < 1.5
     back = render.change_mode(minor, RATE, tonic=0, mode="minor", target="major")
     assert near(back, 329.63) - near(back, 311.13) > 15
+
+
+def test_the_limiter_turns_down_only_the_peaks():
+    quiet = sine(440.0, 2.0, 0.2)
+    loud = quiet.copy()
+    loud[RATE // 2: RATE // 2 + 200] *= 8.0  # a 9 ms burst to 1.6
+    limited = render.limit(loud, RATE, 0.99)
+    assert np.abs(limited).max() <= 0.99
+    far = slice(RATE, 2 * RATE)  # half a second after the burst: untouched
+    np.testing.assert_allclose(limited[far], loud[far])
+    assert level_db(limited) > level_db(loud / (np.abs(loud).max() / 0.99)) + 3  # not scaled down as a whole
+    np.testing.assert_array_equal(render.limit(quiet, RATE, 0.99), quiet)

@@ -86,6 +86,28 @@ def dynamics(samples: np.ndarray, sample_rate: int, ratio: float) -> np.ndarray:
     return (samples * gain_curve[:, None]).astype(np.float32)
 
 
+LIMITER_LOOKAHEAD_S = 0.005  # the limiter's gain reaches its floor this long before a peak, and recovers as fast
+
+
+def limit(samples: np.ndarray, sample_rate: int, ceiling: float) -> np.ndarray:
+    """Keep every sample within +-`ceiling` by turning the gain down around the peaks only (a look-ahead peak
+    limiter), rather than the whole signal: the level of everything else stays where the other edits put it."""
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    samples = _as_2d(samples)
+    peak = np.abs(samples).max(axis=1) if samples.size else np.zeros(0, np.float32)
+    if not peak.size or peak.max() <= ceiling:
+        return samples.copy()
+    window = 2 * max(1, round(LIMITER_LOOKAHEAD_S * sample_rate)) + 1
+    needed = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
+    # the lowest gain any sample nearby needs, then smoothed over the same window: it moves gradually and, being the
+    # mean of minima over a window that holds each peak, never lets a peak through
+    floor = -maximum_filter1d(-needed, size=2 * window - 1, mode="nearest")
+    smooth = uniform_filter1d(floor, size=window, mode="nearest")
+    gain = np.minimum(smooth, needed)
+    return (samples * gain[:, None]).astype(np.float32)
+
+
 # ------------------------------------------------------------------------------------------------- brightness
 
 

@@ -30,7 +30,7 @@ LIMITS = {  # the largest move of each cue
 }
 ARTICULATION_PER_DECAY = 3.0  # transient-designer amount per unit of onset_decay difference (render.articulation)
 MIN_KEY_CONFIDENCE = 0.5  # below this the key is too unsure to change its mode
-PEAK = 0.99  # the output never peaks above this: it is scaled down as a whole (no clipping)
+PEAK = 0.99  # the output never peaks above this (no clipping)
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def plan(content: Cues, target: Cues, *, strength: float = 1.0, cues: tuple[str,
 def apply(samples: np.ndarray, sample_rate: int, moves: Moves) -> np.ndarray:
     """`samples` (frames,) or (frames, channels) with `moves` made, in the shape they came in: the mode first (in
     the content's key), then tempo and register in one stretch, then
-    articulation, brightness, dynamics and level; scaled down as a whole if it would peak above PEAK."""
+    articulation, brightness, dynamics and level; a peak limiter keeps it within PEAK."""
     mono = np.asarray(samples).ndim == 1
     edited = render._as_2d(samples)
     if moves.mode is not None and moves.key is not None:
@@ -104,10 +104,7 @@ def apply(samples: np.ndarray, sample_rate: int, moves: Moves) -> np.ndarray:
     edited = render.articulation(edited, sample_rate, moves.articulation)
     edited = render.tilt(edited, sample_rate, moves.tilt_db_per_octave)
     edited = render.dynamics(edited, sample_rate, moves.dynamics_ratio)
-    edited = render.gain(edited, moves.gain_db)
-    peak = float(np.abs(edited).max()) if edited.size else 0.0
-    if peak > PEAK:
-        edited *= np.float32(PEAK / peak)
+    edited = render.limit(render.gain(edited, moves.gain_db), sample_rate, PEAK)
     return edited[:, 0] if mono else edited
 
 
