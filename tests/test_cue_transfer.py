@@ -102,3 +102,14 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
                       "--method", "cues", "--cues", "tempo", "--json", "-q")
     moves = json.loads(only_tempo.out)["moves"]
     assert moves["tempo_ratio"] > 1.2 and moves["gain_db"] == 0 and moves["semitones"] == 0
+
+
+def test_a_move_of_another_cue_leaves_the_loudness_and_a_loudness_move_reaches_it():
+    from estm_core.cues import render
+
+    clip = notes(22050, 6.0, 3.0, 440.0, 0.3)
+    before = render.loudness(clip, 22050)
+    lower = transfer.apply(clip, 22050, transfer.Moves(semitones=-7, tilt_db_per_octave=-3.0))
+    assert render.loudness(lower, 22050) == pytest.approx(before, abs=0.5)  # duller and lower, as loud
+    louder = transfer.apply(clip, 22050, transfer.Moves(semitones=-7, gain_db=6.0))
+    assert render.loudness(louder, 22050) == pytest.approx(before + 6.0, abs=0.7)

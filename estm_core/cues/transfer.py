@@ -39,7 +39,7 @@ class Moves:
 
     tempo_ratio: float = 1.0  # >1 faster
     semitones: float = 0.0  # register
-    gain_db: float = 0.0  # loudness
+    gain_db: float = 0.0  # loudness: the output is this much louder than the content (LUFS), whatever else moves
     dynamics_ratio: float = 1.0  # >1 compresses the level's swings, <1 expands them
     tilt_db_per_octave: float = 0.0  # brightness
     articulation: float = 0.0  # >0 more staccato and sharper attacks, <0 more legato
@@ -97,14 +97,19 @@ def apply(samples: np.ndarray, sample_rate: int, moves: Moves) -> np.ndarray:
     the content's key), then tempo and register in one stretch, then
     articulation, brightness, dynamics and level; a peak limiter keeps it within PEAK."""
     mono = np.asarray(samples).ndim == 1
-    edited = render._as_2d(samples)
+    if moves == Moves():
+        return np.array(samples, dtype=np.float32)
+    samples = render._as_2d(samples)
+    edited = samples
     if moves.mode is not None and moves.key is not None:
         edited = render.change_mode(edited, sample_rate, *moves.key, moves.mode)
     edited = render.stretch(edited, sample_rate, moves.tempo_ratio, moves.semitones)
     edited = render.articulation(edited, sample_rate, moves.articulation)
     edited = render.tilt(edited, sample_rate, moves.tilt_db_per_octave)
     edited = render.dynamics(edited, sample_rate, moves.dynamics_ratio)
-    edited = render.limit(render.gain(edited, moves.gain_db), sample_rate, PEAK)
+    before, after = render.loudness(samples, sample_rate), render.loudness(edited, sample_rate)
+    level = moves.gain_db + (before - after if _finite(before, after) else 0.0)
+    edited = render.limit(render.gain(edited, level), sample_rate, PEAK)
     return edited[:, 0] if mono else edited
 
 
