@@ -9,17 +9,12 @@ tables) into a temporary folder.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-# One core: pin the process and keep any numerical library from starting threads of its own.
-for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[variable] = "1"
-if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+import one_core  # noqa: F401  (first: one core, no extra threads)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from estm_core.datasets import synth  # noqa: E402

@@ -58,6 +58,8 @@ def test_applying_no_moves_returns_the_input_and_a_tempo_move_changes_the_length
     faster = transfer.apply(samples, 22050, transfer.Moves(tempo_ratio=1.5, gain_db=40.0))
     assert faster.shape == (round(22050 * 3 / 1.5), 2)
     assert np.abs(faster).max() <= transfer.PEAK + 1e-6  # loud, but never clipped
+    eight = np.random.default_rng(1).standard_normal((96000, 8)).astype(np.float32) * 0.1  # more than BS.1770's 5
+    assert transfer.apply(eight, 96000, transfer.Moves(semitones=3)).shape == (96000, 8)
 
 
 def notes(rate: int, seconds: float, per_second: float, frequency: float, amplitude: float) -> np.ndarray:
@@ -105,11 +107,11 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
 
 
 def test_a_move_of_another_cue_leaves_the_loudness_and_a_loudness_move_reaches_it():
-    from estm_core.cues import render
+    from estm_core.cues.analysis import loudness
 
     clip = notes(22050, 6.0, 3.0, 440.0, 0.3)
-    before = render.loudness(clip, 22050)
+    before = loudness(clip, 22050)
     lower = transfer.apply(clip, 22050, transfer.Moves(semitones=-7, tilt_db_per_octave=-3.0))
-    assert render.loudness(lower, 22050) == pytest.approx(before, abs=0.5)  # duller and lower, as loud
+    assert loudness(lower, 22050) == pytest.approx(before, abs=0.5)  # duller and lower, as loud
     louder = transfer.apply(clip, 22050, transfer.Moves(semitones=-7, gain_db=6.0))
-    assert render.loudness(louder, 22050) == pytest.approx(before + 6.0, abs=0.7)
+    assert loudness(louder, 22050) == pytest.approx(before + 6.0, abs=0.7)

@@ -229,6 +229,16 @@ def _measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cu
     return Cues(duration_s=duration, loudness_lufs=lufs, dynamic_range_db=loudness_range, **measured)
 
 
+def loudness(samples: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness (BS.1770-4) of (frames,) or (frames, channels) samples, any number of channels, in LUFS;
+    NaN where no block is above the gate or the signal is shorter than one 400 ms block."""
+    samples = np.asarray(samples)
+    samples = samples[:, None] if samples.ndim == 1 else samples
+    meter = _Loudness(sample_rate, samples.shape[1])
+    meter.push(samples)
+    return float(meter.finish()[0])
+
+
 class _Loudness:
     """BS.1770-4 integrated loudness and EBU Tech 3342 loudness range, block by block.
 

@@ -59,18 +59,6 @@ def gain(samples: np.ndarray, decibels: float) -> np.ndarray:
     return _as_2d(samples) * np.float32(10.0 ** (decibels / 20.0))
 
 
-def loudness(samples: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness (BS.1770, pyloudnorm) in LUFS; NaN where it cannot be measured (under 0.4 s, silence)."""
-    import pyloudnorm
-
-    samples = _as_2d(samples)
-    if len(samples) < 0.4 * sample_rate:
-        return float("nan")
-    with np.errstate(divide="ignore"):
-        value = pyloudnorm.Meter(sample_rate).integrated_loudness(samples.astype(np.float64))
-    return float(value) if np.isfinite(value) else float("nan")
-
-
 def _level_envelope(samples: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
     """(frames,) RMS over all channels in a sliding window of `seconds` (centred)."""
     window = max(1, round(seconds * sample_rate))

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..keys import PITCH_NAMES
 from . import render
-from .analysis import Cues
+from .analysis import Cues, loudness
 
 CUES = ("tempo", "register", "loudness", "dynamics", "brightness", "articulation", "mode")
 LIMITS = {  # the largest move of each cue
@@ -29,7 +29,7 @@ LIMITS = {  # the largest move of each cue
     "articulation": 1.5,
 }
 ARTICULATION_PER_DECAY = 3.0  # transient-designer amount per unit of onset_decay difference (render.articulation)
-MIN_KEY_CONFIDENCE = 0.5  # below this the key is too unsure to change its mode
+MIN_KEY_CONFIDENCE = 0.6  # below this the key is too unsure to change its mode (noise reads 0.4-0.55)
 PEAK = 0.99  # the output never peaks above this (no clipping)
 
 
@@ -107,7 +107,7 @@ def apply(samples: np.ndarray, sample_rate: int, moves: Moves) -> np.ndarray:
     edited = render.articulation(edited, sample_rate, moves.articulation)
     edited = render.tilt(edited, sample_rate, moves.tilt_db_per_octave)
     edited = render.dynamics(edited, sample_rate, moves.dynamics_ratio)
-    before, after = render.loudness(samples, sample_rate), render.loudness(edited, sample_rate)
+    before, after = loudness(samples, sample_rate), loudness(edited, sample_rate)
     level = moves.gain_db + (before - after if _finite(before, after) else 0.0)
     edited = render.limit(render.gain(edited, level), sample_rate, PEAK)
     return edited[:, 0] if mono else edited
