@@ -63,32 +63,98 @@ def classifier(
 @app.command("transfer")
 @handles_errors
 def transfer_(
-    model: Annotated[str, typer.Option("--model", help="An estm1 or estm2 model: name or path.")],
-    pairs: Annotated[Path, typer.Option("--pairs", help="A pairs CSV from `estm data pairs`.")],
-    data: Annotated[Path, typer.Option("--data", help="The segment cache the pairs refer to.")],
-    judge: Annotated[str, typer.Option(
-        "--judge", help="A mer model that judges the outputs' emotion; not the one that made the style labels.")],
+    data: Annotated[Path, typer.Option(
+        "--data", help="A split CSV of a paired corpus (`estm data synth`, then `estm data split`): its --part is "
+                       "judged, its train part teaches the cue judge. With --pairs: the segment cache they refer to.")],
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="An estm1 or estm2 model (name or path) to judge; default: the cue method (no model).")] = None,
+    judge: Annotated[Optional[str], typer.Option(
+        "--judge", help="The mer model that judges; never the one that made the style labels (default: the newest "
+                        "mer model; without one, only the cue judge).")] = None,
+    part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
+    count: Annotated[Optional[int], typer.Option(
+        "--count", "-n", help="How many pairs, drawn at random (default: every pair of the part).")] = None,
+    pairs: Annotated[Optional[Path], typer.Option(
+        "--pairs", help="The paper's metrics instead (MSE_C, PEA, AEA, CD) for --model on the segment pairs of this "
+                        "CSV (`estm data pairs`); needs --judge.")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Report folder (default: evaluations/MODEL-transfer-JUDGE).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+        "--output", "-o", help="Report folder (default: evaluations/METHOD-transfer-PART).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Draws the pairs and their references.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Processes analysing the corpus files.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="With --pairs: segments decoded at once.")] = 8,
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """The paper's transfer metrics: MSE_C, PEA, AEA, CD, and on SynthEmo the distance to the true target."""
+    """Does a transfer transfer? Each pair asks for an excerpt in another quadrant, with another excerpt as the
+    emotion reference; the method's output is judged beside copy-content, copy-reference and the true target by a
+    mer model and a cue judge, with its distance to the target, the content it keeps and the cues it moved.
+    """
+    from estm_core.device import choose_device
+    from estm_core.errors import EstmError
+
+    if pairs is not None:
+        if model is None or judge is None:
+            raise EstmError("--pairs (the paper's metrics) needs --model and --judge")
+        _paper_metrics(model, pairs, data, judge, output, batch_size, choose_device(device), force, json_, quiet)
+        return
+    from estm_core import transfer_evaluation as evaluation
+    from estm_core.datasets.split import PARTS, read_split
+    from estm_core.files import atomic_write, check_writable, write_csv
+
+    if part not in PARTS:
+        raise EstmError(f"--part must be one of {', '.join(PARTS)}, not {part!r}")
+    if count is not None and count < 1:
+        raise EstmError("--count must be 1 or more")
+    split = read_split(data)
+    split["path"] = [str((Path(data).parent / path).resolve()) for path in split["path"]]
+    target = choose_device(device)
+    if model is None:
+        method, name, labeller = evaluation.cue_method(), "cues", None
+    else:
+        method, name, labeller = evaluation.model_method(model, target)
+    out_dir = output or Path("evaluations") / f"{name}-transfer-{part}"
+    written = [out_dir / "evaluation.json", out_dir / "pairs.csv", out_dir / "example.png"]
+    for path in written:  # before the work, not after it
+        check_writable(path, force)
+    note(f"device: {target}; method: {name}", quiet)
+    with ProgressBar("judging", None, unit="pairs", quiet=quiet) as bar:
+        summary, table = evaluation.evaluate(method, name, split, part=part, judge=judge, labeller=labeller,
+                                             count=count, seed=seed, jobs=jobs, device=target, on_progress=bar)
+    with atomic_write(written[0], force) as temporary:
+        temporary.write_text(json.dumps(plain(summary), indent=2))
+    write_csv(table, written[1], force)
+    evaluation.example_png(method, table, written[2], name=name, force=force)
+    if json_:
+        print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
+        return
+    stdout.print(f"{name} on {summary['pairs']} pairs of {summary['excerpts']} {part} excerpts; judges: "
+                 f"{summary['judges']['mer'] or 'no mer model'} and the cue judge (chance 0.25 for the quadrant, "
+                 "0.5 for each flip)", highlight=False)
+    rows = evaluation.summary_rows(summary)
+    view = Table(show_edge=False)
+    for column in rows[0]:
+        view.add_column(column.replace(" ", "\n"), justify="left" if column == "system" else "right")
+    for row in rows:
+        view.add_row(*(value if isinstance(value, str) else f"{value:.2f}" for value in row.values()))
+    stdout.print(view)
+    note(f"report: {', '.join(str(path) for path in written)}", quiet)
+
+
+def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force, json_, quiet) -> None:
+    """The paper's transfer metrics on segment pairs: MSE_C, PEA, AEA, CD, and on SynthEmo the distance to the true
+    target."""
     import pandas as pd
 
     from estm_core import store
-    from estm_core.device import choose_device
     from estm_core.evaluate import evaluate_transfer
     from estm_core.files import atomic_write, check_writable, write_csv
 
     out_dir = output or Path("evaluations") / f"{store.model_name(store.resolve(model))}-transfer-{judge}"
     for path in (out_dir / "evaluation.json", out_dir / "pairs.csv"):  # before the work, not after it
         check_writable(path, force)
-    target = choose_device(device)
     note(f"device: {target}", quiet)
     table = pd.read_csv(pairs, dtype={"content": str, "style": str, "target": str}, keep_default_na=False)
     with ProgressBar("evaluating", len(table), unit="pairs", quiet=quiet) as bar:

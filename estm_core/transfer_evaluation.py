@@ -1,0 +1,391 @@
+"""Does a transfer transfer? Judged on a paired corpus (`estm data synth`: every excerpt rendered in all four
+quadrants), where the true target of each transfer exists.
+
+A pair takes an excerpt rendered in one quadrant (the content), another excerpt rendered in a second quadrant (the
+emotion reference) and asks for the first excerpt in the second quadrant; its own rendering there is the true target.
+Every method is scored beside the field's two baselines and the ceiling, measured in the same run:
+
+    copy-content    return the content untouched (doing nothing)
+    copy-reference  return the emotion reference (all emotion, none of the content)
+    METHOD          the method under test: the cue method, or a learned estm1/estm2 model
+    target          the true target (what a perfect transfer would return)
+
+Each output is judged by two judges that had no part in making it: a mer model (trained on other music than the
+test excerpts, and never the one that labelled a learned model's training data) and a cue judge (`cues/judge.py`,
+logistic regression on the cue meter, fitted on the training part of the split). Beside the judges: the log-mel
+distance to the true target and the chroma correlation with the content, each after aligning tempo (the best
+uniform time scale), and the cues each output moved against those its reference asked to move.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import audio
+from .cues.analysis import Cues, analyze, analyze_files
+from .errors import EstmError
+from .labels import QUADRANTS
+
+BASELINES = ("copy-content", "copy-reference")
+CEILING = "target"
+HIGH_AROUSAL, POSITIVE_VALENCE = {"Q1", "Q2"}, {"Q1", "Q4"}
+
+RATE = 22050  # the distances are measured on mono 22 050 Hz audio
+HOP = 512
+N_MELS = 64
+TIME_SCALES = 2.0 ** np.linspace(-2.0, 2.0, 81)  # uniform tempo alignments tried: a quarter to four times as fast
+MIN_OVERLAP = 0.25  # an alignment must cover at least this share of the frames it is measured on
+
+# The cues whose moves are compared, as (name, how to read the change from a to b, the change that counts as a move)
+CUE_CHANGES: tuple[tuple[str, Callable[[Cues, Cues], float], float], ...] = (
+    ("tempo", lambda a, b: math.log2(b.onset_rate / a.onset_rate) if a.onset_rate > 0 < b.onset_rate else math.nan,
+     0.1),  # octaves of onset rate: 0.1 is 7 %
+    ("loudness", lambda a, b: b.loudness_lufs - a.loudness_lufs, 1.0),  # LU
+    ("dynamics", lambda a, b: b.dynamic_range_db - a.dynamic_range_db, 1.0),  # LU of loudness range
+    ("brightness", lambda a, b: b.tilt_db_per_octave - a.tilt_db_per_octave, 0.5),  # dB per octave
+    ("articulation", lambda a, b: a.onset_decay - b.onset_decay, 0.05),  # up = more detached
+    ("register", lambda a, b: b.pitch_centroid_midi - a.pitch_centroid_midi, 1.0),  # semitones
+)
+
+
+@dataclass(frozen=True)
+class Pair:
+    excerpt: str
+    content: str  # the excerpt in content_quadrant (a path)
+    reference: str  # another excerpt in target_quadrant
+    target: str  # the excerpt in target_quadrant
+    content_quadrant: str
+    target_quadrant: str
+
+
+def corpus_pairs(split: pd.DataFrame, part: str, *, count: int | None = None, seed: int = 0) -> list[Pair]:
+    """Every (content quadrant, target quadrant) of every excerpt of `part` with all four renderings (a split of
+    `estm data synth`'s corpus), its reference taken from another excerpt of the part; `count` of them drawn at
+    random if given."""
+    rows = split[split["part"] == part]  # a paired corpus's group is its excerpt (its content), rendered 4 times
+    files = rows.pivot_table(index="group", columns="label", values="path", aggfunc="first")
+    complete = files.dropna(subset=[q for q in QUADRANTS.labels if q in files.columns])
+    if len(complete) < 2 or not set(QUADRANTS.labels) <= set(files.columns):
+        raise EstmError(f"the {part} part needs at least 2 excerpts rendered in all four quadrants "
+                        f"(it has {len(complete)})")
+    rng = np.random.default_rng(seed)
+    excerpts = list(complete.index)
+    order = rng.permutation(excerpts)
+    partner = dict(zip(order, np.roll(order, 1)))  # a reference from another excerpt, each used as often
+    pairs = [Pair(excerpt, complete.at[excerpt, source], complete.at[partner[excerpt], target],
+                  complete.at[excerpt, target], source, target)
+             for excerpt in excerpts for source in QUADRANTS.labels for target in QUADRANTS.labels if source != target]
+    if count is not None and count < len(pairs):
+        pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), count, replace=False))]
+    return pairs
+
+
+# ------------------------------------------------------------------------------------------ aligned distances
+
+
+def log_mel_frames(samples: np.ndarray) -> np.ndarray:
+    """(frames, N_MELS) log-mel power in dB of mono RATE audio (absolute, so that level counts)."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=samples, sr=RATE, n_fft=2048, hop_length=HOP, n_mels=N_MELS)
+    return (10 * np.log10(mel + 1e-10)).T
+
+
+def chroma_frames(samples: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.feature.chroma_stft(y=samples, sr=RATE, n_fft=4096, hop_length=HOP).T
+
+
+def best_alignment(reference: np.ndarray, other: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
+                   better: Callable[[float, float], bool]) -> float:
+    """The best `score(reference frames, other frames)` over uniform time scalings of `other` onto `reference`
+    (frame i of the reference meets frame round(i * scale) of the other), both starting together; NaN when none
+    overlaps enough."""
+    best = math.nan
+    frames = np.arange(len(reference))
+    for scale in TIME_SCALES:
+        index = np.round(frames * scale).astype(int)
+        keep = index < len(other)
+        if keep.sum() < max(2, MIN_OVERLAP * len(reference)):
+            continue
+        value = score(reference[keep], other[index[keep]])
+        if math.isfinite(value) and (math.isnan(best) or better(value, best)):
+            best = value
+    return best
+
+
+def mel_distance(target: np.ndarray, output: np.ndarray) -> float:
+    """Mean over the target's frames of the RMS difference in dB from the output's aligned frames."""
+    return best_alignment(target, output, lambda a, b: float(np.mean(np.sqrt(np.mean((a - b) ** 2, axis=1)))),
+                          lambda value, best: value < best)
+
+
+def chroma_correlation(content: np.ndarray, output: np.ndarray) -> float:
+    """Pearson correlation of the content's chroma with the output's aligned chroma (1: the same pitches)."""
+    def correlation(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+        norm = math.sqrt(float(a @ a) * float(b @ b))
+        return float(a @ b) / norm if norm > 0 else math.nan
+
+    return best_alignment(content, output, correlation, lambda value, best: value > best)
+
+
+# ------------------------------------------------------------------------------------------------- one sound
+
+
+@dataclass
+class Heard:
+    """What the evaluation measures in one sound: its cues, its judgements and its alignment features."""
+
+    cues: Cues
+    mel: np.ndarray
+    chroma: np.ndarray
+    mer: str | None = None
+    cue_judge: str | None = None
+
+
+def hear(samples: np.ndarray, rate: int) -> Heard:
+    mono = audio.resample(audio.to_mono(np.asarray(samples, np.float32)), rate, RATE)
+    return Heard(analyze(samples, rate), log_mel_frames(mono), chroma_frames(mono))
+
+
+def cue_changes(before: Cues, after: Cues) -> dict[str, float]:
+    return {name: change(before, after) for name, change, _ in CUE_CHANGES}
+
+
+# -------------------------------------------------------------------------------------------------- methods
+
+
+def cue_method(strength: float = 1.0) -> Callable[[Pair], tuple[np.ndarray, int]]:
+    """The cue method as the evaluation calls it: a pair's content moved toward its reference's cues."""
+    from .cues import transfer
+
+    analysed: dict[str, Cues] = {}
+
+    def run(pair: Pair) -> tuple[np.ndarray, int]:
+        for path in (pair.content, pair.reference):
+            if path not in analysed:
+                analysed[path] = analyze(path)
+        samples, rate = audio.load(pair.content)
+        moves = transfer.plan(analysed[pair.content], analysed[pair.reference], strength=strength)
+        return transfer.apply(samples, rate, moves), rate
+
+    return run
+
+
+def model_method(name: str, device="cpu") -> tuple[Callable[[Pair], tuple[np.ndarray, int]], str, str | None]:
+    """A learned estm1/estm2 model as the evaluation calls it; returns (run, model name, its style labeller).
+    ESTM-2 hears the reference audio; ESTM-1 is told the reference's true quadrant (its best case)."""
+    from .transfer import load_transfer_model, transfer_audio
+
+    model = load_transfer_model(name, device)
+
+    def run(pair: Pair) -> tuple[np.ndarray, int]:
+        content, _ = audio.load(pair.content, sample_rate=model.sample_rate, mono=True)
+        if model.family == "estm1":
+            emotion = pair.target_quadrant
+        else:
+            emotion, _ = audio.load(pair.reference, sample_rate=model.sample_rate, mono=True)
+        return transfer_audio(model, content, emotion), model.sample_rate
+
+    return run, model.name, model.info.training.get("style_labeller")
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+def evaluate(method: Callable[[Pair], tuple[np.ndarray, int]], method_name: str, split: pd.DataFrame, *,
+             part: str = "test", judge: str | None = None, labeller: str | None = None, count: int | None = None,
+             seed: int = 0, jobs: int = 1, device="cpu", on_progress=None) -> tuple[dict, pd.DataFrame]:
+    """Score `method` and the baselines on the pairs of `part` of a paired corpus's split. Returns the summary and
+    one row per pair and system."""
+    from .classify import classify_file
+    from .cues.judge import CueJudge
+
+    pairs = corpus_pairs(split, part, count=count, seed=seed)
+    classifier = _mer_judge(judge, labeller, device)
+
+    # the cue judge learns from the training part only; its training files and the test files are analysed once
+    training = split[split["part"] == "train"]
+    training = training[training["label"].isin(QUADRANTS.labels)]
+    if training["label"].nunique() < 2:
+        raise EstmError("the split's train part has no quadrant-labelled audio for the cue judge to learn from")
+    files = sorted({path for pair in pairs for path in (pair.content, pair.reference, pair.target)})
+    measured, failed = {}, []
+    for path, result in analyze_files(list(training["path"]) + files, jobs=jobs):
+        if isinstance(result, Cues):
+            measured[path] = result
+        else:
+            failed.append(str(result))
+    if failed:
+        raise EstmError(f"{len(failed)} corpus files could not be analysed (first: {failed[0]})")
+    cue_judge = CueJudge.fit([measured[path] for path in training["path"]], list(training["label"]))
+
+    def judged(heard: Heard, path: str) -> Heard:
+        heard.cue_judge = cue_judge.predict([heard.cues])[0]
+        if classifier is not None:
+            heard.mer = classify_file(path, [classifier]).decisions["mer"]["label"]
+        return heard
+
+    files_heard: dict[str, Heard] = {}
+
+    def heard_file(path: str) -> Heard:
+        if path not in files_heard:
+            samples, rate = audio.load(path)
+            mono = audio.resample(audio.to_mono(samples), rate, RATE)
+            files_heard[path] = judged(Heard(measured[path], log_mel_frames(mono), chroma_frames(mono)), path)
+        return files_heard[path]
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for number, pair in enumerate(pairs):
+            output, rate = method(pair)
+            scratch_file = Path(scratch) / "output.wav"
+            audio.save(scratch_file, _at_least(output, _judge_frames(classifier, rate)), rate, force=True)
+            systems = {"copy-content": heard_file(pair.content), "copy-reference": heard_file(pair.reference),
+                       method_name: judged(hear(output, rate), str(scratch_file)), CEILING: heard_file(pair.target)}
+            content, reference, target = systems["copy-content"], systems["copy-reference"], systems[CEILING]
+            asked = cue_changes(content.cues, reference.cues)
+            for system, heard in systems.items():
+                achieved = cue_changes(content.cues, heard.cues)
+                rows.append({
+                    "pair": number, "system": system, "excerpt": pair.excerpt, "content": pair.content,
+                    "reference": pair.reference, "target": pair.target, "content_quadrant": pair.content_quadrant,
+                    "target_quadrant": pair.target_quadrant, "mer": heard.mer, "cue_judge": heard.cue_judge,
+                    "mel_distance_db": mel_distance(target.mel, heard.mel),
+                    "chroma_correlation": chroma_correlation(content.chroma, heard.chroma),
+                    "mode": heard.cues.mode, "mode_asked": reference.cues.mode,
+                    **{f"{name}_asked": asked[name] for name in asked},
+                    **{f"{name}_moved": achieved[name] for name in achieved},
+                })
+            if on_progress:
+                on_progress(number + 1, len(pairs))
+    table = pd.DataFrame(rows)
+    summary = summarise(table, method_name)
+    summary.update({"part": part, "pairs": len(pairs), "excerpts": len({pair.excerpt for pair in pairs}),
+                    "judges": {"mer": classifier.name if classifier else None,
+                               "cue_judge": f"logistic regression on the cues of {len(training)} training files"},
+                    "style_labeller": labeller})
+    return summary, table
+
+
+def _judge_frames(classifier, rate: int) -> int:
+    """Frames at `rate` of the mer judge's segment: what it needs to hear one whole decision's worth."""
+    return 0 if classifier is None else math.ceil(classifier.segment_length * rate / classifier.sample_rate)
+
+
+def _at_least(samples: np.ndarray, frames: int) -> np.ndarray:
+    """`samples` repeated to at least `frames`: an output made shorter than the judge's segment (a content sped up)
+    is heard as a passage played again, as the corpus repeats a short passage, not padded with silence (which a
+    judge hears as quiet, low-arousal music)."""
+    return np.concatenate([samples] * math.ceil(frames / len(samples))) if 0 < len(samples) < frames else samples
+
+
+def _mer_judge(name: str | None, labeller: str | None, device):
+    """The mer model that judges (default: the newest); None when the store has none."""
+    from . import store
+    from .classify import Classifier
+
+    try:
+        path = store.find_model("mer", name)
+    except EstmError:
+        if name is not None:
+            raise
+        return None
+    judge = store.model_name(path)
+    if labeller is not None and judge == labeller:
+        raise EstmError(f"the judge {judge} made the model's training labels; judge with another mer model, so that "
+                        "a model cannot pass by fitting its own teacher")
+    model, info = store.load_model(path, "mer", device)
+    return Classifier("mer", judge, model, info)
+
+
+def summarise(table: pd.DataFrame, method_name: str) -> dict:
+    """Per system: each judge's target accuracy and arousal and valence flips; the share of pairs on which it is
+    closer to the target than the content is; its distances; and for each cue, how often it moved the way the
+    reference asked. Chance is 0.25 for the target and 0.5 for each flip."""
+    by_pair = table[table["system"] == "copy-content"].set_index("pair")
+    systems = {}
+    for system in (*BASELINES, method_name, CEILING):
+        rows = table[table["system"] == system].set_index("pair")
+        target, content = rows["target_quadrant"], rows["content_quadrant"]
+        arousal_flip = target.isin(HIGH_AROUSAL) != content.isin(HIGH_AROUSAL)
+        valence_flip = target.isin(POSITIVE_VALENCE) != content.isin(POSITIVE_VALENCE)
+        judges = {}
+        for judge in ("mer", "cue_judge"):
+            heard = rows[judge]
+            if heard.isna().all():
+                continue
+            judges[judge] = {
+                "target_accuracy": float((heard == target).mean()),
+                "arousal_flips": float((heard.isin(HIGH_AROUSAL) == target.isin(HIGH_AROUSAL))[arousal_flip].mean()),
+                "valence_flips": float(
+                    (heard.isin(POSITIVE_VALENCE) == target.isin(POSITIVE_VALENCE))[valence_flip].mean()),
+            }
+        same_mode = ~valence_flip
+        directions = {}
+        for name, _, threshold in CUE_CHANGES:
+            asked, moved = rows[f"{name}_asked"], rows[f"{name}_moved"]
+            counted = asked.abs() >= threshold
+            directions[name] = float((np.sign(moved[counted]) == np.sign(asked[counted])).mean()) \
+                if counted.any() else None
+        mode_asked = rows["mode_asked"] != by_pair["mode"]
+        directions["mode"] = float((rows["mode"] == rows["mode_asked"])[mode_asked].mean()) if mode_asked.any() else None
+        systems[system] = {
+            "judges": judges,
+            "mel_distance_db": float(rows["mel_distance_db"].mean()),
+            "closer_than_content": float((rows["mel_distance_db"] < by_pair["mel_distance_db"]).mean()),
+            "chroma_correlation": float(rows["chroma_correlation"].mean()),
+            "chroma_correlation_same_mode": float(rows["chroma_correlation"][same_mode].mean()),
+            "cue_directions": directions,
+        }
+    return {"method": method_name, "chance": {"target_accuracy": 0.25, "flips": 0.5}, "systems": systems}
+
+
+def summary_rows(summary: dict) -> list[dict]:
+    """One row per system (baselines, the method, the ceiling) with the headline numbers, for tables."""
+    rows = []
+    for system, scores in summary["systems"].items():
+        row = {"system": system}
+        for judge in ("mer", "cue_judge"):
+            for key, value in scores["judges"].get(judge, {}).items():
+                row[f"{judge} {key.replace('_', ' ')}"] = value
+        row.update({"mel distance dB": scores["mel_distance_db"], "closer than content": scores["closer_than_content"],
+                    "chroma with content": scores["chroma_correlation"]})
+        rows.append(row)
+    return rows
+
+
+def example_pair(table: pd.DataFrame) -> Pair:
+    """The first pair of the table whose target flips both arousal and valence (Q1<->Q3, Q2<->Q4), else the first."""
+    rows = table.drop_duplicates("pair")
+    both = rows[(rows["content_quadrant"].isin(HIGH_AROUSAL) != rows["target_quadrant"].isin(HIGH_AROUSAL))
+                & (rows["content_quadrant"].isin(POSITIVE_VALENCE) != rows["target_quadrant"].isin(POSITIVE_VALENCE))]
+    row = (both if len(both) else rows).iloc[0]
+    return Pair(row["excerpt"], row["content"], row["reference"], row["target"], row["content_quadrant"],
+                row["target_quadrant"])
+
+
+def example_png(method: Callable[[Pair], tuple[np.ndarray, int]], table: pd.DataFrame, path: str | Path, *,
+                name: str = "output", force: bool = False) -> Path:
+    """The four-panel figure of one pair (example_pair): content, emotion reference, the method's output and the
+    true target, as waveforms over log-mel spectrograms."""
+    from .plots import Clip, load_clip, spectrogram_png
+
+    pair = example_pair(table)
+    output, rate = method(pair)
+    clips = [load_clip(pair.content, None), load_clip(pair.reference, None),
+             Clip(f"{name}.wav", audio.to_mono(output), rate), load_clip(pair.target, None)]
+    for clip, role in zip(clips, (f"content ({pair.content_quadrant})", f"reference ({pair.target_quadrant})",
+                                  name, f"target ({pair.target_quadrant})")):
+        clip.name = f"{role}: {clip.name}"
+    return spectrogram_png(clips, path, seconds=None, force=force,
+                           title=f"{pair.excerpt}: {pair.content_quadrant} -> {pair.target_quadrant}")

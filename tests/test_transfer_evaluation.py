@@ -1,0 +1,92 @@
+"""The transfer evaluation: alignment, the cue judge, and on a tiny paired corpus the floor and the ceiling."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from estm_core import audio
+from estm_core import transfer_evaluation as evaluation
+from estm_core.cues.analysis import Cues
+from estm_core.cues.judge import CueJudge
+
+
+def test_alignment_finds_the_tempo_and_scores_a_slowed_copy_as_the_same():
+    frames = np.random.default_rng(0).normal(size=(200, 12))
+    slower = np.repeat(frames, 2, axis=0)  # the same frames, each held twice as long
+    assert evaluation.mel_distance(frames, slower) == pytest.approx(0.0)
+    assert evaluation.chroma_correlation(frames, slower) == pytest.approx(1.0)
+    unrelated = np.random.default_rng(1).normal(size=(200, 12))
+    assert abs(evaluation.chroma_correlation(frames, unrelated)) < 0.2
+    # root mean square over the bands of a 3 dB difference everywhere is 3 dB
+    assert evaluation.mel_distance(frames, frames + 3.0) == pytest.approx(3.0)
+    assert np.isnan(evaluation.mel_distance(frames, frames[:10]))  # too little to align with
+
+
+BASE = Cues(duration_s=10.0, tempo_bpm=100.0, onset_rate=2.0, loudness_lufs=-20.0, dynamic_range_db=5.0,
+            centroid_hz=800.0, tilt_db_per_octave=-6.0, percussive_ratio=0.1, onset_decay=0.7,
+            pitch_centroid_midi=60.0, tonic="C", mode="major", key_confidence=0.8)
+
+
+def test_the_cue_judge_learns_which_cues_name_the_label_and_copes_with_missing_ones():
+    rng = np.random.default_rng(0)
+    fast = [replace(BASE, onset_rate=float(rng.uniform(4, 6)), loudness_lufs=float(rng.normal(-20, 3)))
+            for _ in range(20)]
+    slow = [replace(BASE, onset_rate=float(rng.uniform(1, 2)), loudness_lufs=float(rng.normal(-20, 3)))
+            for _ in range(20)]
+    judge = CueJudge.fit(fast + slow, ["Q1"] * 20 + ["Q3"] * 20)
+    assert judge.predict([replace(BASE, onset_rate=5.0), replace(BASE, onset_rate=1.2)]) == ["Q1", "Q3"]
+    probabilities = judge.probabilities([replace(BASE, onset_rate=float("nan"), tempo_bpm=float("nan"))])
+    assert probabilities.shape == (1, 2) and np.isclose(probabilities.sum(), 1.0)
+    with pytest.raises(ValueError, match="two labels"):
+        CueJudge.fit(fast, ["Q1"] * 20)
+
+
+@pytest.fixture(scope="module")
+def tiny_split(tmp_path_factory):
+    from estm_core.datasets import synth
+    from estm_core.datasets.layouts import read_dataset
+    from estm_core.datasets.split import split_table
+
+    folder = tmp_path_factory.mktemp("corpus")
+    synth.generate(folder, contents=6, seconds=4.0, seed=3)
+    split = split_table(read_dataset(folder).table, test=0.5, validation=0.0, seed=0)
+    return split
+
+
+def test_copy_content_scores_the_floor_and_an_oracle_the_ceiling(tiny_split, store_home):
+    def oracle(pair):  # returns the true target: must score exactly what the ceiling scores
+        samples, rate = audio.load(pair.target)
+        return samples, rate
+
+    summary, table = evaluation.evaluate(oracle, "oracle", tiny_split, count=12, seed=1)
+    systems = summary["systems"]
+    assert summary["pairs"] == 12 and len(table) == 4 * 12 and summary["judges"]["mer"] is None  # empty store
+    assert systems["oracle"] == systems["target"]
+    assert systems["target"]["mel_distance_db"] == 0.0 and systems["target"]["closer_than_content"] == 1.0
+    assert systems["copy-content"]["closer_than_content"] == 0.0
+    assert systems["copy-content"]["chroma_correlation"] == pytest.approx(1.0)
+    judged = {name: systems[name]["judges"]["cue_judge"]["target_accuracy"] for name in systems}
+    # the content is always in another quadrant than the target: a judge that hears the quadrants scores it low
+    assert judged["copy-content"] <= 0.25 < 0.75 <= judged["target"]
+    assert systems["copy-reference"]["cue_directions"]["loudness"] == 1.0  # the reference has what it asks for
+
+
+def test_the_command_judges_the_cue_method_and_refuses_a_bad_split(estm, tiny_split, tmp_path, store_home):
+    import json
+
+    split_path = tmp_path / "split.csv"
+    tiny_split.to_csv(split_path, index=False)
+    result = estm("evaluate", "transfer", "--data", split_path, "-n", "3", "-o", tmp_path / "report", "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert set(summary["systems"]) == {"copy-content", "copy-reference", "cues", "target"}
+    for name in ("evaluation.json", "pairs.csv", "example.png"):
+        assert (tmp_path / "report" / name).is_file()
+    again = estm("evaluate", "transfer", "--data", split_path, "-n", "3", "-o", tmp_path / "report")
+    assert again.code == 1 and "already exists" in again.err
+    (tmp_path / "bad.csv").write_text("song_id,path\n1,a.wav\n")
+    bad = estm("evaluate", "transfer", "--data", tmp_path / "bad.csv")
+    assert bad.code == 1 and "bad.csv" in bad.err and len(bad.err.strip().splitlines()) == 1
