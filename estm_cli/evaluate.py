@@ -115,18 +115,19 @@ def transfer_(
         method, name, labeller = evaluation.cue_method(), "cues", None
     else:
         method, name, labeller = evaluation.model_method(model, target)
+    methods, labellers = {name: method}, () if labeller is None else (labeller,)
     out_dir = output or Path("evaluations") / f"{name}-transfer-{part}"
     written = [out_dir / "evaluation.json", out_dir / "pairs.csv", out_dir / "example.png"]
     for path in written:  # before the work, not after it
         check_writable(path, force)
     note(f"device: {target}; method: {name}", quiet)
     with ProgressBar("judging", None, unit="pairs", quiet=quiet) as bar:
-        summary, table = evaluation.evaluate(method, name, split, part=part, judge=judge, labeller=labeller,
-                                             count=count, seed=seed, jobs=jobs, device=target, on_progress=bar)
+        summary, table = evaluation.evaluate(methods, split, part=part, judge=judge, labellers=labellers, count=count,
+                                             seed=seed, jobs=jobs, device=target, on_progress=bar)
     with atomic_write(written[0], force) as temporary:
         temporary.write_text(json.dumps(plain(summary), indent=2))
     write_csv(table, written[1], force)
-    evaluation.example_png(method, table, written[2], name=name, force=force)
+    evaluation.example_png(methods, table, written[2], force=force)
     if json_:
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
         return

@@ -250,7 +250,7 @@ class Demo:
         self.stage("recognition", self._recognition)
         self.stage("classified", self._classify_files)
         self.stage("transfer", self._transfer)
-        self.stage("example", self._transfer_example)
+        self.stage("judged", self._judged_transfer)
         self.stage("generation", self._generation)
 
     def _recognition(self) -> dict:
@@ -296,20 +296,22 @@ class Demo:
             results[name] = summary
         return results
 
-    def _transfer_example(self) -> dict:
-        """One held-out content in another held-out song's emotion, with what a perfect transfer would sound like."""
-        from .transfer import load_transfer_model, transfer_file
+    def _judged_transfer(self) -> dict:
+        """The cue method and demo-estm2 on held-out pairs beside the baselines and the true targets, judged by
+        demo-judge and the cue judge (estm evaluate transfer), and the figure of one pair."""
+        from . import transfer_evaluation as evaluation
+        from .datasets.split import read_split
 
-        split = pd.read_csv(self.out / "split.csv")
-        held_out = split[split["part"] == "test"]
-        content = held_out[held_out["label"] == "Q3"].iloc[0]
-        emotion = held_out[(held_out["label"] == "Q1") & (held_out["group"] != content["group"])].iloc[0]
-        target = held_out[(held_out["label"] == "Q1") & (held_out["group"] == content["group"])].iloc[0]
-        output = self.media / "transfer-estm2.wav"
-        transfer_file(load_transfer_model("demo-estm2", self.device), content["path"], output,
-                      emotion_path=emotion["path"], mer_model="demo-mer", force=True)
-        return {"content": content["path"], "emotion": emotion["path"], "output": str(output),
-                "target": target["path"]}
+        methods = {"cue method": evaluation.cue_method(),
+                   "demo-estm2": evaluation.model_method("demo-estm2", self.device)[0]}
+        with self.progress("judging transfers", None, "pairs") as bar:
+            summary, table = evaluation.evaluate(methods, read_split(self.out / "split.csv"), judge="demo-judge",
+                                                 labellers=("demo-mer",), count=self.plan.pairs, seed=0,
+                                                 device=self.device, on_progress=bar)
+        table.to_csv(self.out / "judged-pairs.csv", index=False)
+        summary["example"] = evaluation.example_png(methods, table, self.media / "transfer.png",
+                                                    audio_folder=self.media, force=True)
+        return summary
 
     def _generation(self) -> dict:
         from . import audio
@@ -338,12 +340,6 @@ class Demo:
             path = store.find_model(MODELS[name][0], name)
             figures[f"history:{name}"] = plots.history_png(store.history_path(path), self.media / f"{name}-history.png",
                                                             title=f"{name} ({MODELS[name][0]})", force=True)
-        example = self.state["done"]["example"]
-        clips = [plots.load_clip(example[key]) for key in ("content", "emotion", "output", "target")]
-        for clip, role in zip(clips, ("content (Q3)", "emotion reference (Q1)", "ESTM-2 transfer",
-                                      "target: the content in Q1")):
-            clip.name = role
-        figures["transfer"] = plots.spectrogram_png(clips, self.media / "transfer.png", force=True)
         clips = [plots.load_clip(file) for file in self.state["done"]["generation"]["files"]]
         for clip in clips:
             clip.name = f"WaveNet, asked for {clip.name.removesuffix('.wav').split('-')[-1]}"
@@ -368,10 +364,13 @@ class Demo:
         return written
 
     def _document(self, figures: dict[str, Path]) -> list[tuple]:
+        from .transfer_evaluation import summary_rows
+
         done = self.state["done"]
         seconds = self.state.get("seconds", {})
         segments = done["segments"]
         source = SOURCES[self.plan.source]
+        judged = done["judged"]
         blocks: list[tuple] = [
             ("h1", "estm demo"),
             ("p", f"Plan **{self.plan.name}** on {source.name}: {source.description}. {self.plan.count} "
@@ -408,10 +407,19 @@ class Demo:
                   "own distance (what doing nothing scores). PEA means only as much as the judge's own accuracy "
                   "(above): a judge that always hears one quadrant scores every transfer PEA 1."),
             ("table", self._transfer_table()),
-            ("img", figures["transfer"], "Content, emotion reference, ESTM-2 transfer and the true target"),
-            ("audio", [(role, done["example"][key]) for role, key in (
-                ("content", "content"), ("emotion reference", "emotion"), ("ESTM-2 transfer", "output"),
-                ("target", "target"))]),
+            ("p", f"Does a transfer transfer? `estm evaluate transfer` on {judged['pairs']} held-out pairs: the "
+                  f"{source.unit} in one quadrant, another {source.unit} in a second quadrant as the emotion "
+                  f"reference, and the first {source.unit} rendered in the second quadrant as the true target. The "
+                  "cue method (no model: tempo, register, loudness, dynamics, brightness, articulation and mode "
+                  "moved toward the reference's) and demo-estm2 stand beside copy-content (doing nothing), "
+                  "copy-reference (all emotion, no content) and the target (the ceiling). Judges: demo-judge and "
+                  "the cue judge (logistic regression on the cue meter, fitted on the training files); chance is "
+                  "0.25 for the quadrant and 0.5 for an arousal or valence flip. The mel distance to the target and "
+                  "the chroma correlation with the content are taken after aligning tempo."),
+            ("table", pd.DataFrame(summary_rows(judged))),
+            ("img", Path(judged["example"]["figure"]), "One held-out pair: content, emotion reference, the cue "
+                                                       "method's and demo-estm2's outputs, and the true target"),
+            ("audio", [(role, path) for role, path in judged["example"].items() if role != "figure"]),
             ("img", figures["codebook"], "VQ codebook usage of demo-estm2"),
             ("h2", "Generation"),
             ("p", self._generation_text()),

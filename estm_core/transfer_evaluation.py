@@ -164,7 +164,7 @@ def cue_changes(before: Cues, after: Cues) -> dict[str, float]:
 # -------------------------------------------------------------------------------------------------- methods
 
 
-def cue_method(strength: float = 1.0) -> Callable[[Pair], tuple[np.ndarray, int]]:
+def cue_method(strength: float = 1.0) -> "Method":
     """The cue method as the evaluation calls it: a pair's content moved toward its reference's cues."""
     from .cues import transfer
 
@@ -181,7 +181,7 @@ def cue_method(strength: float = 1.0) -> Callable[[Pair], tuple[np.ndarray, int]
     return run
 
 
-def model_method(name: str, device="cpu") -> tuple[Callable[[Pair], tuple[np.ndarray, int]], str, str | None]:
+def model_method(name: str, device="cpu") -> tuple["Method", str, str | None]:
     """A learned estm1/estm2 model as the evaluation calls it; returns (run, model name, its style labeller).
     ESTM-2 hears the reference audio; ESTM-1 is told the reference's true quadrant (its best case)."""
     from .transfer import load_transfer_model, transfer_audio
@@ -202,16 +202,20 @@ def model_method(name: str, device="cpu") -> tuple[Callable[[Pair], tuple[np.nda
 # ------------------------------------------------------------------------------------------------ evaluation
 
 
-def evaluate(method: Callable[[Pair], tuple[np.ndarray, int]], method_name: str, split: pd.DataFrame, *,
-             part: str = "test", judge: str | None = None, labeller: str | None = None, count: int | None = None,
-             seed: int = 0, jobs: int = 1, device="cpu", on_progress=None) -> tuple[dict, pd.DataFrame]:
-    """Score `method` and the baselines on the pairs of `part` of a paired corpus's split. Returns the summary and
-    one row per pair and system."""
+Method = Callable[[Pair], tuple[np.ndarray, int]]  # a pair -> the output audio (frames[, channels]) and its rate
+
+
+def evaluate(methods: dict[str, Method], split: pd.DataFrame, *, part: str = "test", judge: str | None = None,
+             labellers: tuple[str, ...] = (), count: int | None = None, seed: int = 0, jobs: int = 1, device="cpu",
+             on_progress=None) -> tuple[dict, pd.DataFrame]:
+    """Score each of `methods` (name -> method) beside the baselines and the ceiling on the pairs of `part` of a
+    paired corpus's split. The mer judge may not be any of `labellers` (the models that made a method's training
+    labels). Returns the summary and one row per pair and system."""
     from .classify import classify_file
     from .cues.judge import CueJudge
 
     pairs = corpus_pairs(split, part, count=count, seed=seed)
-    classifier = _mer_judge(judge, labeller, device)
+    classifier = _mer_judge(judge, labellers, device)
 
     # the cue judge learns from the training part only; its training files and the test files are analysed once
     training = split[split["part"] == "train"]
@@ -247,11 +251,13 @@ def evaluate(method: Callable[[Pair], tuple[np.ndarray, int]], method_name: str,
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for number, pair in enumerate(pairs):
-            output, rate = method(pair)
-            scratch_file = Path(scratch) / "output.wav"
-            audio.save(scratch_file, _at_least(output, _judge_frames(classifier, rate)), rate, force=True)
-            systems = {"copy-content": heard_file(pair.content), "copy-reference": heard_file(pair.reference),
-                       method_name: judged(hear(output, rate), str(scratch_file)), CEILING: heard_file(pair.target)}
+            systems = {"copy-content": heard_file(pair.content), "copy-reference": heard_file(pair.reference)}
+            for name, method in methods.items():
+                output, rate = method(pair)
+                scratch_file = Path(scratch) / "output.wav"
+                audio.save(scratch_file, _at_least(output, _judge_frames(classifier, rate)), rate, force=True)
+                systems[name] = judged(hear(output, rate), str(scratch_file))
+            systems[CEILING] = heard_file(pair.target)
             content, reference, target = systems["copy-content"], systems["copy-reference"], systems[CEILING]
             asked = cue_changes(content.cues, reference.cues)
             for system, heard in systems.items():
@@ -269,11 +275,11 @@ def evaluate(method: Callable[[Pair], tuple[np.ndarray, int]], method_name: str,
             if on_progress:
                 on_progress(number + 1, len(pairs))
     table = pd.DataFrame(rows)
-    summary = summarise(table, method_name)
+    summary = summarise(table, list(methods))
     summary.update({"part": part, "pairs": len(pairs), "excerpts": len({pair.excerpt for pair in pairs}),
                     "judges": {"mer": classifier.name if classifier else None,
                                "cue_judge": f"logistic regression on the cues of {len(training)} training files"},
-                    "style_labeller": labeller})
+                    "style_labellers": list(labellers)})
     return summary, table
 
 
@@ -289,7 +295,7 @@ def _at_least(samples: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([samples] * math.ceil(frames / len(samples))) if 0 < len(samples) < frames else samples
 
 
-def _mer_judge(name: str | None, labeller: str | None, device):
+def _mer_judge(name: str | None, labellers: tuple[str, ...], device):
     """The mer model that judges (default: the newest); None when the store has none."""
     from . import store
     from .classify import Classifier
@@ -301,20 +307,20 @@ def _mer_judge(name: str | None, labeller: str | None, device):
             raise
         return None
     judge = store.model_name(path)
-    if labeller is not None and judge == labeller:
+    if judge in labellers:
         raise EstmError(f"the judge {judge} made the model's training labels; judge with another mer model, so that "
                         "a model cannot pass by fitting its own teacher")
     model, info = store.load_model(path, "mer", device)
     return Classifier("mer", judge, model, info)
 
 
-def summarise(table: pd.DataFrame, method_name: str) -> dict:
+def summarise(table: pd.DataFrame, methods: list[str]) -> dict:
     """Per system: each judge's target accuracy and arousal and valence flips; the share of pairs on which it is
     closer to the target than the content is; its distances; and for each cue, how often it moved the way the
     reference asked. Chance is 0.25 for the target and 0.5 for each flip."""
     by_pair = table[table["system"] == "copy-content"].set_index("pair")
     systems = {}
-    for system in (*BASELINES, method_name, CEILING):
+    for system in (*BASELINES, *methods, CEILING):
         rows = table[table["system"] == system].set_index("pair")
         target, content = rows["target_quadrant"], rows["content_quadrant"]
         arousal_flip = target.isin(HIGH_AROUSAL) != content.isin(HIGH_AROUSAL)
@@ -347,7 +353,7 @@ def summarise(table: pd.DataFrame, method_name: str) -> dict:
             "chroma_correlation_same_mode": float(rows["chroma_correlation"][same_mode].mean()),
             "cue_directions": directions,
         }
-    return {"method": method_name, "chance": {"target_accuracy": 0.25, "flips": 0.5}, "systems": systems}
+    return {"methods": methods, "chance": {"target_accuracy": 0.25, "flips": 0.5}, "systems": systems}
 
 
 def summary_rows(summary: dict) -> list[dict]:
@@ -374,18 +380,26 @@ def example_pair(table: pd.DataFrame) -> Pair:
                 row["target_quadrant"])
 
 
-def example_png(method: Callable[[Pair], tuple[np.ndarray, int]], table: pd.DataFrame, path: str | Path, *,
-                name: str = "output", force: bool = False) -> Path:
-    """The four-panel figure of one pair (example_pair): content, emotion reference, the method's output and the
-    true target, as waveforms over log-mel spectrograms."""
+def example_png(methods: dict[str, Method], table: pd.DataFrame, path: str | Path, *,
+                audio_folder: str | Path | None = None, force: bool = False) -> dict[str, str]:
+    """The figure of one pair (example_pair): content, emotion reference, each method's output and the true target,
+    side by side, as waveforms over log-mel spectrograms. With `audio_folder`, each output is written there too
+    (METHOD.wav). Returns the figure and the audio files shown, as {role: path}."""
     from .plots import Clip, load_clip, spectrogram_png
 
     pair = example_pair(table)
-    output, rate = method(pair)
-    clips = [load_clip(pair.content, None), load_clip(pair.reference, None),
-             Clip(f"{name}.wav", audio.to_mono(output), rate), load_clip(pair.target, None)]
-    for clip, role in zip(clips, (f"content ({pair.content_quadrant})", f"reference ({pair.target_quadrant})",
-                                  name, f"target ({pair.target_quadrant})")):
+    shown = {f"content ({pair.content_quadrant})": load_clip(pair.content, None),
+             f"reference ({pair.target_quadrant})": load_clip(pair.reference, None)}
+    files = {role: path for role, path in zip(shown, (pair.content, pair.reference))}
+    for name, method in methods.items():
+        output, rate = method(pair)
+        shown[name] = Clip("output", audio.to_mono(output), rate)
+        if audio_folder is not None:
+            files[name] = str(audio.save(Path(audio_folder) / f"{name}.wav", output, rate, force=force))
+    target = f"target ({pair.target_quadrant})"
+    shown[target], files[target] = load_clip(pair.target, None), pair.target
+    for role, clip in shown.items():
         clip.name = f"{role}: {clip.name}"
-    return spectrogram_png(clips, path, seconds=None, force=force,
-                           title=f"{pair.excerpt}: {pair.content_quadrant} -> {pair.target_quadrant}")
+    files["figure"] = str(spectrogram_png(list(shown.values()), path, seconds=None, force=force,
+                                          title=f"{pair.excerpt}: {pair.content_quadrant} -> {pair.target_quadrant}"))
+    return files

@@ -17,7 +17,8 @@ def test_the_report_shows_every_figure_and_links_existing_files(demo_store):
     links = re.findall(r'src="([^"]+)"', html)
     # the confusion matrix, the transfer, the codebook, the generated clips, and every model's curves
     assert sum(link.endswith(".png") for link in links) == 4 + len(MODELS)
-    assert sum(link.endswith(".wav") for link in links) == 4 + 4  # the transfer example, a clip per quadrant
+    # the transfer example (content, reference, the cue method's and ESTM-2's outputs, target), a clip per quadrant
+    assert sum(link.endswith(".wav") for link in links) == 5 + 4
     for link in links:
         assert (demo_store / link).is_file(), link
     markdown = (demo_store / "report.md").read_text()
@@ -36,6 +37,11 @@ def test_every_model_is_in_the_store_and_evaluated(demo_store):
     for summary in state["transfer"].values():
         assert np.isfinite([summary["mse_c"], summary["pea"], summary["cd_x1e5"], summary["lsd_target_db"]]).all()
         assert summary["judge"] == "demo-judge" and summary["style_labeller"] == "demo-mer"
+    judged = state["judged"]  # both methods beside the baselines and the ceiling, with both judges
+    assert list(judged["systems"]) == ["copy-content", "copy-reference", "cue method", "demo-estm2", "target"]
+    assert judged["judges"]["mer"] == "demo-judge" and judged["style_labellers"] == ["demo-mer"]
+    assert judged["systems"]["target"]["mel_distance_db"] == 0 and set(judged["systems"]["target"]["judges"]) == {
+        "mer", "cue_judge"}
     assert 0 <= state["generation"]["judged_label_accuracy"] <= 1
     for result in state["recognition"].values():
         assert 0 <= result["accuracy"] <= 1 and result["count"] > 0

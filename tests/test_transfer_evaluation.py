@@ -61,7 +61,7 @@ def test_copy_content_scores_the_floor_and_an_oracle_the_ceiling(tiny_split, sto
         samples, rate = audio.load(pair.target)
         return samples, rate
 
-    summary, table = evaluation.evaluate(oracle, "oracle", tiny_split, count=12, seed=1)
+    summary, table = evaluation.evaluate({"oracle": oracle}, tiny_split, count=12, seed=1)
     systems = summary["systems"]
     assert summary["pairs"] == 12 and len(table) == 4 * 12 and summary["judges"]["mer"] is None  # empty store
     assert systems["oracle"] == systems["target"]
