@@ -20,22 +20,21 @@ def transfer(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Output file (format by extension); with --pairs, a folder.")] = None,
     emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant instead of an emotion file: Q1..Q4.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="estm2 or estm1 model (default: the newest estm2).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="A learned estm2 or estm1 model (name or path) instead of the cue method.")] = None,
     mer: Annotated[Optional[str], typer.Option(
         "--mer", help="For estm1: the mer model that decides the emotion file's quadrant (default: the newest).")] = None,
-    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="A pairs CSV (`estm data pairs`): transfer each pair.")] = None,
+    pairs: Annotated[Optional[Path], typer.Option(
+        "--pairs", help="A pairs CSV (`estm data pairs`): transfer each pair with --model (default: the newest "
+                        "estm2).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="With --pairs: the segment cache the pairs refer to.")] = None,
-    method: Annotated[Optional[str], typer.Option(
-        "--method", help="cues: no trained model; move the content's tempo, register, loudness, dynamics, "
-                         "brightness, articulation and mode toward the EMOTION file's (experimental). Default: "
-                         "the learned model of --model.")] = None,
     strength: Annotated[float, typer.Option(
-        "--strength", help="With --method cues: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,
+        "--strength", help="Cue method: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,
     cues: Annotated[Optional[str], typer.Option(
-        "--cues", help="With --method cues: the cues to move, comma-separated (default: tempo,register,loudness,"
+        "--cues", help="Cue method: the cues to move, comma-separated (default: tempo,register,loudness,"
                        "dynamics,brightness,articulation,mode).")] = None,
-    overlap: Annotated[float, typer.Option("--overlap", help="Seconds of crossfade between segments.")] = 1.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments decoded at once.")] = 4,
+    overlap: Annotated[float, typer.Option("--overlap", help="--model: seconds of crossfade between segments.")] = 1.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="--model: segments decoded at once.")] = 4,
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
@@ -44,18 +43,19 @@ def transfer(
 ) -> None:
     """Combine the content of CONTENT with the emotion of EMOTION (a file, or --emotion Q1..Q4); any length.
 
-    The content is cut into the model's 10.08 s segments with overlap and joined again by crossfades, so OUT has
-    the content's duration.
+    By default the cue method, with no trained model: the content's tempo, register, loudness, dynamics,
+    brightness, articulation and mode move toward the EMOTION file's (or the quadrant's profile); OUT keeps the
+    content's rate and channels, and a tempo move changes its length. With --model, a learned ESTM model: the
+    content is cut into 10.08 s segments and joined again by crossfades, so OUT has the content's duration.
     """
-    from estm_core.device import choose_device
     from estm_core.errors import EstmError
     from estm_core.labels import QUADRANTS
-    from estm_core.transfer import load_transfer_model, transfer_file, transfer_pairs
 
     if output is None:
         raise EstmError("say where the result goes: -o OUT")
     if emotion is not None and emotion.upper() not in QUADRANTS.labels:
         raise EstmError(f"--emotion must be one of {', '.join(QUADRANTS.labels)}, not {emotion!r}")
+    emotion = emotion and emotion.upper()
     if overlap < 0:
         raise EstmError("--overlap must be zero or more seconds")
     if content is not None:  # the inputs before the model
@@ -64,10 +64,14 @@ def transfer(
         for path in (content, emotion_file):
             if path is not None:
                 probe(path)
-    if method is not None:
-        _transfer_cues(method, content, emotion_file, output, emotion, model, pairs, strength, cues, force, json_,
-                       quiet)
+    if model is None and pairs is None:
+        _transfer_cues(content, emotion_file, output, emotion, strength, cues, force, json_, quiet)
         return
+    if strength != 1.0 or cues is not None:
+        raise EstmError("--strength and --cues belong to the cue method: leave out --model and --pairs")
+    from estm_core.device import choose_device  # torch: only the learned models need it
+    from estm_core.transfer import load_transfer_model, transfer_file, transfer_pairs
+
     target = choose_device(device)
     transfer_model = load_transfer_model(model, target)
     note(f"device: {target}; model: {transfer_model.family} {transfer_model.name}", quiet)
@@ -99,18 +103,13 @@ def transfer(
              f"({result['duration'] / elapsed:.1f}x real time)", quiet=False)
 
 
-def _transfer_cues(method, content, emotion_file, output, emotion, model, pairs, strength, cues, force, json_, quiet):
-    """`--method cues`: one content file toward one emotion file, no model."""
+def _transfer_cues(content, emotion_file, output, emotion, strength, cues, force, json_, quiet):
+    """The cue method: one content file toward one emotion file or a quadrant's profile, no model."""
     from estm_core.cues.transfer import CUES, transfer_file
     from estm_core.errors import EstmError
 
-    if method != "cues":
-        raise EstmError(f"--method must be cues, not {method!r}")
-    if model is not None or pairs is not None:
-        raise EstmError("--method cues uses no model: leave out --model and --pairs")
-    if emotion is not None or content is None or emotion_file is None:
-        raise EstmError("--method cues needs CONTENT and EMOTION files (per-quadrant --emotion targets are not "
-                        "there yet)")
+    if content is None or (emotion_file is None) == (emotion is None):
+        raise EstmError("give CONTENT and either an EMOTION file or --emotion Q1..Q4")
     if not 0.0 <= strength <= 1.0:
         raise EstmError(f"--strength must be between 0 and 1 (got {strength})")
     chosen = tuple(name.strip() for name in cues.split(",") if name.strip()) if cues else CUES
@@ -118,7 +117,8 @@ def _transfer_cues(method, content, emotion_file, output, emotion, model, pairs,
     if unknown:
         raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(CUES)})")
     started = time.perf_counter()
-    result = transfer_file(content, emotion_file, output, strength=strength, cues=chosen, force=force)
+    result = transfer_file(content, emotion_file, output, quadrant=emotion, strength=strength,
+                           cues=chosen, force=force, measure_output=json_)
     elapsed = time.perf_counter() - started
     result["seconds"] = round(elapsed, 3)
     if json_:
@@ -129,5 +129,5 @@ def _transfer_cues(method, content, emotion_file, output, emotion, model, pairs,
          f"{moves['gain_db']:+.1f} dB, dynamics ratio {moves['dynamics_ratio']:.2f}, "
          f"tilt {moves['tilt_db_per_octave']:+.1f} dB/octave, articulation {moves['articulation']:+.2f}"
          + (f", {moves['key'][1]} -> {moves['mode']}" if moves["mode"] else ""), quiet)
-    note(f"wrote {output}: {result['duration']:.1f} s with the cues of {emotion_file} in {elapsed:.1f} s "
+    note(f"wrote {output}: {result['duration']:.1f} s with the cues of {emotion_file or emotion} in {elapsed:.1f} s "
          f"({result['content_duration'] / elapsed:.1f}x real time)", quiet=False)

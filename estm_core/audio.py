@@ -29,6 +29,8 @@ AUDIO_EXTENSIONS = frozenset(
     ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
 )
 
+WRITE_BLOCK = 1 << 16  # frames written at a time
+
 # Extension -> (soundfile format, subtype) for writing.
 WRITE_FORMATS = {
     ".wav": ("WAV", "PCM_16"),
@@ -446,5 +448,7 @@ def save(
     if peak > 1.0:
         samples = samples / np.float32(peak) if clip == "rescale" else np.clip(samples, -1.0, 1.0)
     with atomic_write(path, force) as temporary:
-        sf.write(temporary, samples, sample_rate, format=format_, subtype=subtype)
+        with sf.SoundFile(temporary, "w", sample_rate, channels, format=format_, subtype=subtype) as handle:
+            for start in range(0, len(samples), WRITE_BLOCK):  # libsndfile's ogg encoder crashed on minutes at once
+                handle.write(samples[start:start + WRITE_BLOCK])
     return path

@@ -12,3 +12,13 @@ class FileError(EstmError):
         self.path = str(path)
         self.cause = cause
         super().__init__(f"{self.path}: {cause}")
+
+    def __reduce__(self):  # so that an error raised in a worker process arrives whole (kind included)
+        return _rebuild, (type(self), self.__dict__)
+
+
+def _rebuild(kind: type, state: dict) -> FileError:
+    error = kind.__new__(kind)
+    error.__dict__.update(state)
+    Exception.__init__(error, f"{state['path']}: {state['cause']}")
+    return error

@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import audio
 from .cues.analysis import Cues, analyze, analyze_files
+from .cues.transfer import tempo_ratio
 from .errors import EstmError
 from .labels import QUADRANTS
 
@@ -45,8 +46,7 @@ MIN_OVERLAP = 0.25  # an alignment must cover at least this share of the frames 
 
 # The cues whose moves are compared, as (name, how to read the change from a to b, the change that counts as a move)
 CUE_CHANGES: tuple[tuple[str, Callable[[Cues, Cues], float], float], ...] = (
-    ("tempo", lambda a, b: math.log2(b.onset_rate / a.onset_rate) if a.onset_rate > 0 < b.onset_rate else math.nan,
-     0.1),  # octaves of onset rate: 0.1 is 7 %
+    ("tempo", lambda a, b: math.log2(tempo_ratio(a, b)), 0.1),  # octaves, as the cue method reads tempo: 0.1 is 7 %
     ("loudness", lambda a, b: b.loudness_lufs - a.loudness_lufs, 1.0),  # LU
     ("dynamics", lambda a, b: b.dynamic_range_db - a.dynamic_range_db, 1.0),  # LU of loudness range
     ("brightness", lambda a, b: b.tilt_db_per_octave - a.tilt_db_per_octave, 0.5),  # dB per octave

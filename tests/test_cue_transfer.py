@@ -15,13 +15,13 @@ CONTENT = Cues(duration_s=10.0, tempo_bpm=80.0, onset_rate=2.0, loudness_lufs=-2
                centroid_hz=600.0, tilt_db_per_octave=-8.0, percussive_ratio=0.2, onset_decay=0.9,
                pitch_centroid_midi=60.0, tonic="D", mode="minor", key_confidence=0.8)
 TARGET = replace(CONTENT, onset_rate=3.0, loudness_lufs=-14.0, dynamic_range_db=3.0, tilt_db_per_octave=-5.0,
-                 onset_decay=0.5, pitch_centroid_midi=64.0, tonic="A", mode="major")
+                 onset_decay=0.5, pitch_centroid_midi=72.0, tonic="A", mode="major")
 
 
 def test_the_moves_take_each_cue_to_the_targets():
     moves = transfer.plan(CONTENT, TARGET)
     assert moves.tempo_ratio == pytest.approx(1.5)
-    assert moves.semitones == 4 and moves.gain_db == pytest.approx(10.0)
+    assert moves.semitones == 12 and moves.gain_db == pytest.approx(10.0)  # a whole octave: the key stays
     assert moves.dynamics_ratio == pytest.approx(2.0) and moves.tilt_db_per_octave == pytest.approx(3.0)
     assert moves.articulation == pytest.approx(transfer.ARTICULATION_PER_DECAY * 0.4)
     assert moves.key == (2, "minor") and moves.mode == "major"  # in the content's own key
@@ -32,7 +32,7 @@ def test_strength_scales_the_moves_and_zero_or_the_same_cues_move_nothing():
     assert transfer.plan(CONTENT, CONTENT) == transfer.Moves()
     half = transfer.plan(CONTENT, TARGET, strength=0.5)
     assert half.tempo_ratio == pytest.approx(math.sqrt(1.5)) and half.gain_db == pytest.approx(5.0)
-    assert half.semitones == 2
+    assert half.semitones == 0  # half an octave rounds to none
 
 
 def test_only_the_asked_cues_move_and_limits_hold():
@@ -40,7 +40,7 @@ def test_only_the_asked_cues_move_and_limits_hold():
     assert moves == transfer.Moves(tempo_ratio=pytest.approx(1.5), key=(2, "minor"), mode="major")
     extreme = replace(TARGET, onset_rate=40.0, loudness_lufs=30.0, pitch_centroid_midi=100.0)
     moves = transfer.plan(CONTENT, extreme)
-    assert moves.tempo_ratio == 2.0 and moves.gain_db == 20.0 and moves.semitones == 7
+    assert moves.tempo_ratio == 4.0 and moves.gain_db == 20.0 and moves.semitones == 12
     with pytest.raises(ValueError, match="unknown cue"):
         transfer.plan(CONTENT, TARGET, cues=("timbre",))
 
@@ -48,8 +48,26 @@ def test_only_the_asked_cues_move_and_limits_hold():
 def test_an_unsure_key_or_a_missing_measurement_does_not_move():
     unsure = replace(CONTENT, key_confidence=0.3)
     assert transfer.plan(unsure, TARGET).mode is None
-    silent_rhythm = replace(CONTENT, onset_rate=float("nan"))
+    silent_rhythm = replace(CONTENT, onset_rate=float("nan"), tempo_bpm=float("nan"))
     assert transfer.plan(silent_rhythm, TARGET).tempo_ratio == 1.0
+
+
+def test_legato_music_with_few_onsets_takes_its_tempo_from_the_beat():
+    legato = replace(CONTENT, onset_rate=0.1, tempo_bpm=60.0)  # 30x fewer onsets than the target: not a tempo
+    assert transfer.plan(legato, replace(TARGET, tempo_bpm=90.0)).tempo_ratio == pytest.approx(1.5)
+    assert transfer.plan(CONTENT, replace(TARGET, tempo_bpm=160.0)).tempo_ratio == pytest.approx(1.5)  # onsets
+
+
+def test_a_quadrant_asks_its_literature_directions_from_wherever_the_content_is():
+    sad = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q3"))
+    happy = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q1"))
+    assert sad.tempo_ratio < 1 < happy.tempo_ratio and sad.semitones == -12 and happy.semitones == 12
+    assert sad.tilt_db_per_octave < 0 < happy.tilt_db_per_octave and sad.articulation < 0 < happy.articulation
+    assert happy.mode == "major" and sad.mode is None  # the content is minor already
+    assert CONTENT.loudness_lufs + happy.gain_db == pytest.approx(-14.0)  # loudness goes to a level, not by a step
+    assert CONTENT.loudness_lufs + sad.gain_db == pytest.approx(-24.0)
+    halfway = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q1"), strength=0.5)
+    assert halfway.tempo_ratio == pytest.approx(math.sqrt(happy.tempo_ratio))
 
 
 def test_applying_no_moves_returns_the_input_and_a_tempo_move_changes_the_length():
@@ -83,8 +101,7 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
     sf.write(tmp_path / "content.wav", notes(22050, 8.0, 2.0, 220.0, 0.1), 22050)
     sf.write(tmp_path / "emotion.flac", notes(44100, 6.0, 3.0, 440.0, 0.6), 44100)
     out = tmp_path / "out.wav"
-    result = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out, "--method", "cues",
-                  "--json", "-q")
+    result = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out, "--json", "-q")
     assert result.code == 0, result.err
     report = json.loads(result.out)
     measured = report["cues"]
@@ -95,15 +112,24 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
         before = abs(measured["content"][cue] - measured["emotion"][cue])
         after = abs(measured["output"][cue] - measured["emotion"][cue])
         assert after < 0.5 * before, (cue, measured)
-    again = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out, "--method", "cues")
+    again = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out)
     assert again.code == 1 and "already exists" in again.err
-    bad = estm("transfer", tmp_path / "missing.wav", tmp_path / "emotion.flac", "-o", tmp_path / "x.wav",
-               "--method", "cues")
+    bad = estm("transfer", tmp_path / "missing.wav", tmp_path / "emotion.flac", "-o", tmp_path / "x.wav")
     assert bad.code == 1 and "missing.wav" in bad.err and len(bad.err.strip().splitlines()) == 1
     only_tempo = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", tmp_path / "t.wav",
-                      "--method", "cues", "--cues", "tempo", "--json", "-q")
+                      "--cues", "tempo", "--json", "-q")
     moves = json.loads(only_tempo.out)["moves"]
     assert moves["tempo_ratio"] > 1.2 and moves["gain_db"] == 0 and moves["semitones"] == 0
+    sad = estm("transfer", tmp_path / "content.wav", "--emotion", "q3", "-o", tmp_path / "sad.wav", "--json", "-q")
+    assert sad.code == 0, sad.err
+    report = json.loads(sad.out)
+    assert report["moves"]["tempo_ratio"] < 1 and report["moves"]["mode"] in (None, "minor")
+    assert report["cues"]["output"]["loudness_lufs"] == pytest.approx(-24.0, abs=1.0)  # the quadrant's level
+    for wrong in (("--emotion", "Q3"), ("--strength", "0.5", "--model", "any")):  # a file and a quadrant; model
+        refused = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", *wrong, "-o",
+                       tmp_path / "no.wav")
+        assert refused.code == 1 and len(refused.err.strip().splitlines()) == 1, refused.err
+        assert not (tmp_path / "no.wav").exists()
 
 
 def test_a_move_of_another_cue_leaves_the_loudness_and_a_loudness_move_reaches_it():

@@ -69,9 +69,13 @@ def test_the_commands_a_user_tries_next_need_no_options(demo_store, estm, tmp_pa
     audio.save("emotion.wav", emotion, rate)
     audio.save("song.mp3", emotion, rate)
 
-    result = estm("transfer", "content.wav", "emotion.wav", "-o", "out.wav")
+    result = estm("transfer", "content.wav", "emotion.wav", "-o", "out.wav", "--json", "-q")  # the cue method
     assert result.code == 0, result.err
-    assert audio.probe("out.wav").duration == pytest.approx(len(content) / rate, abs=0.01)
+    tempo = json.loads(result.out)["moves"]["tempo_ratio"]
+    assert audio.probe("out.wav").duration == pytest.approx(len(content) / rate / tempo, abs=0.01)
+    result = estm("transfer", "content.wav", "emotion.wav", "-o", "learned.wav", "--model", "demo-estm2")
+    assert result.code == 0, result.err
+    assert audio.probe("learned.wav").duration == pytest.approx(len(content) / rate, abs=0.01)
     result = estm("classify", "song.mp3", "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out.splitlines()[0])["emotion"] in ("Q1", "Q2", "Q3", "Q4")

@@ -1,12 +1,14 @@
 """The cue edits on audio: each moves its own cue the asked way, measured from the output, and the identity
-settings return the input."""
+settings return the input; streamed in blocks, they give what they give on the whole."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from estm_core.cues import render
+from estm_core import audio
+from estm_core.cues import render, transfer
+from estm_core.cues.analysis import loudness
 
 RATE = 22050
 
@@ -125,3 +127,135 @@ def test_the_limiter_turns_down_only_the_peaks():
     np.testing.assert_allclose(limited[far], loud[far])
     assert level_db(limited) > level_db(loud / (np.abs(loud).max() / 0.99)) + 3  # not scaled down as a whole
     np.testing.assert_array_equal(render.limit(quiet, RATE, 0.99), quiet)
+
+
+# ---------------------------------------------------------------------------------------- streaming, transfer
+
+
+def plucked_chords(seconds: float, rate: int = RATE) -> np.ndarray:
+    """(frames, 2): C-major triads (with a few overtones) plucked twice a second, the right channel a little
+    quieter and later, over a faint noise floor."""
+    t = np.arange(round(seconds * rate)) / rate
+    since = t % 0.5
+    notes = sum(np.sin(2 * np.pi * hz * k * t) / k for hz in (261.63, 329.63, 392.0) for k in (1, 2, 3))
+    music = 0.1 * notes * np.exp(-4 * since) + 0.001 * np.random.default_rng(2).standard_normal(len(t))
+    return np.stack([music, 0.8 * np.roll(music, 50)], axis=1).astype(np.float32)
+
+
+ALL_CUES = transfer.Moves(tempo_ratio=1.3, semitones=-12.0, gain_db=3.0, dynamics_ratio=0.7, tilt_db_per_octave=2.0,
+                          articulation=0.8, key=(0, "major"), mode="minor")
+
+
+def edit(samples: np.ndarray, block: int, moves: transfer.Moves = ALL_CUES, segment_seconds: float = 2.0,
+         pool=None) -> np.ndarray:
+    """The transfer pipeline over `samples` cut into blocks of `block` frames, the stretch in pieces of
+    `segment_seconds` (so that short clips have joins)."""
+    blocks = (samples[start:start + block] for start in range(0, len(samples), block))
+    return np.concatenate(list(render.edit(blocks, RATE, samples.shape[1], moves,
+                                           content_loudness=loudness(samples, RATE), ceiling=transfer.PEAK,
+                                           pool=pool, segment_seconds=segment_seconds)))
+
+
+def test_the_pipeline_gives_the_same_output_whatever_the_blocks():
+    clip = plucked_chords(7.0)
+    whole = edit(clip, len(clip))
+    assert whole.shape == (round(len(clip) / 1.3), 2)
+    for block in (997, 4096):
+        np.testing.assert_allclose(edit(clip, block), whole, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("stage", [
+    lambda: render.ModeChange(RATE, 2, 0, "major", "minor"),
+    lambda: render.Stretch(RATE, 2, 0.8, 3.0, segment_seconds=1.5),
+    lambda: render.Articulation(RATE, 2, 1.0, 0.1), lambda: render.Tilt(RATE, 2, -2.0),
+    lambda: render.Dynamics(RATE, 2, 2.0, 0.1), lambda: render.Limiter(RATE, 2, 0.25)])
+def test_each_edit_streams_in_blocks_of_any_size(stage):
+    clip = plucked_chords(4.0)
+    sizes = np.random.default_rng(3).integers(1, 3000, size=len(clip))
+    edges = np.concatenate([[0], np.cumsum(sizes)])
+    edges = edges[edges < len(clip)]
+    streamed = stage()
+    parts = [streamed.process(clip[start:stop]) for start, stop in zip(edges, [*edges[1:], len(clip)])]
+    np.testing.assert_allclose(np.concatenate([*parts, streamed.flush()]), render._whole(stage(), clip),
+                               rtol=0, atol=1e-6)
+
+
+def test_the_workers_give_the_same_output():
+    clip = plucked_chords(7.0)
+    with render.workers(2) as pool:
+        np.testing.assert_allclose(edit(clip, 4096, pool=pool), edit(clip, len(clip)), rtol=0, atol=1e-6)
+
+
+def test_no_moves_return_the_input_and_a_tempo_move_sets_the_length():
+    clip = plucked_chords(3.0)
+    np.testing.assert_array_equal(edit(clip, 1000, moves=transfer.Moves()), clip)
+    long = plucked_chords(25.0)
+    faster = edit(long, 8192, moves=transfer.Moves(tempo_ratio=1.3, semitones=2.0), segment_seconds=4.0)
+    assert faster.shape == (round(25.0 * RATE / 1.3), 2)  # 25 s / the tempo ratio, over five joins
+
+
+def levels_db(samples: np.ndarray, window: int) -> np.ndarray:
+    power = samples[:, 0].astype(np.float64) ** 2
+    return 10 * np.log10(power[: len(power) // window * window].reshape(-1, window).mean(axis=1))
+
+
+def test_the_pieces_of_the_stretch_join_without_dips_and_in_time():
+    """A steady tone, stretched in 1.5 s pieces: no dip where two pieces meet (their renderings differ in phase: each
+    is slid to match before the crossfade; unslid, this tone dips 10-14 dB), and clicks land where the tempo puts
+    them, across the joins."""
+    for tempo_ratio, semitones, seconds in ((0.8, 3.0, 8.0), (1.25, -5.0, 10.0)):
+        stretched = render._whole(render.Stretch(RATE, 1, tempo_ratio, semitones, segment_seconds=1.5),
+                                  sine(440.0, seconds))
+        levels = levels_db(stretched[RATE // 2: -RATE // 2], RATE // 200)  # 5 ms
+        assert levels.max() - levels.min() < 1.5, (tempo_ratio, semitones)
+    clicks = np.zeros((8 * RATE, 1), np.float32)
+    clicks[RATE::RATE] = 1.0  # at 1, 2, ... 7 s
+    faster = render._whole(render.Stretch(RATE, 1, 2.0, segment_seconds=1.5), clicks)
+    loudest = np.argsort(np.abs(faster[:, 0]))[::-1][:400]
+    assert sorted({round(2 * index / RATE) for index in loudest}) == [1, 2, 3, 4, 5, 6, 7]  # at half the time
+
+
+def test_the_mode_edit_keeps_its_phases_from_chunk_to_chunk():
+    """9 s of C and E: longer than one MODE_CHUNK of short-time frames. The moved E (now Eb) holds its level
+    throughout; restarting the phases at each chunk would make it jump (2.7 dB here)."""
+    minor = render.change_mode(sine(261.63, 9.0) + sine(329.63, 9.0), RATE, tonic=0, mode="major", target="minor")
+    levels = levels_db(minor[RATE // 2: -RATE // 2], RATE // 50)  # 20 ms
+    assert levels.max() - levels.min() < 1.5
+
+
+def test_the_limiter_holds_the_ceiling_in_blocks_and_the_shape_stays():
+    loud = plucked_chords(3.0)
+    louder = edit(loud, 777, moves=transfer.Moves(gain_db=40.0))
+    assert np.abs(louder).max() <= transfer.PEAK
+    assert louder.shape == loud.shape
+    mono = transfer.apply(loud[:, 0], RATE, transfer.Moves(tempo_ratio=1.5, gain_db=3.0))
+    assert mono.shape == (round(len(loud) / 1.5),)  # mono stays mono, stereo stereo
+    assert transfer.apply(loud, RATE, transfer.Moves(semitones=-12.0)).shape == loud.shape
+
+
+def test_a_file_streams_to_what_apply_makes(tmp_path):
+    import soundfile as sf
+
+    content = plucked_chords(6.0)
+    sf.write(tmp_path / "content.wav", content, RATE, subtype="FLOAT")
+    t = np.arange(4 * RATE) / RATE  # the emotion file: A minor, faster, louder
+    minor = sum(np.sin(2 * np.pi * hz * t) for hz in (220.0, 261.63, 329.63)) * np.exp(-8 * (t % 0.25))
+    sf.write(tmp_path / "emotion.wav", (0.3 * minor).astype(np.float32), RATE)
+    result = transfer.transfer_file(tmp_path / "content.wav", tmp_path / "emotion.wav", tmp_path / "out.wav",
+                                    measure_output=False, jobs=1)
+    assert result["cues"]["output"] is None
+    moves = transfer.Moves(**{**result["moves"], "key": tuple(result["moves"]["key"] or ()) or None})
+    written, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == RATE and written.shape == transfer.apply(content, RATE, moves).shape
+    np.testing.assert_allclose(written, transfer.apply(content, RATE, moves), rtol=0, atol=1e-4)  # 16-bit
+    with pytest.raises(audio.AudioError, match="cannot write"):
+        transfer.transfer_file(tmp_path / "content.wav", tmp_path / "emotion.wav", tmp_path / "out.xyz")
+
+
+def test_an_error_in_a_worker_comes_back_whole():
+    """A file's error raised in a worker process crosses back by pickling with its kind and path."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(audio.AudioError("quiet.wav", "silent", "silent: nothing to analyse")))
+    assert isinstance(error, audio.AudioError) and str(error) == "quiet.wav: silent: nothing to analyse"
+    assert error.kind == "silent" and error.path == "quiet.wav"

@@ -1,0 +1,89 @@
+"""Does the cue method move each cue the way it asks, on real music? For every audio file of a folder, its first
+`--seconds` are moved toward the cues of the next file (or with `--quadrants`, toward each quadrant's profile, as
+`estm transfer --emotion Q*`); the cue meter then measures the output. Prints, per cue, on how many of the transfers
+that moved it the measured change has the asked sign.
+
+    .venv/bin/python benchmarks/cue_directions.py /usr/share/games/wesnoth/1.16/data/core/music [--seconds 60]
+        [--quadrants] [--csv runs/directions.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# The sign of each move as the cue meter would read it (transfer_evaluation.CUE_CHANGES), and its name there.
+ASKED = {
+    "tempo": lambda moves: math.log2(moves.tempo_ratio),
+    "loudness": lambda moves: moves.gain_db,
+    "dynamics": lambda moves: -math.log(moves.dynamics_ratio),  # a ratio above 1 compresses: a smaller range
+    "brightness": lambda moves: moves.tilt_db_per_octave,
+    "articulation": lambda moves: moves.articulation,
+    "register": lambda moves: moves.semitones,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--quadrants", action="store_true")
+    parser.add_argument("--csv", type=Path)
+    arguments = parser.parse_args()
+
+    import pandas as pd
+
+    from estm_core import audio
+    from estm_core.cues import transfer
+    from estm_core.cues.analysis import analyze
+    from estm_core.transfer_evaluation import cue_changes
+
+    files = sorted(path for path in arguments.folder.iterdir() if path.suffix.lower() in audio.AUDIO_EXTENSIONS)
+    started = time.perf_counter()
+    clips, measured = [], []
+    for path in files:
+        samples, rate = audio.load(path, duration=arguments.seconds)
+        cues = analyze(samples, rate) if len(samples) >= 3 * rate else None  # under 3 s: no loudness range
+        if cues is None or not math.isfinite(cues.loudness_lufs):  # too short, or all below the -70 LUFS gate
+            print(f"skipped {Path(path).name}: too short or too quiet to measure", file=sys.stderr)
+            continue
+        clips.append((path, samples, rate))
+        measured.append(cues)
+    rows = []
+    for number, ((path, samples, rate), content) in enumerate(zip(clips, measured)):
+        targets = ({quadrant: transfer.quadrant_target(content, quadrant) for quadrant in transfer.QUADRANT_PROFILES}
+                   if arguments.quadrants else {Path(clips[(number + 1) % len(clips)][0]).name:
+                                                measured[(number + 1) % len(clips)]})
+        for target_name, target in targets.items():
+            moves = transfer.plan(content, target)
+            output = transfer.apply(samples, rate, moves)
+            after = analyze(output, rate)
+            moved = cue_changes(content, after)
+            row = {"file": Path(path).name, "target": target_name}
+            for cue, asked in ASKED.items():
+                value = asked(moves)
+                if value != 0 and math.isfinite(moved[cue]):
+                    row[cue] = float(math.copysign(1, value) == math.copysign(1, moved[cue]))
+            if moves.mode is not None:
+                row["mode"] = float(after.mode == moves.mode)
+            rows.append(row)
+        print(f"{number + 1}/{len(clips)} {Path(path).name}", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    if arguments.csv:
+        table.to_csv(arguments.csv, index=False)
+    seconds = sum(len(samples) / rate for _, samples, rate in clips)
+    print(f"{len(rows)} transfers of {len(clips)} files ({seconds / 60:.0f} min of audio) in "
+          f"{time.perf_counter() - started:.0f} s")
+    print("cue           moved  in the asked direction")
+    for cue in [*ASKED, "mode"]:
+        if cue in table.columns and table[cue].notna().any():
+            print(f"{cue:12s} {int(table[cue].notna().sum()):6d}  {table[cue].mean():.2f}")
+
+
+if __name__ == "__main__":
+    main()
