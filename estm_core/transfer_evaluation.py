@@ -65,6 +65,9 @@ class Pair:
     target_quadrant: str
 
 
+Method = Callable[[Pair], tuple[np.ndarray, int]]  # a pair -> the output audio (frames[, channels]) and its rate
+
+
 def corpus_pairs(split: pd.DataFrame, part: str, *, count: int | None = None, seed: int = 0) -> list[Pair]:
     """Every (content quadrant, target quadrant) of every excerpt of `part` with all four renderings (a split of
     `estm data synth`'s corpus), its reference taken from another excerpt of the part; `count` of them drawn at
@@ -152,9 +155,10 @@ class Heard:
     cue_judge: str | None = None
 
 
-def hear(samples: np.ndarray, rate: int) -> Heard:
+def hear(samples: np.ndarray, rate: int, cues: Cues | None = None) -> Heard:
+    """What the evaluation measures in `samples` (their cues unless already measured), before judging."""
     mono = audio.resample(audio.to_mono(np.asarray(samples, np.float32)), rate, RATE)
-    return Heard(analyze(samples, rate), log_mel_frames(mono), chroma_frames(mono))
+    return Heard(cues or analyze(samples, rate), log_mel_frames(mono), chroma_frames(mono))
 
 
 def cue_changes(before: Cues, after: Cues) -> dict[str, float]:
@@ -164,7 +168,7 @@ def cue_changes(before: Cues, after: Cues) -> dict[str, float]:
 # -------------------------------------------------------------------------------------------------- methods
 
 
-def cue_method(strength: float = 1.0) -> "Method":
+def cue_method(strength: float = 1.0) -> Method:
     """The cue method as the evaluation calls it: a pair's content moved toward its reference's cues."""
     from .cues import transfer
 
@@ -181,7 +185,7 @@ def cue_method(strength: float = 1.0) -> "Method":
     return run
 
 
-def model_method(name: str, device="cpu") -> tuple["Method", str, str | None]:
+def model_method(name: str, device="cpu") -> tuple[Method, str, str | None]:
     """A learned estm1/estm2 model as the evaluation calls it; returns (run, model name, its style labeller).
     ESTM-2 hears the reference audio; ESTM-1 is told the reference's true quadrant (its best case)."""
     from .transfer import load_transfer_model, transfer_audio
@@ -200,9 +204,6 @@ def model_method(name: str, device="cpu") -> tuple["Method", str, str | None]:
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
-
-
-Method = Callable[[Pair], tuple[np.ndarray, int]]  # a pair -> the output audio (frames[, channels]) and its rate
 
 
 def evaluate(methods: dict[str, Method], split: pd.DataFrame, *, part: str = "test", judge: str | None = None,
@@ -243,9 +244,7 @@ def evaluate(methods: dict[str, Method], split: pd.DataFrame, *, part: str = "te
 
     def heard_file(path: str) -> Heard:
         if path not in files_heard:
-            samples, rate = audio.load(path)
-            mono = audio.resample(audio.to_mono(samples), rate, RATE)
-            files_heard[path] = judged(Heard(measured[path], log_mel_frames(mono), chroma_frames(mono)), path)
+            files_heard[path] = judged(hear(*audio.load(path), measured[path]), path)
         return files_heard[path]
 
     rows = []
