@@ -41,8 +41,6 @@ STRETCH_CROSSFADE_S = 0.03  # the join of two pieces: about one of the stretcher
 STRETCH_ALIGN_S = 0.008  # how far a piece may slide to match the previous one (half a period of a 60 Hz tone)
 LEVEL_FLOOR = 1e-3  # the dynamics and articulation edits leave the gain alone below -60 dB of the level
 SPOOL_BLOCK = 1 << 18  # frames read back from the spool at a time
-MIN_TILT_DB_PER_OCTAVE = 0.05  # a smaller tilt is not applied
-MAX_TILT_DB_PER_OCTAVE = 8.0  # the brightness loop's largest EQ (the asked move is at most 4, transfer.LIMITS)
 RUN_CHUNK = 1 << 16  # frames a stage is given at a time
 
 
@@ -591,8 +589,7 @@ def level_reference(loudness_lufs: float, channels: int) -> float:
 def stages(sample_rate: int, channels: int, moves, reference: float, *, pool: Executor | None = None, ahead: int = 2,
            segment_seconds: float = STRETCH_SEGMENT_S) -> list:
     """The edits of `moves` (transfer.Moves) in their order: the mode first (in the content's key), then tempo and
-    register in one stretch, then articulation and dynamics (brightness comes in `edit`'s second pass).
-    `reference`: the content's level."""
+    register in one stretch, then articulation, brightness and dynamics. `reference`: the content's level."""
     chain = []
     if moves.mode is not None and moves.key is not None and moves.mode != moves.key[1]:
         chain.append(ModeChange(sample_rate, channels, *moves.key, moves.mode))
@@ -601,6 +598,8 @@ def stages(sample_rate: int, channels: int, moves, reference: float, *, pool: Ex
                              segment_seconds=segment_seconds))
     if moves.articulation != 0.0:
         chain.append(Articulation(sample_rate, channels, moves.articulation, reference))
+    if moves.tilt_db_per_octave != 0.0:
+        chain.append(Tilt(sample_rate, channels, moves.tilt_db_per_octave))
     if moves.dynamics_ratio != 1.0:
         chain.append(Dynamics(sample_rate, channels, moves.dynamics_ratio, reference))
     return chain
@@ -610,85 +609,23 @@ def edit(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, moves, *
          ceiling: float, pool: Executor | None = None, ahead: int = 2, spool_folder=None,
          segment_seconds: float = STRETCH_SEGMENT_S) -> Iterator[np.ndarray]:
     """A cue transfer over blocks of the content, (frames, channels) float32, in two passes. The first makes the
-    edits of `stages` and measures the result while keeping it in a spool (a float32 file in `spool_folder`, or
-    memory when None): its loudness (BS.1770), and its long-term spectrum beside the content's. The second pass
-    closes two loops. Brightness: the tilt EQ makes up what the other edits changed (an octave up brightens by
-    1-3 dB/octave) so that the output's tilt is the content's + moves.tilt_db_per_octave. Level: the output is
-    `content_loudness` + moves.gain_db whatever the other edits and the EQ did. A look-ahead limiter keeps it within
-    +-`ceiling`. Yields the output in blocks."""
+    edits of `stages` and measures the loudness (BS.1770) of the result while keeping it in a spool: a float32 file
+    in `spool_folder`, or memory when None. The second sets the level last, so that the output is
+    `content_loudness` + moves.gain_db whatever the other edits did, and keeps it within +-`ceiling` with the
+    look-ahead limiter. Yields the output in blocks."""
     from .analysis import _Loudness
 
     meter = _Loudness(sample_rate, channels)
     reference = level_reference(content_loudness, channels)
-    before, after = _Spectrum(sample_rate), _Spectrum(sample_rate)
     with _spool(spool_folder, channels) as spool:
         for block in run(stages(sample_rate, channels, moves, reference, pool=pool, ahead=ahead,
-                                segment_seconds=segment_seconds), before.metered(blocks)):
+                                segment_seconds=segment_seconds), blocks):
             meter.push(block)
-            after.push(block)
             spool.write(block)
-        drift = after.tilt() - before.tilt()
-        tilt = float(np.clip(moves.tilt_db_per_octave - (drift if math.isfinite(drift) else 0.0),
-                             -MAX_TILT_DB_PER_OCTAVE, MAX_TILT_DB_PER_OCTAVE))
-        final = [Tilt(sample_rate, channels, tilt)] if abs(tilt) >= MIN_TILT_DB_PER_OCTAVE else []
-        edited = meter.finish()[0] + (after.gain_db(final[0], meter.sos) if final else 0.0)
-        level = moves.gain_db + (content_loudness - edited if math.isfinite(content_loudness) and math.isfinite(edited)
+        after = meter.finish()[0]
+        level = moves.gain_db + (content_loudness - after if math.isfinite(content_loudness) and math.isfinite(after)
                                  else 0.0)
-        yield from run([*final, Gain(channels, level), Limiter(sample_rate, channels, ceiling)], spool.read())
-
-
-class _Spectrum:
-    """The long-term power spectrum of a stream's mono mix, block by block, in frames as long as the cue meter's
-    (93 ms; without overlap)."""
-
-    def __init__(self, sample_rate: int):
-        from .analysis import N_FFT, SAMPLE_RATE
-
-        self.rate = sample_rate
-        self.size = 1 << round(math.log2(N_FFT * sample_rate / SAMPLE_RATE))
-        self.window = np.hanning(self.size)
-        self.power = np.zeros(self.size // 2 + 1)
-        self.frames = 0
-        self.rest = np.zeros(0, np.float32)
-
-    def push(self, block: np.ndarray) -> None:
-        mono = np.concatenate([self.rest, block.mean(axis=1)])
-        count = len(mono) // self.size
-        if count:
-            frames = mono[:count * self.size].reshape(count, self.size) * self.window
-            self.power += np.square(np.abs(np.fft.rfft(frames, axis=1))).sum(axis=0)
-            self.frames += count
-        self.rest = mono[count * self.size:]
-
-    def metered(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        for block in blocks:
-            self.push(block)
-            yield block
-
-    @property
-    def frequencies(self) -> np.ndarray:
-        return np.fft.rfftfreq(self.size, 1.0 / self.rate)
-
-    def tilt(self) -> float:
-        """The cue meter's spectral tilt (analysis._tilt), dB per octave; NaN with no full frame or a rate too low
-        for its bands."""
-        from .analysis import TILT_BAND_EDGES_HZ, _tilt
-
-        if not self.frames or TILT_BAND_EDGES_HZ[-1] >= self.rate / 2:
-            return math.nan
-        return _tilt(self.power / self.frames, self.frequencies)
-
-    def gain_db(self, tilt: "Tilt", weighting) -> float:
-        """How much louder this spectrum becomes through `tilt`, as heard through `weighting` (BS.1770's K-filter
-        sections): the change in loudness the EQ makes, known before it runs."""
-        from scipy.signal import sosfreqz
-
-        _, response = sosfreqz(tilt.sections, worN=self.frequencies, fs=self.rate)
-        _, k_weighting = sosfreqz(weighting, worN=self.frequencies, fs=self.rate)
-        weighted = self.power * np.square(np.abs(k_weighting))
-        total = weighted.sum()
-        return float(10 * np.log10((weighted * np.square(np.abs(response) * tilt.scale)).sum() / total)) \
-            if total > 0 else 0.0
+        yield from run([Gain(channels, level), Limiter(sample_rate, channels, ceiling)], spool.read())
 
 
 class _MemorySpool:
