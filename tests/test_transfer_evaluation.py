@@ -90,3 +90,6 @@ def test_the_command_judges_the_cue_method_and_refuses_a_bad_split(estm, tiny_sp
     (tmp_path / "bad.csv").write_text("song_id,path\n1,a.wav\n")
     bad = estm("evaluate", "transfer", "--data", tmp_path / "bad.csv")
     assert bad.code == 1 and "bad.csv" in bad.err and len(bad.err.strip().splitlines()) == 1
+    (tmp_path / "song.wav").write_bytes(b"RIFF\xbc\xff\x00binary")  # audio where a split file should be
+    wrong = estm("evaluate", "transfer", "--data", tmp_path / "song.wav")
+    assert wrong.code == 1 and "not a split file" in wrong.err and "internal" not in wrong.err

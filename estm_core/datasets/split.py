@@ -66,7 +66,11 @@ def read_split(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise EstmError(f"{path}: no such split file")
-    split = pd.read_csv(path, dtype={"song_id": str, "group": str, "label": str}, keep_default_na=False)
+    try:
+        split = pd.read_csv(path, dtype={"song_id": str, "group": str, "label": str}, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise EstmError(f"{path}: not a split file ({type(error).__name__}); make one with `estm data split`") \
+            from None
     missing = {"song_id", "path", "label", "group", "part"} - set(split.columns)
     if missing:
         raise EstmError(f"{path}: not a split file (no {', '.join(sorted(missing))} column); make one with `estm data split`")
