@@ -1,7 +1,8 @@
 """Does the cue method move each cue the way it asks, on real music? For every audio file of a folder, its first
 `--seconds` are moved toward the cues of the next file (or with `--quadrants`, toward each quadrant's profile, as
 `estm transfer --emotion Q*`); the cue meter then measures the output. Prints, per cue, on how many of the transfers
-that moved it the measured change has the asked sign.
+that moved it the measured change has the asked sign (counted as `estm evaluate transfer` counts them: where the
+content and the target differ by at least the cue's threshold, transfer_evaluation.CUE_CHANGES).
 
     .venv/bin/python benchmarks/cue_directions.py /usr/share/games/wesnoth/1.16/data/core/music [--seconds 60]
         [--quadrants] [--csv runs/directions.csv]
@@ -17,15 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# The sign of each move as the cue meter would read it (transfer_evaluation.CUE_CHANGES), and its name there.
-ASKED = {
-    "tempo": lambda moves: math.log2(moves.tempo_ratio),
-    "loudness": lambda moves: moves.gain_db,
-    "dynamics": lambda moves: -math.log(moves.dynamics_ratio),  # a ratio above 1 compresses: a smaller range
-    "brightness": lambda moves: moves.tilt_db_per_octave,
-    "articulation": lambda moves: moves.articulation,
-    "register": lambda moves: moves.semitones,
-}
+# Which field of the moves moves each cue (a cue the plan leaves alone is not counted).
+MOVED_BY = {"tempo": "tempo_ratio", "loudness": "gain_db", "dynamics": "dynamics_ratio",
+            "brightness": "tilt_db_per_octave", "articulation": "articulation", "register": "semitones"}
 
 
 def main() -> None:
@@ -41,7 +36,7 @@ def main() -> None:
     from estm_core import audio
     from estm_core.cues import transfer
     from estm_core.cues.analysis import analyze
-    from estm_core.transfer_evaluation import cue_changes
+    from estm_core.transfer_evaluation import CUE_CHANGES, cue_changes
 
     files = sorted(path for path in arguments.folder.iterdir() if path.suffix.lower() in audio.AUDIO_EXTENSIONS)
     started = time.perf_counter()
@@ -63,12 +58,13 @@ def main() -> None:
             moves = transfer.plan(content, target)
             output = transfer.apply(samples, rate, moves)
             after = analyze(output, rate)
-            moved = cue_changes(content, after)
+            # as `estm evaluate transfer` counts them: a cue asked to move by at least its threshold, and moved
+            asked, moved = cue_changes(content, target), cue_changes(content, after, asked=target)
             row = {"file": Path(path).name, "target": target_name}
-            for cue, asked in ASKED.items():
-                value = asked(moves)
-                if value != 0 and math.isfinite(moved[cue]):
-                    row[cue] = float(math.copysign(1, value) == math.copysign(1, moved[cue]))
+            for cue, _, threshold in CUE_CHANGES:
+                if getattr(moves, MOVED_BY[cue]) != getattr(transfer.Moves(), MOVED_BY[cue]) and \
+                        abs(asked[cue]) >= threshold and not math.isnan(moved[cue]):
+                    row[cue] = float(math.copysign(1, asked[cue]) == math.copysign(1, moved[cue]))
             if moves.mode is not None:
                 row["mode"] = float(after.mode == moves.mode)
             rows.append(row)
@@ -80,7 +76,7 @@ def main() -> None:
     print(f"{len(rows)} transfers of {len(clips)} files ({seconds / 60:.0f} min of audio) in "
           f"{time.perf_counter() - started:.0f} s")
     print("cue           moved  in the asked direction")
-    for cue in [*ASKED, "mode"]:
+    for cue in [*MOVED_BY, "mode"]:
         if cue in table.columns and table[cue].notna().any():
             print(f"{cue:12s} {int(table[cue].notna().sum()):6d}  {table[cue].mean():.2f}")
 

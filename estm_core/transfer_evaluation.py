@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import audio
 from .cues.analysis import Cues, analyze, analyze_files
-from .cues.transfer import tempo_ratio
+from .cues.transfer import tempo_ratio, tempo_reading
 from .errors import EstmError
 from .labels import QUADRANTS
 
@@ -46,7 +46,7 @@ MIN_OVERLAP = 0.25  # an alignment must cover at least this share of the frames 
 
 # The cues whose moves are compared, as (name, how to read the change from a to b, the change that counts as a move)
 CUE_CHANGES: tuple[tuple[str, Callable[[Cues, Cues], float], float], ...] = (
-    ("tempo", lambda a, b: math.log2(tempo_ratio(a, b)), 0.1),  # octaves, as the cue method reads tempo: 0.1 is 7 %
+    ("tempo", lambda a, b: _octaves(tempo_ratio(a, b)), 0.1),  # octaves, as the cue method reads tempo: 0.1 is 7 %
     ("loudness", lambda a, b: b.loudness_lufs - a.loudness_lufs, 1.0),  # LU
     ("dynamics", lambda a, b: b.dynamic_range_db - a.dynamic_range_db, 1.0),  # LU of loudness range
     ("brightness", lambda a, b: b.tilt_db_per_octave - a.tilt_db_per_octave, 0.5),  # dB per octave
@@ -161,8 +161,19 @@ def hear(samples: np.ndarray, rate: int, cues: Cues | None = None) -> Heard:
     return Heard(cues or analyze(samples, rate), log_mel_frames(mono), chroma_frames(mono))
 
 
-def cue_changes(before: Cues, after: Cues) -> dict[str, float]:
-    return {name: change(before, after) for name, change, _ in CUE_CHANGES}
+def cue_changes(before: Cues, after: Cues, asked: Cues | None = None) -> dict[str, float]:
+    """The change of each cue from `before` to `after`; the tempo in the measure that the move toward `asked` (default
+    `after`) was read in (tempo_reading), so that a move and its ask are on one scale even where an edit takes the
+    output's onset rate below the rate at which the meter would read the beat instead."""
+    changes = {name: change(before, after) for name, change, _ in CUE_CHANGES}
+    if asked is not None:
+        reading = tempo_reading(before, asked)
+        changes["tempo"] = _octaves(tempo_ratio(before, after, reading)) if reading else math.nan
+    return changes
+
+
+def _octaves(ratio: float) -> float:
+    return -math.inf if ratio == 0 else math.log2(ratio)  # NaN stays NaN
 
 
 # -------------------------------------------------------------------------------------------------- methods
@@ -260,7 +271,7 @@ def evaluate(methods: dict[str, Method], split: pd.DataFrame, *, part: str = "te
             content, reference, target = systems["copy-content"], systems["copy-reference"], systems[CEILING]
             asked = cue_changes(content.cues, reference.cues)
             for system, heard in systems.items():
-                achieved = cue_changes(content.cues, heard.cues)
+                achieved = cue_changes(content.cues, heard.cues, asked=reference.cues)
                 rows.append({
                     "pair": number, "system": system, "excerpt": pair.excerpt, "content": pair.content,
                     "reference": pair.reference, "target": pair.target, "content_quadrant": pair.content_quadrant,

@@ -44,6 +44,17 @@ def test_the_cue_judge_learns_which_cues_name_the_label_and_copes_with_missing_o
         CueJudge.fit(fast, ["Q1"] * 20)
 
 
+def test_a_tempo_move_is_measured_on_the_scale_it_was_asked_on():
+    slower = replace(BASE, onset_rate=0.5, tempo_bpm=80.0)  # asked in onsets per second: x0.25
+    # the output's onsets fell below the rate at which the meter reads the beat, and its beat tracker heard faster
+    output = replace(BASE, onset_rate=0.3, tempo_bpm=120.0)
+    assert evaluation.cue_changes(BASE, slower)["tempo"] == pytest.approx(-2.0)
+    assert evaluation.cue_changes(BASE, output)["tempo"] > 0  # read alone: in beats, faster
+    assert evaluation.cue_changes(BASE, output, asked=slower)["tempo"] == pytest.approx(np.log2(0.3 / 2.0))
+    silent = replace(BASE, onset_rate=0.0)
+    assert evaluation.cue_changes(BASE, silent, asked=slower)["tempo"] == -np.inf
+
+
 @pytest.fixture(scope="module")
 def tiny_split(tmp_path_factory):
     from estm_core.datasets import synth

@@ -29,7 +29,7 @@ LIMITS = {  # the largest move of each cue
     "articulation": 1.5,
 }
 ARTICULATION_PER_DECAY = 3.0  # transient-designer amount per unit of onset_decay difference (render.articulation)
-MIN_ONSET_RATE = 0.5  # onsets per second below which the tempo is read from the beat instead (_tempo_ratio)
+MIN_ONSET_RATE = 0.5  # onsets per second below which the tempo is read from the beat instead (tempo_reading)
 MIN_KEY_CONFIDENCE = 0.6  # below this the key is too unsure to change its mode (noise reads 0.4-0.55)
 PEAK = 0.99  # the output never peaks above this (no clipping)
 
@@ -78,15 +78,25 @@ def _finite(*values: float) -> bool:
     return all(value is not None and math.isfinite(value) for value in values)
 
 
-def tempo_ratio(content: Cues, target: Cues) -> float:
-    """How much faster the target is: in notes (onsets) per second where the meter hears enough of them in both,
-    which follows the notes played far better than a beat tracker does (on the scores corpus, correlation 0.87
-    against 0.38 with the true ratio); else, as in legato music with few clear onsets, in beats per minute."""
+def tempo_reading(content: Cues, target: Cues) -> str | None:
+    """The measure that compares the two tempi: notes (onsets) per second where the meter hears enough of them in
+    both, which follows the notes played far better than a beat tracker does (on the scores corpus, correlation 0.87
+    against 0.38 with the true ratio); else, as in legato music with few clear onsets, beats per minute; None
+    where neither is measured in both."""
     if _finite(content.onset_rate, target.onset_rate) and min(content.onset_rate, target.onset_rate) >= MIN_ONSET_RATE:
-        return target.onset_rate / content.onset_rate
+        return "onset_rate"
     if _finite(content.tempo_bpm, target.tempo_bpm) and content.tempo_bpm > 0 < target.tempo_bpm:
-        return target.tempo_bpm / content.tempo_bpm
-    return math.nan
+        return "tempo_bpm"
+    return None
+
+
+def tempo_ratio(content: Cues, target: Cues, reading: str | None = None) -> float:
+    """How much faster the target is, in `reading` (default: tempo_reading's choice); NaN where unmeasured."""
+    reading = reading or tempo_reading(content, target)
+    if reading is None or not _finite(getattr(content, reading), getattr(target, reading)) or \
+            getattr(content, reading) <= 0:
+        return math.nan
+    return getattr(target, reading) / getattr(content, reading)
 
 
 def plan(content: Cues, target: Cues, *, strength: float = 1.0, cues: tuple[str, ...] = CUES) -> Moves:
