@@ -19,6 +19,7 @@ app = typer.Typer(help="Prepare datasets: split by song, segment into a cache, m
 
 Output = Annotated[Path, typer.Option("--output", "-o", help="File or folder to write.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same result.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Files decoded in parallel (processes).")]
 
 
 def _report_problems(problems: list[tuple[str, str]], what: str) -> int:
@@ -65,18 +66,30 @@ def split(
     seed: Seed = 0,
     from_: Annotated[Optional[Path], typer.Option(
         "--from", help="Use an original split file (deam_split.csv, mer_taffc_split.csv) instead of drawing one.")] = None,
+    jobs: Jobs = 1,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Split a dataset by song, stratified by label, into train / validation / test; write the split CSV."""
-    from estm_core.datasets.layouts import read_dataset
+    """Split a dataset by song, stratified by label, into train / validation / test; write the split CSV.
+
+    Every file is decoded to its end first: truncated, corrupt and NaN files are left out and listed (exit code 3).
+    """
+    from estm_core.datasets.layouts import read_dataset, without_bad_audio
     from estm_core.datasets.split import split_from_original, split_table
+    from estm_core.errors import EstmError
     from estm_core.files import check_writable, write_csv
 
+    if jobs < 1:
+        raise EstmError("--jobs must be at least 1")
     check_writable(output, force)
     with ProgressBar("reading", None, quiet=quiet) as bar:
         dataset = read_dataset(folder, layout, on_progress=bar)
+    with ProgressBar("checking", len(dataset.table), quiet=quiet) as bar:
+        dataset = without_bad_audio(dataset, jobs=jobs, on_progress=bar)
+    if dataset.table.empty:
+        _report_problems(dataset.problems, "files")
+        raise EstmError(f"{folder}: no usable audio file; nothing written")
     note(f"{dataset.layout} layout: {len(dataset.table)} songs in {folder}", quiet)
     if from_ is not None:
         result, not_found, both = split_from_original(dataset.table, from_)
@@ -114,7 +127,8 @@ def segment(
 ) -> None:
     """Cut every song of a split into fixed-length segments: a manifest CSV and one int16 memory-mapped cache.
 
-    Resumable: a rerun skips the songs already done. Bad files are listed and skipped.
+    Resumable: a rerun skips the songs already done; --force starts over. Bad files are listed and skipped (exit
+    code 3), by the rerun of a finished cache too.
     """
     from estm_core.datasets.segment import SegmentSettings, segment_split
     from estm_core.datasets.split import read_split
@@ -123,7 +137,8 @@ def segment(
     settings = SegmentSettings(sample_rate, segment_length, hop, max_zeros, normalise_song, normalise_segment)
     started = time.perf_counter()
     with ProgressBar("segmenting", len(split_table), unit="songs", quiet=quiet) as bar:
-        result = segment_split(split_table, output, settings, jobs=jobs, write_wav=wav, force=force, on_progress=bar)
+        result = segment_split(split_table, output, settings, jobs=jobs, write_wav=wav, force=force,
+                               split_file=split_csv, on_progress=bar)
     elapsed = time.perf_counter() - started
     if result.songs_done_before:
         note(f"{result.songs_done_before} songs were already done", quiet)

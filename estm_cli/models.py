@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from typing import Annotated, Optional
 
@@ -10,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import Debug, Json, Quiet, handles_errors, note, plain, stdout
+from .common import EXIT_FAILED, Debug, Json, Quiet, handles_errors, note, plain, stdout
 
 app = typer.Typer(help="List, show and remove models in the model store ($ESTM_HOME).", no_args_is_help=True)
 
@@ -37,7 +38,7 @@ def list_(
         for model in models:
             print(json.dumps(plain({
                 "name": model.name, "family": model.family, "path": model.path, "size_bytes": model.size_bytes,
-                "modified": model.modified.isoformat(timespec="seconds"),
+                "modified": model.modified.isoformat(timespec="seconds") if model.modified else None,
                 "labels": model.info.labels if model.info else None, "error": model.problem,
             })))
         return
@@ -50,7 +51,7 @@ def list_(
     for model in models:
         labels = ", ".join(model.info.labels) if model.info else f"[red]{escape(model.problem or '')}[/]"
         table.add_row(escape(model.name), model.family, _size(model.size_bytes),
-                      model.modified.strftime("%Y-%m-%d %H:%M"), labels)
+                      model.modified.strftime("%Y-%m-%d %H:%M") if model.modified else "-", labels)
     stdout.print(table)
 
 
@@ -73,9 +74,23 @@ def show(name: Name, json_: Json = False, debug: Debug = False) -> None:
 
 @app.command()
 @handles_errors
-def remove(name: Name, quiet: Quiet = False, debug: Debug = False) -> None:
-    """Delete a model from the store, with its training history."""
-    from estm_core.store import remove as remove_model
+def remove(
+    names: Annotated[list[str], typer.Argument(help="Model names (literal: no wildcards), FAMILY/NAME, or paths.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Remove several models without asking.")] = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Delete models from the store, with their training histories. Several at once: asks first, or --force."""
+    from estm_core.errors import EstmError
+    from estm_core.store import remove as remove_model, resolve
 
-    for path in remove_model(name):
-        note(f"removed {path}", quiet)
+    paths = [resolve(name) for name in names]  # every name checked before anything goes
+    if len(paths) > 1 and not force:
+        if not sys.stdin.isatty():
+            raise EstmError(f"removing {len(paths)} models needs --force (or run it in a terminal to be asked)")
+        listed = ", ".join(f"{path.parent.name}/{path.name.removesuffix('.safetensors')}" for path in paths)
+        if not typer.confirm(f"remove {len(paths)} models ({listed})?", err=True):
+            raise typer.Exit(EXIT_FAILED)
+    for path in paths:
+        for removed in remove_model(str(path)):
+            note(f"removed {removed}", quiet)

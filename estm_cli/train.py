@@ -59,8 +59,7 @@ def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
     if json_:
         print(json.dumps(plain(summary)))
     else:
-        note(f"{result.status}: best epoch {result.best_epoch} ({result.best_value:.4g}) saved to {result.path}",
-             quiet=False)
+        note(f"{result.status}: best epoch {result.best_epoch} ({result.best_value:.4g}) saved to {result.path}", quiet)
 
 
 def _classifier_command(family: str, help_text: str):

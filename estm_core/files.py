@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +20,10 @@ def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
         raise FileError(path, "is a folder, not a file name")
     if path.exists() and not force:
         raise FileError(path, "already exists (use --force to overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(path, error) from None
     return path
 
 
@@ -26,10 +31,14 @@ def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
 def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`, on failure delete it.
 
-    The temporary name keeps the extension, so libraries that infer a format from it still work.
-    """
+    The temporary name keeps the extension, so libraries that infer a format from it still work, and names this
+    host and process: temporaries that a killed run of the same output left behind are removed first."""
     path = check_writable(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    _remove_stale_temporaries(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_OWNER}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as error:
+        raise _unwritable(path, error) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -37,9 +46,38 @@ def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]
         if not force and path.exists():  # appeared while we were writing
             raise FileError(path, "already exists (use --force to overwrite)")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            raise _unwritable(path, error) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_OWNER = f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"  # HOST-PID in temporary names
+
+
+def _unwritable(path: Path, error: OSError) -> FileError:
+    return FileError(path, f"cannot write: {(error.strerror or str(error)).lower()}")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of `path` whose writer, a process of this host, is gone (killed mid-write)."""
+    host, _ = _OWNER.rsplit("-", 1)
+    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.{glob.escape(host)}-*.tmp{glob.escape(path.suffix)}"):
+        owner = candidate.name[len(f".{path.stem}.{host}-"):].split(".", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            candidate.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _umask() -> int:

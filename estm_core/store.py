@@ -15,6 +15,7 @@ import json
 import math
 import os
 import struct
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,11 @@ from pathlib import Path
 from . import __version__
 from .errors import EstmError
 from .files import atomic_write
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs of one name are not kept apart there
+    fcntl = None
 
 MODEL_SUFFIX = ".safetensors"
 HISTORY_SUFFIX = ".history.csv"
@@ -66,7 +72,7 @@ class StoredModel:
     family: str
     path: Path
     size_bytes: int
-    modified: datetime
+    modified: datetime | None  # None when the entry cannot be read
     info: ModelInfo | None  # None when the file cannot be read
     problem: str | None = None
 
@@ -130,9 +136,28 @@ def model_name(path: Path) -> str:
     return Path(path).name.removesuffix(MODEL_SUFFIX)
 
 
+def check_name(name: str, what: str = "model name") -> str:
+    """A store name is plain: a file name of its own, not hidden, no path separators (so it cannot reach outside
+    its family's folder). Names are literal: '*' and '?' are no wildcards."""
+    if not name or name in (".", "..") or name.startswith(".") or any(bad in name for bad in ("/", "\\", "\0")):
+        raise StoreError(f"{name!r} is not a valid {what}: use a plain name, without '/', '\\' or a leading '.'")
+    return name
+
+
 def model_path(family: str, name: str) -> Path:
     """Where the store keeps model `name` of `family`."""
-    return models_dir() / family / f"{name}{MODEL_SUFFIX}"
+    return models_dir() / check_name(family, "family") / f"{check_name(name)}{MODEL_SUFFIX}"
+
+
+def _family_folders() -> list[Path]:
+    return sorted(folder for folder in models_dir().glob("*") if folder.is_dir() and not folder.name.startswith("."))
+
+
+def _model_files(family: str | None = None) -> list[Path]:
+    """The model files in the store (of `family`), by name; hidden files (a write under way, a lock) are none."""
+    folders = [models_dir() / family] if family else _family_folders()
+    return sorted(path for folder in folders for path in folder.glob(f"*{MODEL_SUFFIX}")
+                  if not path.name.startswith("."))
 
 
 def history_path(path: Path) -> Path:
@@ -146,24 +171,24 @@ def resume_path(path: Path) -> Path:
 
 
 def list_models(family: str | None = None) -> list[StoredModel]:
-    """Every model file in the store (of `family`, if given), newest first."""
+    """Every model file in the store (of `family`, if given), newest first; an entry that cannot be read (a folder, a
+    dangling or looping link named like a model) is listed with its problem."""
     found = []
-    for path in sorted(models_dir().glob(f"{family or '*'}/*{MODEL_SUFFIX}")):
-        stat = path.stat()
+    for path in _model_files(family):
+        try:
+            stat = path.stat()
+            size, modified = stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+        except OSError as error:
+            found.append(StoredModel(model_name(path), path.parent.name, path, 0, None, None,
+                                     f"{path}: unreadable ({error.strerror or error})"))
+            continue
         try:
             info, problem = read_info(path), None
         except StoreError as error:
             info, problem = None, str(error)
-        found.append(StoredModel(
-            name=model_name(path),
-            family=path.parent.name,
-            path=path,
-            size_bytes=stat.st_size,
-            modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
-            info=info,
-            problem=problem,
-        ))
-    return sorted(found, key=lambda model: model.modified, reverse=True)
+        found.append(StoredModel(model_name(path), path.parent.name, path, size, modified, info, problem))
+    oldest = datetime.fromtimestamp(0, tz=timezone.utc)
+    return sorted(found, key=lambda model: model.modified or oldest, reverse=True)
 
 
 def resolve(name_or_path: str | os.PathLike, family: str | None = None) -> Path:
@@ -171,12 +196,14 @@ def resolve(name_or_path: str | os.PathLike, family: str | None = None) -> Path:
     text = str(name_or_path)
     path = Path(text).expanduser()
     if text.endswith(MODEL_SUFFIX) or path.is_file():
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise StoreError(f"{text}: no such model file")
         return path
     if "/" in text and text.count("/") == 1 and not path.is_absolute():
         family, text = text.split("/")
-    candidates = sorted(models_dir().glob(f"{family or '*'}/{text}{MODEL_SUFFIX}"))
+    check_name(text)
+    families = [family] if family else [folder.name for folder in _family_folders()]
+    candidates = [model_path(name, text) for name in families if os.path.lexists(model_path(name, text))]
     if not candidates:
         where = f"{family} models" if family else "models"
         raise StoreError(f"no {where} named {text!r} in the store ({models_dir()}); `estm models list` shows them")
@@ -189,7 +216,7 @@ def resolve(name_or_path: str | os.PathLike, family: str | None = None) -> Path:
 def newest(family: str) -> Path | None:
     """The most recently written model of `family` in the store, or None; a model whose training is still running
     (its file holds its best epoch so far) only when there is no other."""
-    paths = sorted(models_dir().glob(f"{family}/*{MODEL_SUFFIX}"), key=lambda path: path.stat().st_mtime)
+    paths = sorted((path for path in _model_files(family) if path.is_file()), key=lambda path: path.stat().st_mtime)
     if not paths:
         return None
 
@@ -214,14 +241,53 @@ def find_model(family: str, name_or_path: str | os.PathLike | None = None) -> Pa
 
 
 def remove(name: str, family: str | None = None) -> list[Path]:
-    """Delete a stored model, its history and its resume checkpoint; returns the files removed."""
-    path = resolve(name, family).resolve()
+    """Delete a stored model, its history and its resume checkpoint; returns the files removed. Refused while the
+    model trains (its lock is held)."""
+    path = resolve(name, family)
+    path = path.parent.resolve() / path.name  # a link named like a model goes, not what it points to
     if models_dir().resolve() not in path.parents:
         raise StoreError(f"{name}: not in the model store ({models_dir()}); delete files outside it yourself")
-    removed = [candidate for candidate in (path, history_path(path), resume_path(path)) if candidate.exists()]
-    for candidate in removed:
-        candidate.unlink()
+    if path.is_dir() and not path.is_symlink():
+        raise StoreError(f"{path}: a folder, not a model file; remove it yourself")
+    with training_lock(path, doing="remove it"):
+        removed = [candidate for candidate in (path, history_path(path), resume_path(path))
+                   if os.path.lexists(candidate)]
+        for candidate in removed:
+            candidate.unlink()
     return removed
+
+
+@contextmanager
+def training_lock(path: Path, doing: str = "train it"):
+    """Hold the lock of model file `path` (.NAME.lock beside it) while a run trains it or a command removes it; a
+    second holder is refused at once with one line. The lock file goes when released."""
+    if fcntl is None:
+        yield
+        return
+    lock = path.with_name(f".{model_name(path)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(descriptor)
+            raise StoreError(f"{path.parent.name}/{model_name(path)} is being trained (pid {holder}); "
+                             f"wait for it to finish to {doing}") from None
+        try:  # the file may have been removed by the holder we waited on: lock the one at the path now
+            if os.fstat(descriptor).st_ino == os.stat(lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
+    try:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(descriptor)
 
 
 # ------------------------------------------------------------------------------------------------ model files
@@ -242,6 +308,9 @@ def save_model(
     family = getattr(model, "family", None)
     if family not in _REGISTRY:
         raise StoreError(f"{type(model).__name__} is not a registered model family; decorate it with @register")
+    bad = nonfinite_weights(model.state_dict())
+    if bad:
+        raise StoreError(f"{path}: not saved: the weights hold NaN or infinite values ({bad})")
     info = ModelInfo(
         family=family,
         config=model.config,
@@ -275,10 +344,14 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     from safetensors import safe_open
 
     path = Path(path)
-    with open(path, "rb") as file:
-        head = file.read(9)
+    try:
+        with open(path, "rb") as file:
+            head = file.read(9)
+        size = path.stat().st_size
+    except OSError as error:  # a folder, a dangling or looping link
+        raise StoreError(f"{path}: unreadable ({error.strerror or error})") from None
     # safetensors: an 8-byte little-endian header length, then the JSON header
-    if len(head) < 9 or head[8:9] != b"{" or struct.unpack("<Q", head[:8])[0] > path.stat().st_size:
+    if len(head) < 9 or head[8:9] != b"{" or struct.unpack("<Q", head[:8])[0] > size:
         if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
             raise StoreError(
                 f"{path}: a pickled PyTorch checkpoint; estm loads only .safetensors model files "
@@ -296,17 +369,55 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         raise StoreError(f"{path}: unreadable model file ({error})") from None
 
 
+def nonfinite_weights(tensors: dict) -> str | None:
+    """The name of the first floating-point tensor of `tensors` with a NaN or an infinity, or None."""
+    import torch
+
+    floating = {key: tensor for key, tensor in tensors.items() if tensor.is_floating_point()}
+    if not floating or bool(torch.stack([tensor.isfinite().all() for tensor in floating.values()]).all()):
+        return None  # one check on the device for them all; only a bad model pays for finding which
+    return next(key for key, tensor in floating.items() if not bool(tensor.isfinite().all()))
+
+
 def load_model(name_or_path, family: str | None = None, device="cpu"):
-    """Rebuild a model from its file alone. Returns (model in eval mode on `device`, ModelInfo)."""
-    from safetensors.torch import load_model as load_safetensors
+    """Rebuild a model from its file alone. Returns (model in eval mode on `device`, ModelInfo).
+
+    The file's tensors are checked before the model is built: their names, shapes and dtypes against a model built
+    on torch's meta device (no memory, so a config asking for a huge model fails here, not in an allocation), and
+    their values for NaN and infinities."""
+    import torch
+    from safetensors.torch import load_file
 
     path = resolve(name_or_path, family)
     info = read_info(path)
     if family is not None and info.family != family:
         raise StoreError(f"{path}: a {info.family} model, but this needs a {family} model")
-    model = model_class(info.family)(**info.config)
+    cls = model_class(info.family)
     try:
-        load_safetensors(model, str(path), strict=True)
-    except Exception as error:
-        raise StoreError(f"{path}: weights do not fit the {info.family} model they claim to be ({error})") from None
+        with torch.device("meta"):
+            expected = cls(**info.config).state_dict()
+    except Exception as error:  # a config the class does not take
+        raise StoreError(f"{path}: its config does not make a {info.family} model ({error})") from None
+    tensors = load_file(str(path))
+    mismatch = _mismatch(expected, tensors)
+    if mismatch:
+        raise StoreError(f"{path}: weights do not fit the {info.family} model its config describes ({mismatch})")
+    bad = nonfinite_weights(tensors)
+    if bad:
+        raise StoreError(f"{path}: weight {bad} holds NaN or infinite values (a diverged run); not loaded")
+    model = cls(**info.config)
+    model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), info
+
+
+def _mismatch(expected: dict, found: dict) -> str | None:
+    """How the tensors `found` differ from those `expected` (names, shapes, dtypes), or None."""
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        return f"missing {', '.join(missing[:3]) or 'none'}; unexpected {', '.join(unexpected[:3]) or 'none'}"
+    for key, tensor in expected.items():
+        if tuple(found[key].shape) != tuple(tensor.shape):
+            return f"{key} is {tuple(found[key].shape)}, the config makes {tuple(tensor.shape)}"
+        if found[key].dtype != tensor.dtype:
+            return f"{key} is {found[key].dtype}, the model takes {tensor.dtype}"
+    return None

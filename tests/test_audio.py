@@ -50,6 +50,22 @@ def test_save_refuses_to_overwrite_without_force_and_leaves_no_temporary(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.wav"]
 
 
+def test_an_unwritable_folder_is_named_with_its_cause(tmp_path, monkeypatch, estm):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):  # as on a read-only mount (root ignores a folder's permission bits)
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".out.abc.tmp.wav"))
+
+    source = audio.save(tmp_path / "in.wav", tone(2.0, 8000), 8000)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(FileError, match=r"out.wav: cannot write: read-only file system$"):
+        audio.save(tmp_path / "out.wav", tone(0.1, 8000), 8000)
+    result = estm("transfer", source, source, "-o", tmp_path / "out.wav", "--cues", "loudness")
+    assert result.code == 1 and "out.wav: cannot write: read-only file system" in result.err
+    assert ".tmp" not in result.err and "internal error" not in result.err
+
+
 def test_save_clipping_policies(tmp_path):
     loud = np.array([0.0, 0.5, 2.0, -4.0] * 100, dtype=np.float32)
     rescaled, _ = audio.load(audio.save(tmp_path / "r.wav", loud, 8000, clip="rescale"))

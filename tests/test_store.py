@@ -122,3 +122,140 @@ def test_lookup_newest_ambiguity_and_removal(store_home):
 def test_unknown_family_is_a_clear_error():
     with pytest.raises(StoreError, match="family 'nope' is not available"):
         store.model_class("nope")
+
+
+# ------------------------------------------------------------------------------------- faults (issue 14)
+
+
+def test_names_are_literal_and_plain(store_home, estm):
+    store.save_model(make_tiny(), store.model_path("tiny-test", "kept"))
+    result = estm("models", "remove", "tiny-test/*")  # once a wildcard that removed every model
+    assert result.code == 1 and "no tiny-test models named '*'" in result.err
+    assert store.model_path("tiny-test", "kept").exists()
+    for name in ("../../escaped", ".hidden", "a/b", ""):
+        with pytest.raises(StoreError, match="not a valid model name"):
+            store.model_path("tiny-test", name)
+    assert not (store_home.parent / "escaped.safetensors").exists()
+
+
+def test_removing_several_models_needs_force(store_home, estm):
+    for name in ("one", "two"):
+        store.save_model(make_tiny(), store.model_path("tiny-test", name))
+    result = estm("models", "remove", "one", "two")  # stdin is no terminal here: nobody to ask
+    assert result.code == 1 and "needs --force" in result.err
+    assert store.model_path("tiny-test", "one").exists() and store.model_path("tiny-test", "two").exists()
+    assert estm("models", "remove", "one", "nothing", "--force").code == 1  # every name checked first
+    assert store.model_path("tiny-test", "one").exists()
+    assert estm("models", "remove", "one", "two", "--force").code == 0
+    assert not store.list_models()
+
+
+def test_a_name_in_training_cannot_be_taken_or_removed_by_another_process(store_home, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = store.save_model(make_tiny(), store.model_path("tiny-test", "busy"))
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from estm_core import store\n"
+        "with store.training_lock(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True); time.sleep(60)"), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreError, match=f"being trained \\(pid {holder.pid}\\)"):
+            with store.training_lock(path):
+                pass
+        with pytest.raises(StoreError, match="being trained.*to remove it"):
+            store.remove("busy")
+        assert path.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert store.remove("busy") == [path.resolve()]  # the lock went with its holder
+    assert not list(path.parent.iterdir())  # the lock file too
+
+
+def test_non_finite_or_mistyped_weights_are_neither_saved_nor_loaded(store_home):
+    from safetensors.torch import save_file
+
+    broken = make_tiny()
+    with torch.no_grad():
+        broken.out.weight[0, 0] = float("nan")
+    with pytest.raises(StoreError, match="NaN or infinite"):
+        store.save_model(broken, store.model_path("tiny-test", "nan"))
+    assert not store.model_path("tiny-test", "nan").exists()
+
+    good = store.save_model(make_tiny(), store.model_path("tiny-test", "good"))
+    metadata = {store.METADATA_KEY: json.dumps(json.loads(_metadata(good)))}
+    tensors = {key: value.clone() for key, value in make_tiny().state_dict().items()}
+    tensors["hidden.bias"][1] = float("inf")
+    save_file(tensors, str(store.model_path("tiny-test", "inf")), metadata=metadata)
+    with pytest.raises(StoreError, match="hidden.bias holds NaN or infinite"):
+        store.load_model("inf")
+    integers = {key: value.to(torch.int32) if value.is_floating_point() else value
+                for key, value in make_tiny().state_dict().items()}
+    save_file(integers, str(store.model_path("tiny-test", "int32")), metadata=metadata)
+    with pytest.raises(StoreError, match="torch.int32, the model takes torch.float32"):
+        store.load_model("int32")
+
+
+def _metadata(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as file:
+        return file.metadata()[store.METADATA_KEY]
+
+
+def test_a_config_is_checked_against_the_weights_before_anything_is_built(store_home, monkeypatch):
+    from safetensors.torch import save_file
+
+    good = store.save_model(make_tiny(), store.model_path("tiny-test", "good"))
+    fields = json.loads(_metadata(good))
+    fields["config"]["width"] = 2**28  # a real build would ask for 4 GB
+    save_file(make_tiny().state_dict(), str(store.model_path("tiny-test", "huge")),
+              metadata={store.METADATA_KEY: json.dumps(fields)})
+    built = []
+    real_init = nn.Linear.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(kwargs.get("device") or torch.get_default_device())
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Linear, "__init__", counting)
+    with pytest.raises(StoreError, match=r"hidden.weight is \(3, 4\), the config makes \(268435456, 4\)"):
+        store.load_model("huge")
+    assert all(device.type == "meta" for device in built)  # nothing was allocated for real
+
+
+def test_leftovers_of_killed_writes_are_never_models_and_go_on_the_next_write(store_home):
+    from estm_core.files import _OWNER, atomic_write
+
+    path = store.save_model(make_tiny(), store.model_path("tiny-test", "kept"))
+    host = _OWNER.rsplit("-", 1)[0]
+    dead = path.with_name(f".kept.{host}-999999999.abcd.tmp.safetensors")  # no such process
+    dead.write_bytes(b"")
+    alive = path.with_name(f".kept.{_OWNER}.efgh.tmp.safetensors")  # a write under way (this process)
+    alive.write_bytes(path.read_bytes())
+    assert [model.name for model in store.list_models()] == ["kept"]
+    assert store.newest("tiny-test") == path
+    with atomic_write(path, force=True) as temporary:
+        temporary.write_bytes(path.read_bytes())
+    assert not dead.exists() and alive.exists()
+
+
+def test_models_list_names_each_bad_entry_and_lists_the_rest(store_home, estm):
+    store.save_model(make_tiny(), store.model_path("tiny-test", "fine"))
+    folder = store.models_dir() / "tiny-test"
+    (folder / "folder.safetensors").mkdir()
+    (folder / "dangling.safetensors").symlink_to(folder / "absent.safetensors")
+    (folder / "loop.safetensors").symlink_to(folder / "loop.safetensors")
+    listed = {model.name: model.problem for model in store.list_models()}
+    assert listed["fine"] is None and set(listed) == {"fine", "folder", "dangling", "loop"}
+    assert all("unreadable" in listed[name] for name in ("folder", "dangling", "loop"))
+    result = estm("models", "list", "--json")
+    assert result.code == 0 and len(result.out.splitlines()) == 4
+    removed = estm("models", "remove", "dangling", "loop", "--force")
+    assert removed.code == 0, removed.err  # the links go, nothing else
+    assert "a folder, not a model file" in estm("models", "remove", "folder").err
+    assert {model.name for model in store.list_models()} == {"fine", "folder"}

@@ -134,6 +134,71 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_weights(tone_cache, st
     assert info.training["status"] == "nan" and info.training["epochs_run"] == 2
 
 
+def test_weights_that_diverge_under_a_finite_loss_are_never_saved(tone_cache, store_home, monkeypatch):
+    real_step = recipe.classifier_step
+
+    def poisoned(sample_rate, settings):
+        step = real_step(sample_rate, settings)
+        calls = {"count": 0}
+
+        def run(model, batch, device):
+            calls["count"] += model.training
+            if model.training and calls["count"] == 6:  # in epoch 2 a running variance (training does not use it,
+                # so the loss stays finite) blows up
+                next(buffer for name, buffer in model.named_buffers() if "running_var" in name)[0] = float("inf")
+            return step(model, batch, device)
+
+        return run
+
+    monkeypatch.setattr(recipe, "classifier_step", poisoned)
+    result = train_tiny(tone_cache, "diverged", epochs=4)
+    assert result.status == "nan" and "became NaN or infinite in epoch 2" in result.message
+    model, info = store.load_model("diverged")  # epoch 1's weights, which load
+    assert info.training["epochs_run"] == 1 and info.training["status"] == "nan"
+
+
+@pytest.mark.parametrize("option, value", [("lr", float("inf")), ("lr", 0.0), ("epochs", 0), ("batch_size", 0),
+                                           ("max_steps", 0)])
+def test_settings_no_run_can_use_are_refused_in_one_line(option, value):
+    with pytest.raises(EstmError, match=f"^{option} must be"):
+        TrainConfig(**{option: value})
+
+
+def test_the_cli_refuses_a_bad_learning_rate_in_one_line(tone_cache, store_home, estm):
+    result = estm("train", "genre", "--data", tone_cache, "--lr", "inf")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert [line for line in result.err.splitlines() if line.startswith("error")] == [
+        "error: lr must be a finite number above 0 (got inf)"]
+
+
+def test_a_second_run_of_a_name_in_training_is_refused(tone_cache, store_home):
+    path = store.model_path("genre", "taken")
+    with store.training_lock(path):  # another run holds it (flock: another open file is another holder)
+        with pytest.raises(store.StoreError, match="genre/taken is being trained"):
+            train_tiny(tone_cache, "taken", epochs=1)
+    assert not path.exists()
+
+
+def test_a_kill_before_the_final_rewrite_is_recovered_by_resume(tone_cache, store_home, monkeypatch):
+    real_save = store.save_model
+
+    def killed_at_the_final_rewrite(model, path, **options):
+        if options["training"]["status"] == "finished":
+            raise KeyboardInterrupt
+        return real_save(model, path, **options)
+
+    monkeypatch.setattr(store, "save_model", killed_at_the_final_rewrite)
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(tone_cache, "cut", epochs=2)
+    assert store.read_info(store.model_path("genre", "cut")).training["status"] == "running"
+    monkeypatch.setattr(store, "save_model", real_save)
+    result = train_classifier("genre", tone_cache, "cut", TrainConfig(epochs=2, batch_size=8, lr=3e-3),
+                              feature_settings=TINY_FEATURES, model_options=TINY_RESNET, resume=True)
+    assert result.status == "already-finished"
+    assert store.read_info(store.model_path("genre", "cut")).training["status"] == "finished"
+    assert store.newest("genre") == store.model_path("genre", "cut")
+
+
 def test_the_seed_decides_the_initial_weights(tone_cache, store_home):
     weights = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):

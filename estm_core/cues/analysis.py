@@ -17,9 +17,7 @@ librosa, scipy and pyloudnorm are imported inside the functions that use them, s
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +26,7 @@ import numpy as np
 
 from .. import audio
 from ..keys import PITCH_NAMES, find_key
+from ..workers import process_pool
 
 SAMPLE_RATE = 22050  # everything but loudness is measured on a mono 22 050 Hz signal
 N_FFT = 2048  # 93 ms analysis windows
@@ -135,8 +134,7 @@ def analyze_files(paths: list, jobs: int = 1) -> Iterator[tuple[str, Cues | audi
         for path in paths:
             yield str(path), _analyze_or_error(path)
         return
-    # spawn, not fork: a forked copy of a parent that has loaded numba's or torch's thread pools can hang
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(jobs) as pool:
         pending = [(path, pool.submit(_analyze_or_error, path)) for path in paths[: 2 * jobs]]
         following = 2 * jobs
         try:

@@ -19,15 +19,16 @@ are where the work goes to other cores. `edit` chains the stages for a cue trans
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import tempfile
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 import numpy as np
+
+from ..workers import process_pool
 
 LEVEL_WINDOW_S = 0.4  # the level follower of the dynamics edit: BS.1770's momentary window, slow enough to leave the
 #   notes' attacks alone (at 50 ms a 4x expansion doubled the onsets the meter hears)
@@ -685,8 +686,7 @@ def workers(jobs: int) -> Iterator[Executor | None]:
     if jobs <= 1:
         yield None
         return
-    # spawn, not fork: a forked copy of a parent that has loaded numba's or torch's thread pools can hang
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    pool = process_pool(jobs)
     try:
         yield pool
     finally:

@@ -37,9 +37,10 @@ from typing import Callable
 
 import pandas as pd
 
-from ..audio import AUDIO_EXTENSIONS, AudioError, probe
+from ..audio import AUDIO_EXTENSIONS, AudioError, inspect, probe
 from ..errors import EstmError
 from ..labels import GEMS9, GTZAN_GENRES, QUADRANTS, deam_quadrant
+from ..workers import process_pool
 
 LAYOUTS = ("deam", "taffc", "gtzan", "emotify", "synthemo", "folder")
 CORE_COLUMNS = ("song_id", "path", "label", "group")
@@ -111,7 +112,44 @@ def read_dataset(
         )
     candidates, problems = _READERS[layout](root)
     table, unusable = _keep_usable(_with_core_columns(candidates), on_progress)
-    return DatasetTable(layout, root, table, sorted(problems + unusable, key=lambda item: _natural_key(item[0])))
+    return DatasetTable(layout, root, table, _sorted_problems(problems + unusable))
+
+
+def without_bad_audio(dataset: DatasetTable, jobs: int = 1,
+                      on_progress: ProgressCallback | None = None) -> DatasetTable:
+    """`dataset` without the songs whose audio does not decode to the end or holds NaN or infinite samples; they
+    join its problems. Decodes every file in full (a header can look fine on a truncated file), `jobs` at a time."""
+    paths = dataset.table["path"].tolist()
+    if jobs > 1 and len(paths) > 1:
+        with process_pool(jobs) as pool:
+            causes = _with_progress(pool.map(_decode_problem, paths), len(paths), on_progress)
+    else:
+        causes = _with_progress(map(_decode_problem, paths), len(paths), on_progress)
+    bad = [(path, cause) for path, cause in zip(paths, causes) if cause is not None]
+    table = dataset.table[[cause is None for cause in causes]].reset_index(drop=True)
+    return DatasetTable(dataset.layout, dataset.root, table, _sorted_problems(dataset.problems + bad))
+
+
+def _decode_problem(path: str) -> str | None:
+    """Why the audio at `path` cannot be trusted, or None. Runs in worker processes."""
+    try:
+        return inspect(path).problem
+    except AudioError as error:
+        return error.cause
+
+
+def _with_progress(results, total: int, on_progress: ProgressCallback | None) -> list:
+    """The results of an iterator as a list, calling on_progress(done, total) after each."""
+    done = []
+    for result in results:
+        done.append(result)
+        if on_progress is not None:
+            on_progress(len(done), total)
+    return done
+
+
+def _sorted_problems(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda item: _natural_key(item[0]))
 
 
 # ------------------------------------------------------------------------------------------------------- deam

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
@@ -38,6 +37,7 @@ import pandas as pd
 from .. import audio
 from ..errors import EstmError
 from ..keys import PITCH_NAMES, find_key
+from ..workers import process_pool
 from . import synth
 
 SAMPLE_RATE = 22050
@@ -591,7 +591,7 @@ def _in_order(function: Callable, items: list, jobs: int) -> Iterator:
     if jobs <= 1:
         yield from map(function, items)
         return
-    with ProcessPoolExecutor(jobs) as pool:
+    with process_pool(jobs) as pool:
         pending = [pool.submit(function, item) for item in items[: 2 * jobs]]
         following = 2 * jobs
         try:

@@ -7,19 +7,19 @@ Output folder:
     manifest.csv    one row per segment: segment_id, index (row in the cache), position (k), start (s), and the
                     song's split columns (song_id, path, label, group, part, ...)
     segments.npy    int16 (segments, segment_length), read with numpy.load(..., mmap_mode="r")
-    segments.json   the settings and the split it was made from
+    segments.json   the settings and the split it was made from, the songs skipped, and "complete"
     wav/            {song_id}-{k}.wav per segment, with write_wav (as the original did)
-While it runs, each finished song is a shard in `songs/`; a rerun skips those, and the cache and manifest appear
-only when every song is done, so the folder never holds a partial cache.
+While it runs, each finished song is a shard in `songs/`; a rerun skips those. The cache is committed by one step
+written last: segments.json with "complete": true. Until then the folder is unfinished whatever else it holds (a run
+killed between writing the manifest and that step leaves both), so a rerun finishes it and readers refuse it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,6 +30,7 @@ import pandas as pd
 from .. import __version__, audio
 from ..errors import EstmError
 from ..files import atomic_write, write_csv
+from ..workers import process_pool
 
 MANIFEST = "manifest.csv"
 CACHE = "segments.npy"
@@ -103,22 +104,18 @@ def _process_song(song_id: str, path: str, out_dir: Path, settings: SegmentSetti
     return len(samples) / rate
 
 
-def _check_settings(out_dir: Path, recorded: dict, force: bool) -> None:
-    """Refuse to mix the work of different settings or splits in one folder."""
-    settings_file = out_dir / SETTINGS
-    if not settings_file.exists():
-        return
-    previous = json.loads(settings_file.read_text())
-    same = {key: previous.get(key) for key in recorded} == recorded
-    if not same and not force:
-        raise EstmError(
-            f"{out_dir} holds segments of another split or other settings; use --force to redo it, or another -o"
-        )
-    if not same:
-        for name in (MANIFEST, CACHE, SETTINGS):
-            (out_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "songs", ignore_errors=True)
-        shutil.rmtree(out_dir / "wav", ignore_errors=True)
+def _recorded(cache_dir: Path) -> dict:
+    """What segments.json says (empty when there is none)."""
+    path = cache_dir / SETTINGS
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _remove_cache(out_dir: Path) -> None:
+    """Delete what segmenting writes into `out_dir`, and nothing else the folder may hold."""
+    for name in (SETTINGS, MANIFEST, CACHE):  # the commit marker first: a kill part-way leaves an unfinished cache
+        (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / "songs", ignore_errors=True)
+    shutil.rmtree(out_dir / "wav", ignore_errors=True)
 
 
 def segment_split(
@@ -129,19 +126,31 @@ def segment_split(
     jobs: int = 1,
     write_wav: bool = False,
     force: bool = False,
+    split_file: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SegmentResult:
-    """Segment every song of `split` into `out_dir` (see the module docstring), `jobs` songs at a time."""
+    """Segment every song of `split` into `out_dir` (see the module docstring), `jobs` songs at a time.
+
+    A finished cache of the same split and settings is returned as it is (with the songs it skipped); an unfinished
+    one is finished; `force` always starts over. `split_file` is only recorded, for the rerun hint of readers."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = hashlib.sha1(pd.util.hash_pandas_object(split[["song_id", "path", "part"]], index=False).values)
     recorded = {"settings": asdict(settings), "split": fingerprint.hexdigest()}
-    _check_settings(out_dir, recorded, force)
-    if (out_dir / MANIFEST).exists() and (out_dir / CACHE).exists():
+    previous = _recorded(out_dir)
+    if force:
+        _remove_cache(out_dir)
+    elif previous and {key: previous.get(key) for key in recorded} != recorded:
+        raise EstmError(
+            f"{out_dir} holds segments of another split or other settings; use --force to redo it, or another -o"
+        )
+    elif previous.get("complete"):
         manifest = read_manifest(out_dir)
-        return SegmentResult(manifest, [], songs_done_before=manifest["song_id"].nunique(), audio_seconds=0.0)
+        skipped = [tuple(problem) for problem in previous.get("skipped", [])]
+        return SegmentResult(manifest, skipped, songs_done_before=manifest["song_id"].nunique(), audio_seconds=0.0)
+    recorded.update(split_file=None if split_file is None else str(split_file), estm_version=__version__)
     with atomic_write(out_dir / SETTINGS, force=True) as temporary:
-        temporary.write_text(json.dumps({**recorded, "complete": False, "estm_version": __version__}, indent=2))
+        temporary.write_text(json.dumps({**recorded, "complete": False}, indent=2))
 
     songs = list(zip(split["song_id"], split["path"]))
     todo = [(song_id, path) for song_id, path in songs if not _shard_path(out_dir, song_id).exists()]
@@ -163,8 +172,7 @@ def segment_split(
             on_progress(finished, len(songs))
 
     if jobs > 1 and len(todo) > 1:
-        # spawn, not fork: a forked copy of a parent that has loaded torch's thread pools can hang
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with process_pool(jobs) as pool:
             futures = {
                 pool.submit(_process_song, song_id, path, out_dir, settings, write_wav): path for song_id, path in todo
             }
@@ -175,9 +183,9 @@ def segment_split(
             record(path, lambda: _process_song(song_id, path, out_dir, settings, write_wav))
 
     manifest = _assemble(split, out_dir, settings)
-    with atomic_write(out_dir / SETTINGS, force=True) as temporary:
-        summary = {"segments": len(manifest), "songs": int(manifest["song_id"].nunique())}
-        temporary.write_text(json.dumps({**recorded, **summary, "complete": True, "estm_version": __version__}, indent=2))
+    summary = {"segments": len(manifest), "songs": int(manifest["song_id"].nunique()), "skipped": problems}
+    with atomic_write(out_dir / SETTINGS, force=True) as temporary:  # the commit: written after everything else
+        temporary.write_text(json.dumps({**recorded, **summary, "complete": True}, indent=2))
     shutil.rmtree(out_dir / "songs", ignore_errors=True)
     return SegmentResult(manifest, problems, done_before, seconds)
 
@@ -220,27 +228,32 @@ def _assemble(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings) -> 
     return manifest
 
 
+def _committed(cache_dir: str | Path) -> dict:
+    """segments.json of a finished cache; EstmError saying what `cache_dir` lacks otherwise."""
+    cache_dir = Path(cache_dir)
+    recorded = _recorded(cache_dir)
+    if recorded.get("complete"):
+        return recorded
+    if recorded or (cache_dir / MANIFEST).exists() or (cache_dir / CACHE).exists():
+        split_file = recorded.get("split_file") or "SPLIT.csv"
+        raise EstmError(f"incomplete cache {cache_dir} (its segmenting stopped before the end): "
+                        f"rerun `estm data segment {split_file} -o {cache_dir}`")
+    raise EstmError(f"{cache_dir}: no segment cache here; make one with `estm data segment SPLIT.csv -o DIR`")
+
+
 def read_manifest(cache_dir: str | Path) -> pd.DataFrame:
-    """The manifest of a segment cache (ids stay strings)."""
-    path = Path(cache_dir) / MANIFEST
-    if not path.is_file():
-        raise EstmError(f"{cache_dir}: no segment manifest here; make one with `estm data segment SPLIT.csv -o DIR`")
-    return pd.read_csv(path, dtype={"song_id": str, "segment_id": str, "group": str, "label": str},
-                       keep_default_na=False)
+    """The manifest of a finished segment cache (ids stay strings)."""
+    _committed(cache_dir)
+    return pd.read_csv(Path(cache_dir) / MANIFEST, dtype={"song_id": str, "segment_id": str, "group": str,
+                                                          "label": str}, keep_default_na=False)
 
 
 def read_settings(cache_dir: str | Path) -> SegmentSettings:
     """The settings a finished cache was made with."""
-    path = Path(cache_dir) / SETTINGS
-    recorded = json.loads(path.read_text()) if path.is_file() else {}
-    if not recorded.get("complete"):
-        raise EstmError(f"{cache_dir}: no finished segment cache here; make one with `estm data segment SPLIT.csv -o DIR`")
-    return SegmentSettings(**recorded["settings"])
+    return SegmentSettings(**_committed(cache_dir)["settings"])
 
 
 def open_cache(cache_dir: str | Path) -> np.ndarray:
-    """The int16 (segments, segment_length) cache, memory-mapped read-only."""
-    path = Path(cache_dir) / CACHE
-    if not path.is_file():
-        raise EstmError(f"{cache_dir}: no segment cache here; make one with `estm data segment SPLIT.csv -o DIR`")
-    return np.load(path, mmap_mode="r")
+    """The int16 (segments, segment_length) cache of a finished segment cache, memory-mapped read-only."""
+    _committed(cache_dir)
+    return np.load(Path(cache_dir) / CACHE, mmap_mode="r")

@@ -11,9 +11,11 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 import pandas as pd
 
+from ..audio import AUDIO_EXTENSIONS
 from ..errors import EstmError
 
 PARTS = ("train", "validation", "test")
+HOW_TO_SPLIT = "make a split CSV from the dataset's folder with `estm data split FOLDER -o split.csv`"
 
 
 def split_table(table: pd.DataFrame, *, test: float = 0.2, validation: float = 0.08, seed: int = 0,
@@ -64,16 +66,19 @@ def with_parts(table: pd.DataFrame, parts: pd.Series) -> pd.DataFrame:
 def read_split(path: str | Path) -> pd.DataFrame:
     """A split CSV written by `estm data split` (song ids stay strings)."""
     path = Path(path)
+    if path.is_dir():
+        raise EstmError(f"{path}: is a folder, not a split file; {HOW_TO_SPLIT}")
     if not path.is_file():
         raise EstmError(f"{path}: no such split file")
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
+        raise EstmError(f"{path}: is an audio file, not a split file; {HOW_TO_SPLIT}")
     try:
         split = pd.read_csv(path, dtype={"song_id": str, "group": str, "label": str}, keep_default_na=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise EstmError(f"{path}: not a split file ({type(error).__name__}); make one with `estm data split`") \
-            from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        raise EstmError(f"{path}: not a split file (not readable as CSV text); {HOW_TO_SPLIT}") from None
     missing = {"song_id", "path", "label", "group", "part"} - set(split.columns)
     if missing:
-        raise EstmError(f"{path}: not a split file (no {', '.join(sorted(missing))} column); make one with `estm data split`")
+        raise EstmError(f"{path}: not a split file (no {', '.join(sorted(missing))} column); {HOW_TO_SPLIT}")
     unknown = set(split["part"]) - set(PARTS)
     if unknown:
         raise EstmError(f"{path}: unknown part(s) {', '.join(sorted(unknown))} (expected {', '.join(PARTS)})")

@@ -8,6 +8,8 @@ in the store (both atomic), early stopping, a NaN guard, max steps, bf16 autocas
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
 from collections import defaultdict
@@ -45,6 +47,25 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     grad_clip: float | None = None
+
+    def __post_init__(self):
+        """Refuse settings no run can use, in one line each, before anything is built."""
+        def refuse(name: str, rule: str):
+            raise EstmError(f"{name} must be {rule} (got {getattr(self, name)})")
+
+        for name in ("epochs", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                refuse(name, "a whole number of 1 or more")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            refuse("lr", "a finite number above 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            refuse("max_steps", "1 or more")
+        if self.patience is not None and self.patience < 0:
+            refuse("patience", "0 or more")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            refuse("grad_clip", "a finite number above 0")
+        if self.workers < 0:
+            refuse("workers", "0 or more")
 
     @property
     def direction(self) -> str:
@@ -148,13 +169,22 @@ def fit(
     on_step: Callable[[int, int, int, float], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train `model` and save it into the store as `name` (its family's folder).
+    """Train `model` and save it into the store as `name` (its family's folder), holding the name's lock: a second
+    run of the same name is refused.
 
     `metadata` holds `labels` and `audio` for the model file and anything to add to its `training` summary.
     `on_step(epoch, step_in_epoch, steps_per_epoch, loss)` and `on_epoch(history_row)` report progress.
     """
-    family = model.family
-    model_path = store.model_path(family, name)
+    model_path = store.model_path(model.family, name)
+    main = int(os.environ.get("RANK", "0")) == 0
+    with store.training_lock(model_path) if main else contextlib.nullcontext():
+        return _fit(model, step, train_data, validation_data, config, model_path=model_path, metadata=metadata,
+                    resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+
+
+def _fit(model, step, train_data, validation_data, config, *, model_path, metadata, resume, force, on_step,
+         on_epoch) -> TrainResult:
+    family, name = model.family, store.model_name(model_path)
     resume_path = store.resume_path(model_path)
     history_file = store.history_path(model_path)
     metadata = dict(metadata or {})
@@ -169,6 +199,17 @@ def fit(
     model.to(dist.device)  # before the optimiser, so that a resumed optimiser state lands on the same device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = _State(config=asdict(config))
+
+    def save_model_file(weights: torch.nn.Module) -> None:
+        best = next((row for row in state.history if row["epoch"] == state.best_epoch), {})
+        summary = {**metadata.get("training", {}), "config": asdict(config), "epochs_run": state.epoch,
+                   "steps": state.steps, "status": state.status, "best_epoch": state.best_epoch,
+                   "monitor": config.monitor, "best_value": state.best_value, "best": best,
+                   "final": state.history[-1] if state.history else {}, "device": str(dist.device),
+                   "world_size": dist.world}
+        store.save_model(weights, model_path, labels=metadata.get("labels", ()), audio=metadata.get("audio"),
+                         training=summary, force=True)
+
     if resume:
         if not resume_path.exists():
             raise EstmError(f"nothing to resume: no checkpoint {resume_path}")
@@ -176,6 +217,9 @@ def fit(
         # the run continues with its own settings; only where it runs may change
         config = TrainConfig(**{**state.config, "device": config.device, "workers": config.workers})
         if state.status != "running":
+            # a kill between the last checkpoint and the model file's final rewrite left the file saying "running"
+            if dist.main and state.best_epoch is not None and _recorded_status(model_path) != state.status:
+                save_model_file(store.load_model(model_path)[0])
             history = pd.DataFrame(state.history)
             return TrainResult(model_path, history, "already-finished", state.best_epoch, state.best_value,
                                f"{name} already finished ({state.status}); nothing to resume")
@@ -201,16 +245,6 @@ def fit(
         validation_sampler = DistributedSampler(validation_data, shuffle=False) if dist.world > 1 else None
         validation_loader = DataLoader(validation_data, batch_size=config.batch_size, sampler=validation_sampler,
                                        num_workers=config.workers)
-
-    def save_model_file(weights: torch.nn.Module) -> None:
-        best = next((row for row in state.history if row["epoch"] == state.best_epoch), {})
-        summary = {**metadata.get("training", {}), "config": asdict(config), "epochs_run": state.epoch,
-                   "steps": state.steps, "status": state.status, "best_epoch": state.best_epoch,
-                   "monitor": config.monitor, "best_value": state.best_value, "best": best,
-                   "final": state.history[-1] if state.history else {}, "device": str(dist.device),
-                   "world_size": dist.world}
-        store.save_model(weights, model_path, labels=metadata.get("labels", ()), audio=metadata.get("audio"),
-                         training=summary, force=True)
 
     def checkpoint() -> None:
         if dist.main:
@@ -254,6 +288,11 @@ def fit(
             if config.max_steps and state.steps >= config.max_steps:
                 state.status = "max-steps"
                 break
+        diverged = store.nonfinite_weights(model.state_dict()) if state.status != "nan" else None
+        if diverged:
+            state.status = "nan"
+            message = (f"weight {diverged} became NaN or infinite in epoch {epoch}; stopped and kept the weights of "
+                       f"epoch {state.epoch}")
         if state.status == "nan":
             break  # the resume checkpoint still holds the last good epoch
 
@@ -297,6 +336,13 @@ def fit(
         raise EstmError(f"training stopped before a first epoch finished ({message or state.status}); no model saved")
     return TrainResult(model_path, pd.DataFrame(state.history), state.status, state.best_epoch, state.best_value,
                        message)
+
+
+def _recorded_status(model_path: Path) -> str | None:
+    try:
+        return store.read_info(model_path).training.get("status")
+    except store.StoreError:
+        return None
 
 
 @torch.no_grad()

@@ -1,0 +1,36 @@
+"""The project's one process pool: workers that never outlive the process that made them.
+
+A pool's workers block on a queue from their parent; when the parent is killed outright (`kill -9`, the OOM killer)
+nothing closes that queue, and they would keep running (and holding memory) forever. Each worker therefore watches
+its parent and exits as soon as it is gone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+PARENT_POLL_SECONDS = 1.0
+
+
+def process_pool(jobs: int) -> ProcessPoolExecutor:
+    """A pool of `jobs` worker processes that exit within about a second of their parent's death."""
+    # spawn, not fork: a forked copy of a parent that has loaded torch's, numba's or OpenMP's thread pools can hang
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    # Not prctl(PR_SET_PDEATHSIG): it fires when the parent *thread* that started the worker ends, which kills the
+    # workers of a pool that a short-lived thread happened to grow.
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="estm-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    # An orphan is adopted by init (or a subreaper), so its parent id changes the moment the parent dies.
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)  # not sys.exit: the main thread may be deep in a computation that would never look at it
