@@ -270,8 +270,7 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
             loss = terms["loss"]
             if dist.any(not torch.isfinite(loss).item()):
                 state.status = "nan"
-                message = (f"the loss became NaN or infinite at epoch {epoch}, step {index + 1}; stopped and kept "
-                           f"the weights of epoch {state.epoch}")
+                message = _stopped(f"the loss became NaN or infinite at epoch {epoch}, step {index + 1}", state.epoch)
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -291,8 +290,7 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
         diverged = store.nonfinite_weights(model.state_dict()) if state.status != "nan" else None
         if diverged:
             state.status = "nan"
-            message = (f"weight {diverged} became NaN or infinite in epoch {epoch}; stopped and kept the weights of "
-                       f"epoch {state.epoch}")
+            message = _stopped(f"weight {diverged} became NaN or infinite in epoch {epoch}", state.epoch)
         if state.status == "nan":
             break  # the resume checkpoint still holds the last good epoch
 
@@ -336,6 +334,10 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
         raise EstmError(f"training stopped before a first epoch finished ({message or state.status}); no model saved")
     return TrainResult(model_path, pd.DataFrame(state.history), state.status, state.best_epoch, state.best_value,
                        message)
+
+
+def _stopped(cause: str, last_good_epoch: int) -> str:
+    return f"{cause}; stopped" + (f" and kept the weights of epoch {last_good_epoch}" if last_good_epoch else "")
 
 
 def _recorded_status(model_path: Path) -> str | None:
