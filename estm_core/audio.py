@@ -417,6 +417,19 @@ def segment(samples: np.ndarray, length: int, hop: int | None = None, pad: bool 
 # ------------------------------------------------------------------------------------------------------ saving
 
 
+def write_format(path: Path, sample_rate: int, channels: int) -> tuple[str, str]:
+    """(soundfile format, subtype) to write `path` in, by its extension; AudioError where that format cannot hold
+    the audio. Commands check it before their work, not after."""
+    try:
+        format_, subtype = WRITE_FORMATS[Path(path).suffix.lower()]
+    except KeyError:
+        known = ", ".join(sorted(WRITE_FORMATS))
+        raise AudioError(path, "unwritable", f"cannot write '{Path(path).suffix}' files (use one of {known})") from None
+    if format_ == "MP3" and (sample_rate not in MP3_SAMPLE_RATES or channels > 2):
+        raise AudioError(path, "unwritable", "mp3 holds 1 or 2 channels at 8-48 kHz; write .flac or .wav instead")
+    return format_, subtype
+
+
 def save(
     path: str | os.PathLike,
     samples: np.ndarray,
@@ -431,15 +444,9 @@ def save(
     distortion), "clamp" cuts them off. The file appears atomically; an existing one is kept unless `force`.
     """
     path = Path(path)
-    try:
-        format_, subtype = WRITE_FORMATS[path.suffix.lower()]
-    except KeyError:
-        known = ", ".join(sorted(WRITE_FORMATS))
-        raise AudioError(path, "unwritable", f"cannot write '{path.suffix}' files (use one of {known})") from None
     samples = np.asarray(samples, dtype=np.float32)
     channels = 1 if samples.ndim == 1 else samples.shape[1]
-    if format_ == "MP3" and (sample_rate not in MP3_SAMPLE_RATES or channels > 2):
-        raise AudioError(path, "unwritable", "mp3 holds 1 or 2 channels at 8-48 kHz; write .flac or .wav instead")
+    format_, subtype = write_format(path, sample_rate, channels)
     if not np.isfinite(samples).all():
         raise AudioError(path, "nonfinite", "refusing to write NaN or infinite samples")
     if clip not in ("rescale", "clamp"):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from itertools import islice
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -66,7 +67,10 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
     return loaded
 
 
-def windows(blocks: Iterator[np.ndarray], length: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+STREAM_BLOCK = 1 << 18  # frames decoded at a time: a few seconds, whatever the file's length
+
+
+def windows(blocks: Iterable[np.ndarray], length: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
     """(start, window of `length`) every `hop` samples over a stream of blocks. Windows cover the whole signal: the
     last one ends at the signal's end (overlapping its neighbour), and a signal shorter than `length` gives one
     zero-padded window."""
@@ -91,10 +95,32 @@ def windows(blocks: Iterator[np.ndarray], length: int, hop: int) -> Iterator[tup
         yield total - length, buffer[len(buffer) - length:]
 
 
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of `size` items, the last one shorter if need be (itertools.batched from Python 3.12)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Counted:
+    """Blocks passed through unchanged, counting their samples in `samples`: a stream's length is known only once
+    it has gone by."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]):
+        self.blocks, self.samples = blocks, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self.blocks:
+            self.samples += len(block)
+            yield block
+
+
 @torch.no_grad()
 def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_seconds: float | None = None,
-                  batch_size: int = 16, keep_segments: bool = False) -> FileResult:
-    """Every classifier's clip decision for `path` (the mean of its segments' probabilities)."""
+                  batch_size: int = 16, keep_segments: bool = False, block_frames: int = STREAM_BLOCK) -> FileResult:
+    """Every classifier's clip decision for `path` (the mean of its segments' probabilities). The file is decoded
+    `block_frames` at a time and its windows classified as they come, so the memory does not grow with its length;
+    the results do not depend on the block size."""
     result = FileResult(str(path), 0.0)
     for classifier in classifiers:
         rate, length = classifier.sample_rate, classifier.segment_length
@@ -102,35 +128,21 @@ def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_second
         device = next(classifier.model.parameters()).device
         total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
         count = 0
-        decoded = 0
-
-        def counting(blocks):
-            nonlocal decoded
-            for block in blocks:
-                decoded += len(block)
-                yield block
-
-        batch_starts, batch = [], []
-        stream = windows(counting(audio.stream(path, sample_rate=rate)), length, hop)
-        for start, window in _with_sentinel(stream):
-            if window is not None:
-                batch_starts.append(start)
-                batch.append(window)
-            if batch and (len(batch) == batch_size or window is None):
-                probabilities = segment_probabilities(classifier, np.stack(batch), device)
-                total += probabilities.sum(dim=0)
-                count += len(batch)
-                if keep_segments:
-                    for segment_start, row in zip(batch_starts, probabilities.tolist()):
-                        result.segments.append({
-                            "task": classifier.task, "start": segment_start / rate,
-                            "end": min(segment_start + length, decoded) / rate,
-                            "probabilities": dict(zip(classifier.info.labels, row)),
-                        })
-                batch_starts, batch = [], []
+        decoded = Counted(audio.stream(path, sample_rate=rate, block_frames=block_frames))
+        for batch in batched(windows(decoded, length, hop), batch_size):
+            probabilities = segment_probabilities(classifier, np.stack([window for _, window in batch]), device)
+            total += probabilities.sum(dim=0)
+            count += len(batch)
+            if keep_segments:
+                for (start, _), row in zip(batch, probabilities.tolist()):
+                    result.segments.append({
+                        "task": classifier.task, "start": start / rate,
+                        "end": min(start + length, decoded.samples) / rate,  # a padded last window ends with the file
+                        "probabilities": dict(zip(classifier.info.labels, row)),
+                    })
         mean = (total / count).tolist()
         best = int(np.argmax(mean))
-        result.duration = decoded / rate
+        result.duration = decoded.samples / rate
         result.decisions[classifier.task] = {
             "label": classifier.info.labels[best],
             "probability": mean[best],
@@ -140,12 +152,6 @@ def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_second
             "model_version": classifier.info.estm_version,
         }
     return result
-
-
-def _with_sentinel(iterator):
-    """The items, then (None, None) so a consumer can flush its last partial batch."""
-    yield from iterator
-    yield None, None
 
 
 def segment_probabilities(classifier: Classifier, waveforms: np.ndarray, device: torch.device) -> torch.Tensor:

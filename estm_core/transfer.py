@@ -1,6 +1,7 @@
 """Emotion-style transfer of whole files: the content is cut into the model's segments with overlap, each segment is
 decoded with the emotion, and the outputs are joined by overlap-add with crossfades, so the output has the content's
-duration.
+duration. Files go through in blocks (the content, the emotion audio and the output alike), so the memory does not
+grow with their length.
 
 ESTM-2 takes the emotion as audio (its segments matched in time to the content's, cycled if shorter) or, as an
 option of ours, as a quadrant; ESTM-1 takes a quadrant, given or decided by a mer model on the emotion audio.
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from . import audio, store
+from .classify import STREAM_BLOCK, Counted, batched, classify_file, load_classifiers, windows
 from .device import autocast
 from .errors import EstmError
 from .labels import QUADRANTS
@@ -107,74 +110,184 @@ def _normalised(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def transfer_audio(transfer: TransferModel, content: np.ndarray, emotion: np.ndarray | str, *,
                    overlap_seconds: float = 1.0, batch_size: int = 4, on_progress=None) -> np.ndarray:
     """Mono content (T,) at the model's rate, with `emotion` (mono audio at that rate, or a quadrant) -> (T,)."""
+    blocks = transfer_blocks(transfer, [np.asarray(content, np.float32)], emotion, overlap_seconds=overlap_seconds,
+                             batch_size=batch_size, expected_samples=len(content), on_progress=on_progress)
+    return np.concatenate([np.zeros(0, np.float32), *blocks])
+
+
+def transfer_blocks(transfer: TransferModel, content_blocks: Iterable[np.ndarray], emotion: str | np.ndarray | Path, *,
+                    overlap_seconds: float = 1.0, batch_size: int = 4, expected_samples: int | None = None,
+                    block_frames: int = STREAM_BLOCK, on_progress=None) -> Iterator[np.ndarray]:
+    """Mono float32 content blocks at the model's rate, with `emotion` (a quadrant, or mono audio at that rate: an
+    array or a file, cycled to run alongside the content) -> float32 output blocks, as long as the content in all.
+
+    Only a few segments are held at a time, whatever the length, and the output does not depend on the blocks.
+    `expected_samples`, the content's length if known, sizes the progress reports."""
     length = transfer.segment_length
     overlap = min(round(overlap_seconds * transfer.sample_rate), length // 2)
-    total = len(content)
-    padded = np.pad(content, (0, max(0, length - total))).astype(np.float32)
-    starts = window_starts(len(padded), length, length - overlap)
+    hop = length - overlap
+    crossfade = crossfade_window(length, overlap)
     if isinstance(emotion, str):
         emotion_one_hot = quadrant_one_hot(emotion)
     else:
+        emotion_tape = _Tape(_cycled(emotion, transfer.sample_rate, block_frames))
+    expected = len(window_starts(expected_samples, length, hop)) if expected_samples else None
+    content = Counted(content_blocks)
+    joined = _OverlapAdd()
+    done = 0
+    for batch, last in _with_last(batched(windows(content, length, hop), batch_size)):
+        starts = [start for start, _ in batch]
+        segments, peaks = _normalised(np.stack([segment for _, segment in batch]))
+        if isinstance(emotion, str):
+            emotions = emotion_one_hot.expand(len(batch), -1)
+        else:
+            emotions = torch.from_numpy(_normalised(np.stack([emotion_tape.read(start, start + length)
+                                                              for start in starts]))[0])
+        decoded = decode_segments(transfer, torch.from_numpy(segments).float(), emotions.float()).cpu().numpy()
+        window = np.ones(length) if last and done == 0 and len(batch) == 1 else crossfade  # one segment: no fades
+        for start, row, peak in zip(starts, decoded, peaks):
+            joined.add(start, row * peak * window, window)
+        done += len(batch)
+        if on_progress:
+            on_progress(done, max(expected, done) if expected else None)
+        # the segments still to come start after this batch's last start: what lies before it is final
+        block = joined.take(content.samples if last else starts[-1])
+        if len(block):
+            yield block
+
+
+_END = object()
+
+
+def _with_last(items: Iterable) -> Iterator[tuple]:
+    """(item, whether it is the last one) for each item, looking one item ahead."""
+    iterator = iter(items)
+    item = next(iterator, _END)
+    while item is not _END:
+        following = next(iterator, _END)
+        yield item, following is _END
+        item = following
+
+
+def _cycled(emotion, sample_rate: int, block_frames: int) -> Iterator[np.ndarray]:
+    """The emotion audio (an array, or a file decoded block by block at `sample_rate`) over and over, as float32."""
+    if isinstance(emotion, np.ndarray):
         if not len(emotion):
             raise EstmError("the emotion audio is empty")
-        needed = starts[-1] + length  # cycle the emotion audio to run alongside the whole content
-        emotion_tape = np.tile(emotion, -(-needed // len(emotion)))[:needed].astype(np.float32)
+        # blocks of at least block_frames, so that a very short emotion does not go by in slivers
+        repeated = np.tile(np.asarray(emotion, np.float32), -(-block_frames // len(emotion)))
+        while True:
+            yield repeated
+    while True:
+        yield from audio.stream(emotion, sample_rate=sample_rate, block_frames=block_frames)
 
-    window = crossfade_window(length, overlap)
-    if len(starts) == 1:
-        window = np.ones(length)
-    output = np.zeros(len(padded), np.float64)
-    weight = np.zeros(len(padded), np.float64)
-    for first in range(0, len(starts), batch_size):
-        batch_starts = starts[first:first + batch_size]
-        segments, peaks = _normalised(np.stack([padded[start:start + length] for start in batch_starts]))
-        if isinstance(emotion, str):
-            emotions = emotion_one_hot.expand(len(batch_starts), -1)
-        else:
-            emotions = torch.from_numpy(_normalised(np.stack([emotion_tape[s:s + length] for s in batch_starts]))[0])
-        decoded = decode_segments(transfer, torch.from_numpy(segments).float(), emotions.float()).cpu().numpy()
-        for start, row, peak in zip(batch_starts, decoded, peaks):
-            output[start:start + length] += row * peak * window
-            weight[start:start + length] += window
-        if on_progress:
-            on_progress(min(first + batch_size, len(starts)), len(starts))
-    return (output / np.maximum(weight, 1e-8))[:total].astype(np.float32)
+
+class _Tape:
+    """A stream of blocks read by position, [start, stop), the starts never going back: holds only what is read."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]):
+        self.blocks = blocks
+        self.held = np.zeros(0, np.float32)
+        self.start = 0  # the position of held[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        self.held, self.start = self.held[start - self.start:], start
+        while len(self.held) < stop - start:
+            self.held = np.concatenate([self.held, next(self.blocks)])
+        return self.held[:stop - start]
+
+
+class _OverlapAdd:
+    """Weighted windows added at increasing starts; `take` hands out the samples no later window reaches, divided by
+    their summed weights, and forgets them."""
+
+    def __init__(self):
+        self.start = 0  # the position of total[0]
+        self.total = np.zeros(0, np.float64)
+        self.weight = np.zeros(0, np.float64)
+
+    def add(self, start: int, values: np.ndarray, weights: np.ndarray) -> None:
+        missing = start + len(values) - self.start - len(self.total)
+        if missing > 0:
+            self.total = np.concatenate([self.total, np.zeros(missing)])
+            self.weight = np.concatenate([self.weight, np.zeros(missing)])
+        at = start - self.start
+        self.total[at:at + len(values)] += values
+        self.weight[at:at + len(values)] += weights
+
+    def take(self, stop: int) -> np.ndarray:
+        count = stop - self.start
+        samples = (self.total[:count] / np.maximum(self.weight[:count], 1e-8)).astype(np.float32)
+        self.total, self.weight, self.start = self.total[count:], self.weight[count:], stop
+        return samples
 
 
 def emotion_of(transfer: TransferModel, emotion_path: str | Path | None, quadrant: str | None,
                mer_model: str | None = None):
-    """What to pass as `emotion` to transfer_audio: a quadrant (given, or for estm1 decided by a mer model on the
-    emotion audio) or the emotion audio itself (estm2). Returns (emotion, the quadrant if known)."""
+    """What to pass as `emotion` to transfer_blocks: a quadrant (given, or for estm1 decided by a mer model on the
+    emotion audio) or the emotion file itself (estm2, read as it is needed). Returns (emotion, the quadrant if
+    known)."""
     if quadrant is not None:
         return QUADRANTS.labels[QUADRANTS.index(quadrant)], QUADRANTS.labels[QUADRANTS.index(quadrant)]
     if emotion_path is None:
         raise EstmError("give the emotion as an audio file or as --emotion Q1..Q4")
     if transfer.family == "estm1":
-        from .classify import classify_file, load_classifiers
-
         classifiers = load_classifiers(["emotion"], {"emotion": mer_model} if mer_model else None,
                                        device=transfer.device)
         label = classify_file(emotion_path, classifiers).decisions["emotion"]["label"]
         return label, label
-    samples, _ = audio.load(emotion_path, sample_rate=transfer.sample_rate, mono=True)
-    return samples, None
+    return Path(emotion_path), None
 
 
 def transfer_file(transfer: TransferModel, content_path: str | Path, output_path: str | Path, *,
                   emotion_path: str | Path | None = None, quadrant: str | None = None, mer_model: str | None = None,
-                  overlap_seconds: float = 1.0, batch_size: int = 4, force: bool = False, on_progress=None) -> dict:
-    """Transfer one file and write the result (format by extension; refuses to overwrite unless `force`)."""
+                  overlap_seconds: float = 1.0, batch_size: int = 4, force: bool = False,
+                  block_frames: int = STREAM_BLOCK, on_progress=None) -> dict:
+    """Transfer one file and write the result (format by extension; refuses to overwrite unless `force`). The
+    content and the emotion file are read `block_frames` at a time and the output written as it is made, so the
+    memory does not grow with the length; the output is the same as transfer_audio's on the whole arrays."""
     from .files import check_writable
 
-    check_writable(output_path, force)
-    content, rate = audio.load(content_path, sample_rate=transfer.sample_rate, mono=True)
+    rate = transfer.sample_rate
+    output_path = check_writable(output_path, force)
+    output_format = audio.write_format(output_path, rate, 1)  # before the work, not after it
+    header = audio.probe(content_path)
     emotion, emotion_quadrant = emotion_of(transfer, emotion_path, quadrant, mer_model)
-    result = transfer_audio(transfer, content, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
-                            on_progress=on_progress)
-    audio.save(output_path, result, rate, force=force)
+    content = audio.stream(content_path, sample_rate=rate, block_frames=block_frames)
+    blocks = transfer_blocks(transfer, content, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
+                             expected_samples=round(header.frames * rate / header.sample_rate),
+                             block_frames=block_frames, on_progress=on_progress)
+    frames = _save_blocks(output_path, blocks, rate, output_format, force)
     return {"content": str(content_path), "emotion": str(emotion_path) if emotion_path else None,
-            "quadrant": emotion_quadrant, "output": str(output_path), "duration": len(result) / rate,
+            "quadrant": emotion_quadrant, "output": str(output_path), "duration": frames / rate,
             "model": transfer.name}
+
+
+def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, output_format: tuple[str, str],
+                 force: bool) -> int:
+    """audio.save for mono blocks, with the same result: a signal beyond [-1, 1] is divided by its peak, which is
+    known only at the end, so the blocks wait in a float32 spool beside `path` and are written in a second pass.
+    Returns the frames written."""
+    import soundfile as sf
+
+    from .cues.render import float32_spool
+    from .files import atomic_write
+
+    peak, frames = 0.0, 0
+    # the output's temporary first: an unwritable folder is named before any work
+    with atomic_write(path, force) as temporary, float32_spool(path.parent, 1) as spool:
+        for block in blocks:
+            if not np.isfinite(block).all():
+                raise audio.AudioError(path, "nonfinite", "refusing to write NaN or infinite samples")
+            peak = max(peak, float(np.abs(block).max()))
+            frames += len(block)
+            spool.write(block)
+        with sf.SoundFile(temporary, "w", sample_rate, 1, format=output_format[0], subtype=output_format[1]) as out:
+            for block in spool.read():
+                block = block[:, 0] / np.float32(peak) if peak > 1.0 else block[:, 0]
+                for start in range(0, len(block), audio.WRITE_BLOCK):  # as audio.save writes (ogg needs it)
+                    out.write(block[start:start + audio.WRITE_BLOCK])
+    return frames
 
 
 def pair_outputs(transfer: TransferModel, pairs, cache_dir: str | Path, *, batch_size: int = 8, on_progress=None):

@@ -619,7 +619,7 @@ def edit(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, moves, *
 
     meter = _Loudness(sample_rate, channels)
     reference = level_reference(content_loudness, channels)
-    with _spool(spool_folder, channels) as spool:
+    with float32_spool(spool_folder, channels) as spool:
         for block in run(stages(sample_rate, channels, moves, reference, pool=pool, ahead=ahead,
                                 segment_seconds=segment_seconds), blocks):
             meter.push(block)
@@ -659,7 +659,9 @@ class _FileSpool:
 
 
 @contextmanager
-def _spool(folder, channels: int):
+def float32_spool(folder, channels: int):
+    """Float32 frames written once and read back in order: a temporary file in `folder` (gone when closed, so a
+    kill leaves nothing), or memory where `folder` is None."""
     if folder is None:
         yield _MemorySpool()
         return

@@ -186,14 +186,7 @@ def transfer_file(content_path, emotion_path, output_path, *, strength: float = 
     header = audio.probe(content_path)
     if emotion_path is not None:
         audio.probe(emotion_path)  # the quick checks before any work
-    try:
-        format_, subtype = audio.WRITE_FORMATS[output_path.suffix.lower()]
-    except KeyError:
-        raise audio.AudioError(output_path, "unwritable", f"cannot write '{output_path.suffix}' files (use one of "
-                                                          f"{', '.join(sorted(audio.WRITE_FORMATS))})") from None
-    if format_ == "MP3" and (header.sample_rate not in audio.MP3_SAMPLE_RATES or header.channels > 2):
-        raise audio.AudioError(output_path, "unwritable", "mp3 holds 1 or 2 channels at 8-48 kHz; write .flac or "
-                                                          ".wav instead")
+    format_, subtype = audio.write_format(output_path, header.sample_rate, header.channels)
     jobs = render.default_jobs() if jobs is None else jobs
     with render.workers(jobs) as pool:
         analysing = pool.submit(analyze, emotion_path) if pool and emotion_path is not None else None
