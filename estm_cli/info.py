@@ -38,6 +38,8 @@ def info(json_: Json = False, debug: Debug = False) -> None:
         ("threads", str(facts["threads"])),
         ("reads", ", ".join(format_.lower() for format_ in facts["readable_formats"])),
         ("writes", ", ".join(facts["writable_extensions"])),
+        ("C kernel", ("compiled: " if facts["wavenet_kernel"]["available"] else "unavailable, WaveNet generation "
+                      "runs in torch (slower): ") + facts["wavenet_kernel"]["detail"]),
         ("model store", facts["store"]),
         ("models", ", ".join(f"{m['family']}/{m['name']}" for m in facts["models"]) or "none yet"),
     ]

@@ -1,4 +1,4 @@
-"""What `estm info` reports: versions, devices, threads, audio formats and the model store."""
+"""What `estm info` reports: versions, devices, threads, audio formats, the WaveNet CPU kernel and the model store."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ def describe() -> dict:
     from . import __version__
     from .audio import WRITE_FORMATS
     from .device import choose_device, devices_seen
+    from .models import wavenet_kernel
     from .store import list_models, models_dir
 
     return {
@@ -28,6 +29,7 @@ def describe() -> dict:
         "threads": torch.get_num_threads(),
         "readable_formats": sorted(soundfile.available_formats()),
         "writable_extensions": sorted(WRITE_FORMATS),
+        "wavenet_kernel": dict(zip(("available", "detail"), wavenet_kernel.status())),
         "store": str(models_dir()),
         "models": [
             {"name": model.name, "family": model.family, "path": str(model.path)} for model in list_models()

@@ -10,7 +10,8 @@ import torch
 
 from estm_core import store
 from estm_core.generate import generate
-from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet, compiled_layers
+from estm_core.models import wavenet_kernel
+from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet
 from estm_core.training.loop import TrainConfig
 from estm_core.training.wavenet import train_wavenet
 
@@ -44,10 +45,36 @@ def test_the_fast_path_equals_the_full_forward_pass(labels, batch, compiled):
     with torch.no_grad():
         full = model(codes, label)  # predictions after each full receptive field
     fast = FastWaveNet(model, batch, label, compiled=compiled)
-    assert fast.engine == ("C kernel" if compiled and compiled_layers() else "torch")
+    assert fast.engine == ("C kernel" if compiled and wavenet_kernel.status()[0] else "torch")
     stepped = torch.stack([fast.step(codes[:, t]) for t in range(length)], dim=2)
     # with teacher forcing, the step at t predicts what the full pass predicts after the window ending at t
     assert (stepped[:, :, model.receptive_field - 1:] - full).abs().max().item() <= 1e-4
+
+
+def test_a_float64_model_runs_in_torch_and_says_why():
+    torch.manual_seed(0)
+    model = WaveNet(blocks=1, layers=3, residual_channels=4, dilation_channels=4, skip_channels=8, end_channels=8)
+    codes = torch.randint(0, 256, (2, 30))
+    with torch.no_grad():
+        full = model.eval()(codes)
+    fast = FastWaveNet(model.double(), 2)  # the C loop reads raw float32 memory: it must never be handed these
+    assert fast.engine == "torch" and fast.fallback == "the model is torch.float64 (the C loop takes float32)"
+    stepped = torch.stack([fast.step(codes[:, t]) for t in range(30)], dim=2)
+    assert (stepped[:, :, model.receptive_field - 1:] - full).abs().max().item() <= 1e-5
+
+
+def test_without_a_compiler_the_kernel_says_so(monkeypatch, store_home):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    wavenet_kernel._load.cache_clear()
+    try:
+        available, why = wavenet_kernel.status()
+        assert not available and "/nonexistent/cc" in why
+        model = WaveNet(blocks=1, layers=2, residual_channels=4, dilation_channels=4, skip_channels=8,
+                        end_channels=8).eval()
+        fast = FastWaveNet(model, 1)
+        assert fast.engine == "torch" and fast.fallback == why
+    finally:
+        wavenet_kernel._load.cache_clear()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

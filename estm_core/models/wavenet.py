@@ -7,21 +7,12 @@ The `seed` preset is the second seed project's model (pytorch-wavenet): 3 blocks
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..store import register, store_root
+from ..store import register
+from . import wavenet_kernel
 
 PRESETS = {
     "seed": dict(blocks=3, layers=10, residual_channels=32, dilation_channels=32, skip_channels=1024, end_channels=512),
@@ -56,13 +47,13 @@ class WaveNet(nn.Module):
         """Per layer (filter bias, gate bias), each (B, dilation_channels, 1), or zeros without conditioning."""
         channels = self.filters[0].out_channels
         if self.condition is None or label is None:
-            zero = torch.zeros(batch, channels, 1, device=self.start.weight.device)
+            zero = self.start.weight.new_zeros(batch, channels, 1)
             return [(zero, zero)] * len(self.dilations)
         table = self.condition(label).view(batch, len(self.dilations), 2, channels, 1)
         return [(table[:, i, 0], table[:, i, 1]) for i in range(len(self.dilations))]
 
     def forward(self, codes: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.start(F.one_hot(codes, self.classes).transpose(1, 2).float())
+        x = self.start(F.one_hot(codes, self.classes).transpose(1, 2).to(self.start.weight.dtype))
         skip = 0
         output_length = codes.shape[1] - self.receptive_field + 1
         for (filter_bias, gate_bias), dilation, filter_, gate, residual, skip_conv in zip(
@@ -82,7 +73,7 @@ class FastWaveNet:
     The gated layers run, on the CPU, in a small C loop compiled on first use (`wavenet_layers.c`; torch's cost per
     operation is larger than the arithmetic of these tiny products); on CUDA, as torch operations replayed from one
     CUDA graph; elsewhere, or without a C compiler, as torch operations. The skip sum and the head, large products,
-    are torch's everywhere. `engine` says which ran.
+    are torch's everywhere. `engine` says which ran, and `fallback` why not the faster one.
     """
 
     def __init__(self, model: WaveNet, batch: int, label: torch.Tensor | None = None, *, compiled: bool = True):
@@ -91,7 +82,7 @@ class FastWaveNet:
         dilations = model.dilations
         offsets = [sum(dilations[:layer]) for layer in range(len(dilations))]
         self.channels = model.filters[0].out_channels
-        self.history = torch.zeros(sum(dilations), batch, model.start.out_channels, device=device)
+        self.history = model.start.weight.new_zeros(sum(dilations), batch, model.start.out_channels)
         period = max(dilations)  # the dilations are powers of two: every slot pattern repeats after the largest
         self.slots = torch.tensor([[offset + time % dilation for offset, dilation in zip(offsets, dilations)]
                                    for time in range(period)], device=device)
@@ -118,27 +109,25 @@ class FastWaveNet:
             self.end_bias = model.end.bias.detach().clone()
             self.output_weight = model.output.weight[:, :, 0].t().contiguous()
             self.output_bias = model.output.bias.detach().clone()
-        self.gated = torch.zeros(batch, len(dilations) * self.channels, device=device)
-        small = self.channels <= 1024  # the C loop's buffer holds 1 024 channels
-        kernel = compiled_layers() if compiled and small and device.type == "cpu" else None
-        if kernel is not None:
-            self.engine = "C kernel"
+        self.gated = model.start.weight.new_zeros(batch, len(dilations) * self.channels)
+        self.engine, self.fallback = "torch", None  # which ran, and why not the C loop where it could have
+        self._layers = self._torch_layers
+        if compiled and device.type == "cpu":
             self._kernel_tensors = [self.history, self.start_weight, self.start_bias, self.past_weights,
                                     self.present_weights, self.biases, self.residual_weights, self.residual_biases,
-                                    self.gated, torch.empty(batch, self.history.shape[2])]  # the last: scratch
-            # every tensor is updated in place, never reallocated: its address is fixed
-            arguments = [batch, len(dilations), self.history.shape[2], self.channels]
-            pointers = [tensor.data_ptr() for tensor in self._kernel_tensors]
-            self._layers = lambda codes, slots: kernel(*arguments, codes.data_ptr(), slots.data_ptr(), *pointers)
-        else:
-            self.engine = "torch"
-            self._layers = self._torch_layers
+                                    self.gated, torch.empty_like(self.history[0])]  # the last: scratch
+            sizes = [batch, len(dilations), self.history.shape[2], self.channels]
+            self.fallback = wavenet_kernel.unusable(self._kernel_tensors, self.channels)
+            if self.fallback is None:
+                kernel, self.fallback = wavenet_kernel.layers_function(self._kernel_tensors, sizes)
+                if kernel is not None:  # every tensor is updated in place, never reallocated: its address is fixed
+                    self.engine, self._layers = "C kernel", kernel
         self._graph = None
         if compiled and device.type == "cuda":
             try:
                 self._graph = self._capture(batch)
-            except RuntimeError:  # a capture the driver refuses: the same step, launched op by op
-                self.engine = "torch"
+            except RuntimeError as error:  # a capture the driver refuses: the same step, launched op by op
+                self.engine, self.fallback = "torch", f"CUDA graph capture failed: {error}"
                 self.history.zero_()
 
     @torch.no_grad()
@@ -187,43 +176,3 @@ class FastWaveNet:
             self._logits = self._step(self._codes, self._step_slots)
         self.history.zero_()  # undo the warm-up
         return graph
-
-
-_LAYERS_SOURCE = Path(__file__).with_name("wavenet_layers.c")
-_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
-
-
-@functools.cache
-def compiled_layers():
-    """wavenet_layers.c as a callable, compiled once per machine into the store's cache; None without a C compiler
-    (the fast path then runs in torch operations, slower but equal)."""
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        return None
-    source = _LAYERS_SOURCE.read_bytes()
-    # -march=native code must not be loaded on another kind of CPU (a cluster's nodes share the cache)
-    key = hashlib.sha256(b"\0".join([source, " ".join(_FLAGS).encode(), compiler.encode(),
-                                      platform.machine().encode(), _cpu_model().encode()])).hexdigest()[:16]
-    library = store_root() / "cache" / "kernels" / f"wavenet_layers-{key}.so"
-    try:
-        if not library.exists():
-            library.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
-                built = Path(scratch) / library.name
-                subprocess.run([compiler, *_FLAGS, "-o", str(built), str(_LAYERS_SOURCE), "-lm"], check=True,
-                               capture_output=True, timeout=120)
-                os.replace(built, library)  # atomic: concurrent jobs never load a half-written library
-        function = ctypes.CDLL(str(library)).wavenet_layers
-    except (OSError, subprocess.SubprocessError):
-        return None
-    function.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 12
-    function.restype = None
-    return function
-
-
-def _cpu_model() -> str:
-    try:
-        return next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-                    "")
-    except OSError:
-        return platform.processor()
