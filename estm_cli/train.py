@@ -209,11 +209,10 @@ def _transfer_command(family: str, help_text: str):
         prefix = name or ""
         if grid_point is not None:
             point_name, options = grids.point(points, grid_point)
-            path = store.model_path(family, prefix + point_name)
             if grids.is_finished(family, prefix + point_name) and not force:
                 note(f"{prefix + point_name} is already trained", quiet)
                 return
-            train_one(prefix + point_name, options, resume or (not force and store.resume_path(path).exists()))
+            train_one(prefix + point_name, options, resume or grids.resumes(family, prefix + point_name, force))
             return
         if slurm is not None:
             from estm_core.files import atomic_write
@@ -251,21 +250,18 @@ def _run_grid(family, points, prefix, jobs, train_one, force, quiet) -> list[tup
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
-    from estm_core import store
     from estm_core.errors import EstmError
     from estm_core.training import grid as grids
 
-    todo = [index for index in range(len(points))
-            if force or not grids.is_finished(family, prefix + grids.point(points, index)[0])]
+    todo = grids.pending(family, points, prefix, force)
     note(f"{family} grid: {len(points)} points, {len(points) - len(todo)} already trained, {len(todo)} to train",
          quiet)
     failed = []
     if jobs <= 1:
         for index in todo:
             point_name, options = grids.point(points, index)
-            path = store.model_path(family, prefix + point_name)
             try:
-                train_one(prefix + point_name, options, not force and store.resume_path(path).exists())
+                train_one(prefix + point_name, options, grids.resumes(family, prefix + point_name, force))
             except EstmError as error:
                 failed.append((index, str(error)))
         return failed

@@ -246,6 +246,20 @@ def test_grid_trains_every_point_summarises_and_a_rerun_trains_nothing(quadrant_
     assert [store.model_path("estm2", name).stat().st_mtime_ns for name in ("g_a", "g_b")] == modified
 
 
+def test_a_grid_run_trains_the_unfinished_points_and_resumes_the_interrupted_ones(store_home):
+    from estm_core.training import grid as grids
+
+    points = pd.DataFrame({"name": ["done", "cut", "new"], "d": [8, 8, 8]})
+    store.save_model(ESTM2(d=8, codebook_size=32), store.model_path("estm2", "p-done"),
+                     training={"status": "finished", "best": {"reconstruction": 0.1}})
+    store.save_model(ESTM2(d=8, codebook_size=32), store.model_path("estm2", "p-cut"), training={"status": "running"})
+    store.resume_path(store.model_path("estm2", "p-cut")).write_bytes(b"")  # a run stopped midway left its checkpoint
+    assert grids.pending("estm2", points, "p-") == [1, 2]
+    assert grids.resumes("estm2", "p-cut") and not grids.resumes("estm2", "p-new")
+    assert grids.pending("estm2", points, "p-", force=True) == [0, 1, 2]  # --force starts every point over
+    assert not grids.resumes("estm2", "p-cut", force=True)
+
+
 def test_the_papers_grids_and_the_slurm_script(tmp_path, estm, store_home):
     from estm_core.training.grid import point, read_grid
 

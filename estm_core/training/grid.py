@@ -43,6 +43,17 @@ def is_finished(family: str, name: str) -> bool:
     return path.exists() and run_status(store.read_info(path)) != "running"
 
 
+def pending(family: str, grid: pd.DataFrame, prefix: str = "", force: bool = False) -> list[int]:
+    """The points a grid run trains: every one with `force`, else those not yet finished."""
+    return [index for index in range(len(grid))
+            if force or not is_finished(family, prefix + point(grid, index)[0])]
+
+
+def resumes(family: str, name: str, force: bool = False) -> bool:
+    """Whether a point's run continues where it stopped: whenever it left a resume checkpoint, unless `force`."""
+    return not force and store.resume_path(store.model_path(family, name)).exists()
+
+
 def summary(family: str, grid: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
     """One row per point: its options, status (ok / NaN / collapsed / running / missing), epochs and final terms."""
     rows = []
