@@ -39,8 +39,8 @@ def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
         note(f"epoch {row['epoch']}: {shown}  ({row['seconds']:.1f} s)", quiet)
 
     with ProgressBar("training", None, unit="steps", quiet=quiet) as bar:
-        def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
-            bar.describe(f"epoch {epoch}/{epochs}  loss {loss:.4f}")
+        def on_step(epoch: int, step: int, steps: int) -> None:
+            bar.describe(f"epoch {epoch}/{epochs}")  # the losses come once an epoch, in its line
             bar(step, steps)
 
         try:

@@ -185,7 +185,7 @@ class Demo:
 
         def run():
             with self.progress(f"{name} ({family})", None, "steps") as bar:
-                def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+                def on_step(epoch: int, step: int, steps: int) -> None:
                     bar(step, steps)
 
                 result = train(on_step)

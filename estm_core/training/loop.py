@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -173,7 +172,7 @@ def fit(
     run of the same name is refused.
 
     `metadata` holds `labels` and `audio` for the model file and anything to add to its `training` summary.
-    `on_step(epoch, step_in_epoch, steps_per_epoch, loss)` and `on_epoch(history_row)` report progress.
+    `on_step(epoch, step_in_epoch, steps_per_epoch)` and `on_epoch(history_row)` report progress.
     """
     model_path = store.model_path(model.family, name)
     main = int(os.environ.get("RANK", "0")) == 0
@@ -231,20 +230,7 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
         )
-    sampler = DistributedSampler(train_data, seed=config.seed, drop_last=False) if dist.world > 1 else None
-    generator = torch.Generator()
-    # a dataset that draws new items each epoch (set_epoch) needs workers that are re-made each epoch
-    per_epoch = hasattr(train_data, "set_epoch")
-    loader = DataLoader(
-        train_data, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler, generator=generator,
-        num_workers=config.workers, pin_memory=dist.device.type == "cuda",
-        persistent_workers=config.workers > 0 and not per_epoch,
-    )
-    validation_loader = None
-    if validation_data is not None:
-        validation_sampler = DistributedSampler(validation_data, shuffle=False) if dist.world > 1 else None
-        validation_loader = DataLoader(validation_data, batch_size=config.batch_size, sampler=validation_sampler,
-                                       num_workers=config.workers)
+    loaders = _Loaders(train_data, validation_data, config, dist)
 
     def checkpoint() -> None:
         if dist.main:
@@ -255,51 +241,18 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
     while state.status == "running" and state.epoch < config.epochs:
         epoch = state.epoch + 1
         started = time.perf_counter()
-        generator.manual_seed(config.seed * 100_003 + epoch)  # the same shuffle per epoch, resumed or not
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        if per_epoch:
-            train_data.set_epoch(epoch)
-        trained.train()
-        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), dtype=torch.float64))
-        seen = 0
-        steps_per_epoch = len(loader)
-        for index, batch in enumerate(loader):
-            with autocast(dist.device, config.amp):
-                terms = step(trained, batch, dist.device)
-            loss = terms["loss"]
-            if dist.any(not torch.isfinite(loss).item()):
-                state.status = "nan"
-                message = _stopped(f"the loss became NaN or infinite at epoch {epoch}, step {index + 1}", state.epoch)
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            state.steps += 1
-            size = _batch_size(batch)
-            seen += size
-            for key, value in terms.items():
-                sums[key] += value.detach().double().cpu() * size
-            if on_step and dist.main:
-                on_step(epoch, index + 1, steps_per_epoch, loss.item())
-            if config.max_steps and state.steps >= config.max_steps:
-                state.status = "max-steps"
-                break
-        diverged = store.nonfinite_weights(model.state_dict()) if state.status != "nan" else None
-        if diverged:
+        means = _train_one_epoch(trained, step, loaders.train(epoch), optimizer, config, dist, state, epoch, on_step)
+        problem = (f"the loss became NaN or infinite in epoch {epoch}" if not math.isfinite(means["loss"]) else
+                   _diverged(model, epoch))
+        if problem:
             state.status = "nan"
-            message = _stopped(f"weight {diverged} became NaN or infinite in epoch {epoch}", state.epoch)
-        if state.status == "nan":
+            message = _stopped(problem, state.epoch)
             break  # the resume checkpoint still holds the last good epoch
 
-        row = {"epoch": epoch}
-        means, _ = dist.mean({key: (total / max(seen, 1)).item() for key, total in sums.items()}, seen)
-        row.update(means)
-        if validation_loader is not None:
+        row = {"epoch": epoch, **means}
+        if loaders.validation is not None:
             row.update({f"val_{key}": value for key, value in evaluate_terms(
-                trained, step, validation_loader, dist, config.amp).items()})
+                trained, step, loaders.validation, dist, config.amp).items()})
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(row)
@@ -307,20 +260,10 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
         if on_epoch and dist.main:
             on_epoch(row)
 
-        if config.monitor not in row:
-            raise EstmError(f"cannot monitor {config.monitor!r}: the history has {', '.join(row)}")
-        value = row[config.monitor]
-        if _improved(value, state.best_value, config.direction):
-            state.best_value, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
-            if dist.main:
-                save_model_file(model)
-        else:
-            state.epochs_without_improvement += 1
-        if (config.patience is not None and epoch >= config.start_epoch
-                and state.epochs_without_improvement >= config.patience):
-            state.status = "early-stopped"
-        elif state.status == "running" and epoch >= config.epochs:
-            state.status = "finished"
+        improved, status = _judge(state, config, row)
+        if improved and dist.main:
+            save_model_file(model)  # the best epoch so far, saved while the run still reads "running"
+        state.status = status
         checkpoint()
     if state.status == "running":  # a resumed run that had already reached its last epoch
         state.status = "finished"
@@ -334,6 +277,88 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
         raise EstmError(f"training stopped before a first epoch finished ({message or state.status}); no model saved")
     return TrainResult(model_path, pd.DataFrame(state.history), state.status, state.best_epoch, state.best_value,
                        message)
+
+
+class _Loaders:
+    """The training and validation batches; `train(epoch)` is the training loader set for `epoch`: the same shuffle
+    for an epoch whether the run was resumed or not, and new items for a dataset that draws them per epoch."""
+
+    def __init__(self, train_data: Dataset, validation_data: Dataset | None, config: TrainConfig, dist: _Distributed):
+        self.data, self.seed = train_data, config.seed
+        self.sampler = DistributedSampler(train_data, seed=config.seed, drop_last=False) if dist.world > 1 else None
+        self.generator = torch.Generator()
+        # a dataset that draws new items each epoch (set_epoch) needs workers that are re-made each epoch
+        self.per_epoch = hasattr(train_data, "set_epoch")
+        self.loader = DataLoader(
+            train_data, batch_size=config.batch_size, shuffle=self.sampler is None, sampler=self.sampler,
+            generator=self.generator, num_workers=config.workers, pin_memory=dist.device.type == "cuda",
+            persistent_workers=config.workers > 0 and not self.per_epoch)
+        self.validation = None
+        if validation_data is not None:
+            sampler = DistributedSampler(validation_data, shuffle=False) if dist.world > 1 else None
+            self.validation = DataLoader(validation_data, batch_size=config.batch_size, sampler=sampler,
+                                         num_workers=config.workers)
+
+    def train(self, epoch: int) -> DataLoader:
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        if self.per_epoch:
+            self.data.set_epoch(epoch)
+        return self.loader
+
+
+def _judge(state: _State, config: TrainConfig, row: dict) -> tuple[bool, str]:
+    """Record epoch `row`'s value in `state`: (whether it is the best so far, the run's status after it: early stopping
+    or the last epoch ends it)."""
+    if config.monitor not in row:
+        raise EstmError(f"cannot monitor {config.monitor!r}: the history has {', '.join(row)}")
+    epoch, value = row["epoch"], row[config.monitor]
+    improved = _improved(value, state.best_value, config.direction)
+    if improved:
+        state.best_value, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
+    else:
+        state.epochs_without_improvement += 1
+    if (config.patience is not None and epoch >= config.start_epoch
+            and state.epochs_without_improvement >= config.patience):
+        return improved, "early-stopped"
+    if state.status == "running" and epoch >= config.epochs:
+        return improved, "finished"
+    return improved, state.status
+
+
+def _train_one_epoch(trained, step: Step, loader: DataLoader, optimizer, config: TrainConfig, dist: _Distributed,
+                     state: _State, epoch: int, on_step) -> dict[str, float]:
+    """One pass over `loader`: the mean of every term over its items (and over the processes). The terms stay on
+    the device until the pass ends, so the host waits for it once per epoch, not at every step."""
+    trained.train()
+    sums: dict[str, torch.Tensor] = {}
+    seen = 0
+    for index, batch in enumerate(loader):
+        with autocast(dist.device, config.amp):
+            terms = step(trained, batch, dist.device)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(unwrap(trained).parameters(), config.grad_clip)
+        optimizer.step()
+        state.steps += 1
+        size = _batch_size(batch)
+        seen += size
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value.detach().double() * size
+        if on_step and dist.main:
+            on_step(epoch, index + 1, len(loader))
+        if config.max_steps and state.steps >= config.max_steps:
+            state.status = "max-steps"
+            break
+    return _means(sums, seen, dist)
+
+
+def _diverged(model: torch.nn.Module, epoch: int) -> str | None:
+    """Why the weights are unusable after `epoch` (a NaN or an infinity even though the loss stayed finite)."""
+    name = store.nonfinite_weights(model.state_dict())
+    return f"weight {name} became NaN or infinite in epoch {epoch}" if name else None
 
 
 def _stopped(cause: str, last_good_epoch: int) -> str:
@@ -353,7 +378,7 @@ def evaluate_terms(model, step: Step, loader: DataLoader, dist: _Distributed | N
     """The mean of every term of `step` over `loader`, weighted by batch size (and across processes)."""
     was_training = model.training
     model.eval()
-    sums: dict[str, float] = defaultdict(float)
+    sums: dict[str, torch.Tensor] = {}
     seen = 0
     for batch in loader:
         device = dist.device if dist else next(model.parameters()).device
@@ -362,9 +387,16 @@ def evaluate_terms(model, step: Step, loader: DataLoader, dist: _Distributed | N
         size = _batch_size(batch)
         seen += size
         for key, value in terms.items():
-            sums[key] += value.double().item() * size
+            sums[key] = sums.get(key, 0.0) + value.double() * size
     model.train(was_training)
-    means = {key: total / max(seen, 1) for key, total in sums.items()}
+    return _means(sums, seen, dist)
+
+
+def _means(sums: dict[str, torch.Tensor], seen: int, dist: _Distributed | None) -> dict[str, float]:
+    """Each term's mean per item from its sum on the device, all brought to the host at once (the one wait for the
+    device), and across processes."""
+    totals = torch.stack(list(sums.values())).cpu().tolist() if sums else []
+    means = {key: total / max(seen, 1) for key, total in zip(sums, totals)}
     return dist.mean(means, seen)[0] if dist else means
 
 
