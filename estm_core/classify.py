@@ -14,10 +14,9 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import audio, store
+from . import audio, features, store
 from .device import autocast
 from .errors import EstmError
-from .training.classifier import log_mel_input
 
 TASK_FAMILIES = {"emotion": "mer", "genre": "genre", "gems": "emotion"}
 
@@ -158,7 +157,7 @@ def segment_probabilities(classifier: Classifier, waveforms: np.ndarray, device:
     """(n, segment_length) waveforms -> (n, classes) softmax probabilities (float64 on the CPU)."""
     waveforms = torch.from_numpy(waveforms).to(device)
     with autocast(device):
-        mel = log_mel_input(waveforms, classifier.sample_rate, classifier.info.audio["features"])
+        mel = features.classifier_input(waveforms, classifier.sample_rate, classifier.info.audio["features"])
         logits = classifier.model(mel)
     return torch.softmax(logits.float(), dim=1).double().cpu()
 

@@ -127,3 +127,9 @@ def mu_law_decode(codes: torch.Tensor, classes: int = MU_LAW_CLASSES) -> torch.T
     mu = classes - 1
     companded = codes.float() / mu * 2.0 - 1.0
     return torch.sign(companded) * torch.expm1(companded.abs() * math.log1p(mu)) / mu
+
+
+def classifier_input(waveforms: torch.Tensor, sample_rate: int, settings: dict) -> torch.Tensor:
+    """(B, T) waveforms -> (B, 1, n_mels, frames), the input every classifier family takes (`settings`: the
+    log_mel options stored with the model)."""
+    return log_mel(waveforms, sample_rate=sample_rate, **settings)[:, None]

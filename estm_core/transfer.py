@@ -295,7 +295,7 @@ def pair_outputs(transfer: TransferModel, pairs, cache_dir: str | Path, *, batch
     cache. Yields (pair row number, content (L,), style (L,), output (L,)) as float32 arrays. ESTM-1 gets the
     style segment's quadrant from the labels the model was trained with (recorded in its metadata)."""
     from .datasets.segment import open_cache, read_manifest, to_float
-    from .training.estm import read_style_labels
+    from .datasets.style_labels import read_style_labels
 
     cache = open_cache(cache_dir)
     row_of = dict(zip(*read_manifest(cache_dir)[["segment_id", "index"]].to_numpy().T))

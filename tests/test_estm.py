@@ -15,7 +15,8 @@ from estm_core.evaluate import evaluate_transfer, log_spectral_distance
 from estm_core.models.estm import ESTM1, ESTM2, HVQVAE
 from estm_core.models.vq import VectorQuantizer
 from estm_core.models.mer import MER
-from estm_core.training.estm import read_style_labels, train_transfer, training_variance
+from estm_core.datasets.style_labels import read_style_labels
+from estm_core.training.estm import train_transfer, training_variance
 from estm_core.training.loop import TrainConfig
 from estm_core.transfer import crossfade_window, load_transfer_model, transfer_audio, window_starts
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 
 from .. import features, store
@@ -31,17 +30,12 @@ class FeatureSettings:
     standardize: bool = True
 
 
-def log_mel_input(waveforms: torch.Tensor, sample_rate: int, settings: dict) -> torch.Tensor:
-    """(B, T) waveforms -> (B, 1, n_mels, frames), the input every classifier family takes."""
-    return features.log_mel(waveforms, sample_rate=sample_rate, **settings)[:, None]
-
-
 def classifier_step(sample_rate: int, feature_settings: dict):
     """The training step: cross-entropy (plus the model's regularisation) and accuracy on a batch."""
 
     def step(model, batch, device) -> dict:
         waveforms, targets = (tensor.to(device, non_blocking=True) for tensor in batch)
-        logits = model(log_mel_input(waveforms, sample_rate, feature_settings))
+        logits = model(features.classifier_input(waveforms, sample_rate, feature_settings))
         cross_entropy = F.cross_entropy(logits.float(), targets)
         return {
             "loss": cross_entropy + unwrap(model).regularization(),
