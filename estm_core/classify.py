@@ -17,6 +17,7 @@ import torch
 from . import audio, features, store
 from .device import autocast
 from .errors import EstmError
+from .families import trained_by
 
 TASK_FAMILIES = {"emotion": "mer", "genre": "genre", "gems": "emotion"}
 
@@ -171,8 +172,8 @@ def predict_segments(model: torch.nn.Module, info: store.ModelInfo, dataset, *, 
 
     from .datasets.segment import read_settings
 
-    if info.family not in TASK_FAMILIES.values():
-        raise EstmError(f"a {info.family} model is not a classifier (mer, genre or emotion)")
+    if info.family not in trained_by("classifier"):
+        raise EstmError(f"a {info.family} model is not a classifier ({', '.join(trained_by('classifier'))})")
     segments = read_settings(dataset.cache_dir)
     expected = (info.audio["sample_rate"], info.audio["segment_length"])
     if (segments.sample_rate, segments.segment_length) != expected:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import EstmError, FileError
+from .families import with_codebooks
 from .files import atomic_write
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 120
-VQ_FAMILIES = ("hvqvae", "estm1", "estm2")  # the families with VQ codebooks (estm_core.models.estm)
+VQ_FAMILIES = with_codebooks()
 
 
 def _pyplot():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EstmError
+from .families import FAMILIES
 from .files import atomic_write
 
 try:
@@ -34,16 +35,6 @@ HISTORY_SUFFIX = ".history.csv"
 RESUME_SUFFIX = ".resume"  # NAME.resume: the last epoch's weights and optimiser, for `estm train --resume`
 METADATA_KEY = "estm"
 
-# Family -> module under estm_core.models that registers it (imported on first use, so torch loads lazily).
-FAMILY_MODULES = {
-    "mer": "mer",
-    "genre": "resnet",
-    "emotion": "resnet",
-    "hvqvae": "estm",
-    "estm1": "estm",
-    "estm2": "estm",
-    "wavenet": "wavenet",
-}
 _REGISTRY: dict[str, type] = {}
 
 
@@ -105,11 +96,12 @@ def register(family: str):
 
 def model_class(family: str) -> type:
     """The class registered for `family`, importing its module on first use."""
-    if family not in _REGISTRY and family in FAMILY_MODULES:
+    if family not in _REGISTRY and family in FAMILIES:  # imported on first use, so torch loads lazily
+        module = f"estm_core.models.{FAMILIES[family].module}"
         try:
-            importlib.import_module(f"estm_core.models.{FAMILY_MODULES[family]}")
+            importlib.import_module(module)
         except ModuleNotFoundError as error:
-            if error.name != f"estm_core.models.{FAMILY_MODULES[family]}":
+            if error.name != module:
                 raise
     if family not in _REGISTRY:
         raise StoreError(f"model family {family!r} is not available in estm {__version__}")

@@ -20,9 +20,10 @@ from . import audio, store
 from .classify import STREAM_BLOCK, Counted, batched, classify_file, load_classifiers, windows
 from .device import autocast
 from .errors import EstmError
+from .families import transferring
 from .labels import QUADRANTS
 
-TRANSFER_FAMILIES = ("estm1", "estm2")
+TRANSFER_FAMILIES = transferring()
 
 
 @dataclass

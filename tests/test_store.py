@@ -259,3 +259,12 @@ def test_models_list_names_each_bad_entry_and_lists_the_rest(store_home, estm):
     assert removed.code == 0, removed.err  # the links go, nothing else
     assert "a folder, not a model file" in estm("models", "remove", "folder").err
     assert {model.name for model in store.list_models()} == {"fine", "folder"}
+
+
+def test_every_family_of_the_table_is_registered_by_its_module():
+    from estm_core.families import FAMILIES, trained_by
+
+    for name, family in FAMILIES.items():
+        cls = store.model_class(name)
+        assert cls.family == name and cls.__module__ == f"estm_core.models.{family.module}"
+    assert set(trained_by("classifier")) | set(trained_by("transfer")) | set(trained_by("wavenet")) == set(FAMILIES)

@@ -12,11 +12,12 @@ from .. import features, store
 from ..datasets.cache import SegmentDataset
 from ..datasets.segment import read_manifest, read_settings
 from ..errors import EstmError
+from ..families import trained_by
 from ..labels import QUADRANTS
 from ..device import seed_everything
 from .loop import TrainConfig, TrainResult, fit, unwrap
 
-CLASSIFIER_FAMILIES = ("mer", "genre", "emotion")
+CLASSIFIER_FAMILIES = trained_by("classifier")
 
 
 @dataclass(frozen=True)
