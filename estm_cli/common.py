@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -33,10 +33,25 @@ Files = Annotated[list[str], typer.Argument(help="Audio files, folders, globs, o
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Search folders and their subfolders.")]
 Json = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")]
 Csv = Annotated[bool, typer.Option("--csv", help="CSV with a header row on stdout, nothing else.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors: no progress bars or notes.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 Device = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
+
+
+def cache_folder(path: Path | None) -> Path | None:
+    """A segment cache folder, given as the folder or as its manifest.csv."""
+    return path.parent if path is not None and path.name == "manifest.csv" else path
+
+
+def segment_cache(purpose: str = "") -> Any:
+    """The --data option of a command that reads a segment cache; `purpose` ends its help."""
+    return Annotated[Optional[Path], typer.Option(
+        "--data", callback=cache_folder,
+        help=f"A segment cache folder from `estm data segment` (or its manifest.csv){purpose}.")]
+
+
+SegmentCache = segment_cache()
 
 
 def error_line(message: str) -> None:

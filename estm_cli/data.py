@@ -11,13 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from .common import (
-    EXIT_OK, EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, handles_errors, note, stderr, stdout,
+    EXIT_OK, EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, SegmentCache, handles_errors, note, stderr,
+    stdout,
 )
 
 app = typer.Typer(help="Prepare datasets: split by song, segment into a cache, make SynthEmo, make transfer pairs.",
                   no_args_is_help=True)
 
-Output = Annotated[Path, typer.Option("--output", "-o", help="File or folder to write.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same result.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Files decoded in parallel (processes).")]
 
@@ -30,11 +30,6 @@ def _report_problems(problems: list[tuple[str, str]], what: str) -> int:
     for path, cause in problems:
         stderr.print(f"  {escape(str(path))}: {escape(cause)}", highlight=False)
     return EXIT_SOME_FAILED
-
-
-def _cache_folder(path: Path) -> Path:
-    """A segment cache folder, given as the folder or as its manifest.csv."""
-    return path.parent if path.suffix == ".csv" else path
 
 
 def _counts_table(frame, title: str) -> None:
@@ -54,7 +49,7 @@ def _counts_table(frame, title: str) -> None:
 @handles_errors
 def split(
     folder: Annotated[Path, typer.Argument(help="The dataset's folder.")],
-    output: Output,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The split CSV file to write.")],
     layout: Annotated[str, typer.Option(
         "--layout", help="auto, deam, taffc, gtzan, emotify, synthemo or folder.")] = "auto",
     test: Annotated[Optional[float], typer.Option(
@@ -93,7 +88,7 @@ def split(
     note(f"{dataset.layout} layout: {len(dataset.table)} songs in {folder}", quiet)
     if from_ is not None:
         result, not_found, both = split_from_original(dataset.table, from_)
-        if not_found:
+        if not_found and not quiet:
             shown = ", ".join(not_found[:5]) + (" …" if len(not_found) > 5 else "")
             stderr.print(f"[yellow]{len(not_found)} songs of {from_} not found here:[/] {escape(shown)}", highlight=False)
         if both:
@@ -111,12 +106,14 @@ def split(
 @handles_errors
 def segment(
     split_csv: Annotated[Path, typer.Argument(help="A split CSV from `estm data split`.")],
-    output: Output,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Songs decoded in parallel.")] = 1,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The cache folder to write (a rerun finishes it).")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Songs decoded in parallel (processes).")] = 1,
     wav: Annotated[bool, typer.Option("--wav", help="Also write {song_id}-{k}.wav per segment, as the original.")] = False,
     sample_rate: Annotated[int, typer.Option("--sample-rate", help="Hz.")] = 22050,
-    segment_length: Annotated[int, typer.Option("--segment-length", help="Samples per segment.")] = 222264,
-    hop: Annotated[Optional[int], typer.Option("--hop", help="Samples between segment starts (default: no overlap).")] = None,
+    seconds: Annotated[float, typer.Option(
+        "--seconds", help="Length of each segment (the paper's 222 264 samples at 22 050 Hz).")] = 10.08,
+    hop: Annotated[Optional[float], typer.Option(
+        "--hop", help="Seconds between segment starts (default: the segment length, no overlap).")] = None,
     max_zeros: Annotated[float, typer.Option(
         "--max-zeros", help="Drop segments with a larger fraction of exact-zero samples.")] = 0.5,
     normalise_song: Annotated[bool, typer.Option(help="Peak-normalise each song before cutting.")] = True,
@@ -132,9 +129,14 @@ def segment(
     """
     from estm_core.datasets.segment import SegmentSettings, segment_split
     from estm_core.datasets.split import read_split
+    from estm_core.errors import EstmError
 
+    segment_length = round(seconds * sample_rate)  # the cache counts samples; the flags, seconds
+    hop_length = None if hop is None else round(hop * sample_rate)
+    if segment_length < 1 or (hop_length is not None and hop_length < 1):
+        raise EstmError(f"--seconds and --hop must be at least one sample long (1/{sample_rate} s)")
     split_table = read_split(split_csv)
-    settings = SegmentSettings(sample_rate, segment_length, hop, max_zeros, normalise_song, normalise_segment)
+    settings = SegmentSettings(sample_rate, segment_length, hop_length, max_zeros, normalise_song, normalise_segment)
     started = time.perf_counter()
     with ProgressBar("segmenting", len(split_table), unit="songs", quiet=quiet) as bar:
         result = segment_split(split_table, output, settings, jobs=jobs, write_wav=wav, force=force,
@@ -202,10 +204,11 @@ def synth(
 @app.command()
 @handles_errors
 def pairs(
-    manifest: Annotated[Path, typer.Argument(help="A segment cache folder (or its manifest.csv).")],
-    output: Output,
+    data: SegmentCache,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The pairs CSV file to write.")],
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
-    n: Annotated[Optional[int], typer.Option("--n", help="Number of pairs (default: one per song).")] = None,
+    count: Annotated[Optional[int], typer.Option(
+        "--count", "-n", help="How many pairs (default: one per song).")] = None,
     content_dev: Annotated[int, typer.Option(
         "--content-dev", help="Rows flagged for the content-deviation metric.")] = 150,
     seed: Seed = 0,
@@ -218,7 +221,7 @@ def pairs(
     from estm_core.datasets.segment import read_manifest
     from estm_core.files import write_csv
 
-    table = make_pairs(read_manifest(_cache_folder(manifest)), part=part, n=n, content_dev=content_dev, seed=seed)
+    table = make_pairs(read_manifest(data), part=part, n=count, content_dev=content_dev, seed=seed)
     write_csv(table, output, force=force)
     known = " with known targets" if "target" in table.columns else ""
     note(f"{len(table)} {part} pairs{known} → {output}", quiet)
@@ -227,8 +230,8 @@ def pairs(
 @app.command()
 @handles_errors
 def label(
-    manifest: Annotated[Path, typer.Argument(help="A segment cache folder (or its manifest.csv).")],
-    output: Output,
+    data: SegmentCache,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The predictions CSV file to write.")],
     model: Annotated[Optional[str], typer.Option("--model", help="A mer model (default: the newest).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     device: Device = "auto",
@@ -243,8 +246,7 @@ def label(
 
     check_writable(output, force)
     with ProgressBar("labelling", None, unit="batches", quiet=quiet) as bar:
-        table = label_segments(model, _cache_folder(manifest), device=choose_device(device), batch_size=batch_size,
-                               on_progress=bar)
+        table = label_segments(model, data, device=choose_device(device), batch_size=batch_size, on_progress=bar)
     write_csv(table, output, force=force)
     counts = table["style_label"].value_counts().sort_index()
     note(f"{len(table)} segments labelled ({', '.join(f'{k} {v}' for k, v in counts.items())}) → {output}", quiet)

@@ -53,6 +53,6 @@ def demo(
     if json_:
         print(json.dumps(plain(summary)))
         return
-    note(f"report: {reports[0]} ({elapsed / 60:.1f} min)", quiet=False)
+    note(f"report: {reports[0]} ({elapsed / 60:.1f} min)", quiet)
     note("try: estm transfer content.wav emotion.wav -o out.wav | estm classify song.mp3 | "
          "estm generate --emotion Q1", quiet)

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, stdout
+from .common import (
+    Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, cache_folder, handles_errors, note, plain, stdout,
+)
 
 app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
 
@@ -17,8 +19,10 @@ app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_h
 @app.command()
 @handles_errors
 def classifier(
-    model: Annotated[str, typer.Option("--model", help="A classifier (mer, genre, emotion): name or path.")],
-    data: Annotated[Path, typer.Option("--data", help="A segment cache folder from `estm data segment`.")],
+    data: SegmentCache,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="A classifier (mer, genre, emotion): name or path (default: the newest one that knows the "
+                        "data's labels).")] = None,
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Report folder (default: evaluations/MODEL-PART).")] = None,
@@ -35,14 +39,15 @@ def classifier(
     from estm_core.evaluate import classifier_report_files, evaluate_classifier, write_classifier_report
     from estm_core.files import check_writable
 
-    out_dir = output or Path("evaluations") / f"{store.model_name(store.resolve(model))}-{part}"
+    model_path = store.resolve(model) if model is not None else _classifier_for(data, part)
+    out_dir = output or Path("evaluations") / f"{store.model_name(model_path)}-{part}"
     for path in classifier_report_files(out_dir):  # before the work, not after it
         check_writable(path, force)
     target = choose_device(device)
     note(f"device: {target}", quiet)
     with ProgressBar("evaluating", None, unit="batches", quiet=quiet) as bar:
-        summary, predictions = evaluate_classifier(model, data, part=part, device=target, batch_size=batch_size,
-                                                   on_progress=bar)
+        summary, predictions = evaluate_classifier(str(model_path), data, part=part, device=target,
+                                                   batch_size=batch_size, on_progress=bar)
     written = write_classifier_report(summary, predictions, out_dir, force=force)
     if json_:
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
@@ -60,14 +65,37 @@ def classifier(
     note(f"report: {', '.join(str(path) for path in written)}", quiet)
 
 
+def _classifier_for(data: Path, part: str) -> Path:
+    """The newest mer, genre or emotion model whose labels include every label of `part` of the cache `data`."""
+    from estm_core import store
+    from estm_core.datasets.segment import read_manifest
+    from estm_core.errors import EstmError
+    from estm_core.training.classifier import CLASSIFIER_FAMILIES
+
+    manifest = read_manifest(data)
+    segments = manifest[manifest["part"] == part]
+    fitting = []
+    for path in filter(None, map(store.newest, CLASSIFIER_FAMILIES)):
+        info = store.read_info(path)
+        column = info.training.get("label_column", "label")
+        if column in segments.columns and set(segments[column]) <= set(info.labels):
+            fitting.append(path)
+    if not fitting:
+        raise EstmError(f"no classifier in the store knows the labels of {data}; make one with "
+                        f"`estm train {'|'.join(CLASSIFIER_FAMILIES)} --data {data}`")
+    return max(fitting, key=lambda path: path.stat().st_mtime)
+
+
 @app.command("transfer")
 @handles_errors
 def transfer_(
     data: Annotated[Path, typer.Option(
         "--data", help="A split CSV of a paired corpus (`estm data synth`, then `estm data split`): its --part is "
-                       "judged, its train part teaches the cue judge. With --pairs: the segment cache they refer to.")],
+                       "judged, its train part teaches the cue judge. With --pairs: the segment cache folder (or its "
+                       "manifest.csv) that the pairs refer to.")],
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="An estm1 or estm2 model (name or path) to judge; default: the cue method (no model).")] = None,
+        "--model", help="An estm1 or estm2 model (name or path) to judge (default: the cue method, no model; with "
+                        "--pairs, the newest estm2).")] = None,
     judge: Annotated[Optional[str], typer.Option(
         "--judge", help="The mer model that judges; never the one that made the style labels (default: the newest "
                         "mer model; without one, only the cue judge).")] = None,
@@ -76,9 +104,10 @@ def transfer_(
         "--count", "-n", help="How many pairs, drawn at random (default: every pair of the part).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(
         "--pairs", help="The paper's metrics instead (MSE_C, PEA, AEA, CD) for --model on the segment pairs of this "
-                        "CSV (`estm data pairs`); needs --judge.")] = None,
+                        "CSV (`estm data pairs`).")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Report folder (default: evaluations/METHOD-transfer-PART).")] = None,
+        "--output", "-o", help="Report folder (default: evaluations/METHOD-transfer-PART; with --pairs, "
+                               "evaluations/MODEL-transfer-JUDGE).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Draws the pairs and their references.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Processes analysing the corpus files.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="With --pairs: segments decoded at once.")] = 8,
@@ -96,9 +125,8 @@ def transfer_(
     from estm_core.errors import EstmError
 
     if pairs is not None:
-        if model is None or judge is None:
-            raise EstmError("--pairs (the paper's metrics) needs --model and --judge")
-        _paper_metrics(model, pairs, data, judge, output, batch_size, choose_device(device), force, json_, quiet)
+        _paper_metrics(model, pairs, cache_folder(data), judge, output, batch_size, choose_device(device), force,
+                       json_, quiet)
         return
     from estm_core import transfer_evaluation as evaluation
     from estm_core.datasets.split import PARTS, read_split
@@ -153,14 +181,16 @@ def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force,
     from estm_core.evaluate import evaluate_transfer
     from estm_core.files import atomic_write, check_writable, write_csv
 
-    out_dir = output or Path("evaluations") / f"{store.model_name(store.resolve(model))}-transfer-{judge}"
+    model_path = store.resolve(model) if model is not None else store.find_model("estm2")
+    judge_path = store.find_model("mer", judge)
+    out_dir = output or Path("evaluations") / f"{store.model_name(model_path)}-transfer-{store.model_name(judge_path)}"
     for path in (out_dir / "evaluation.json", out_dir / "pairs.csv"):  # before the work, not after it
         check_writable(path, force)
     note(f"device: {target}", quiet)
     table = pd.read_csv(pairs, dtype={"content": str, "style": str, "target": str}, keep_default_na=False)
     with ProgressBar("evaluating", len(table), unit="pairs", quiet=quiet) as bar:
-        summary, per_pair = evaluate_transfer(model, table, data, judge, device=target, batch_size=batch_size,
-                                              on_progress=bar)
+        summary, per_pair = evaluate_transfer(str(model_path), table, data, str(judge_path), device=target,
+                                              batch_size=batch_size, on_progress=bar)
     with atomic_write(out_dir / "evaluation.json", force) as temporary:
         temporary.write_text(json.dumps(plain(summary), indent=2))
     write_csv(per_pair, out_dir / "pairs.csv", force)
@@ -186,7 +216,7 @@ def wavenet_(
     model: Annotated[Optional[str], typer.Option("--model", help="A wavenet model (default: the newest).")] = None,
     judge: Annotated[Optional[str], typer.Option(
         "--judge", help="A classifier whose labels include the model's: judges clips generated per label.")] = None,
-    per_label: Annotated[int, typer.Option("--per-label", help="Clips generated per label for the judge.")] = 4,
+    count: Annotated[int, typer.Option("--count", "-n", help="Clips generated per label for the judge.")] = 4,
     seconds: Annotated[float, typer.Option("--seconds", help="Length of each judged clip.")] = 4.0,
     temperature: Annotated[float, typer.Option("--temperature")] = 0.9,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -202,7 +232,7 @@ def wavenet_(
     target = choose_device(device)
     note(f"device: {target}", quiet)
     with ProgressBar("generating", None, unit="samples", quiet=quiet) as bar:
-        summary = evaluate_wavenet(model, judge=judge, per_label=per_label, seconds=seconds, temperature=temperature,
+        summary = evaluate_wavenet(model, judge=judge, per_label=count, seconds=seconds, temperature=temperature,
                                    seed=seed, device=target, on_progress=bar)
     if json_:
         print(json.dumps(plain(summary)))

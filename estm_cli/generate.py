@@ -15,7 +15,8 @@ from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_erro
 @handles_errors
 def generate(
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="A file (one stream) or a folder (several); default LABEL.wav or the folder generated.")]
+        "--output", "-o", help="The audio file to write, or with -n above 1 the folder for the streams (default: "
+                               "LABEL.wav, or the folder generated/).")]
     = None,
     model: Annotated[Optional[str], typer.Option("--model", help="A wavenet model (default: the newest).")] = None,
     emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant, Q1..Q4.")] = None,
@@ -70,4 +71,4 @@ def generate(
     if json_:
         print(json.dumps(plain(summary)))
     else:
-        note(f"wrote {', '.join(map(str, paths))} ({speed:,.0f} samples/s)", quiet=False)
+        note(f"wrote {', '.join(map(str, paths))} ({speed:,.0f} samples/s)", quiet)

@@ -6,7 +6,7 @@ Without -o each figure goes to the current folder, named after its input; an exi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -14,18 +14,29 @@ from rich.markup import escape
 
 from .common import (
     EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors, note,
-    readable, stderr,
+    readable, segment_cache, stderr,
 )
 
 app = typer.Typer(help="Figures as PNG files: training curves, spectrograms, confusion matrices, codebook usage.",
                   no_args_is_help=True)
 
-Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="The PNG to write.")]
+
+def png_output(default: str) -> Any:
+    """The -o option of a plot: a PNG file, by default `default` in the current folder."""
+    return Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help=f"The PNG file to write (default: {default} in the current folder).")]
+
+
+HistoryPng = png_output("NAME-history.png")
+SpectrogramPng = png_output("STEM-spectrogram.png for one file, spectrogram.png for several")
+ConfusionPng = png_output("MODEL-PART-confusion.png")
+CodebookPng = png_output("MODEL-codebook.png")
+CodebookCache = segment_cache(", whose segments to encode instead of AUDIO")
 MAX_COLUMNS = 12  # spectrogram columns side by side
 
 
-def _wrote(path: Path) -> None:
-    note(f"wrote {path}", quiet=False)
+def _wrote(path: Path, quiet: bool) -> None:
+    note(f"wrote {path}", quiet)
 
 
 def _input_problem(problems: list[tuple[str, str]]):
@@ -41,15 +52,12 @@ def _input_problem(problems: list[tuple[str, str]]):
 def history(
     model: Annotated[str, typer.Argument(
         metavar="NAME_OR_FILE", help="A model (store name or .safetensors path) or its NAME.history.csv.")],
-    output: Output = None,
+    output: HistoryPng = None,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Training curves: one panel per kind of term (loss, accuracy, ...), train and validation, best epoch marked.
-
-    Default output: NAME-history.png in the current folder.
-    """
+    """Training curves: one panel per kind of term (loss, accuracy, ...), train and validation, best epoch marked."""
     from estm_core import store
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
@@ -86,7 +94,7 @@ def history(
     if best is None:
         best = best_epoch(frame)
         title += f": best epoch {best} by {'val_loss' if 'val_loss' in frame.columns else 'loss'}"
-    _wrote(history_png(frame, output, title=title, best=best, force=force))
+    _wrote(history_png(frame, output, title=title, best=best, force=force), quiet)
 
 
 @app.command()
@@ -94,7 +102,7 @@ def history(
 def spectrogram(
     files: Annotated[list[str], typer.Argument(
         help="Audio files, shown side by side in this order (folders, globs, or - for paths on stdin).")],
-    output: Output = None,
+    output: SpectrogramPng = None,
     seconds: Annotated[float, typer.Option(
         "--seconds", help="Show at most this many seconds from the start of each file.")] = 30.0,
     recursive: Recursive = False,
@@ -102,10 +110,7 @@ def spectrogram(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Each file's waveform above its log-mel spectrogram, one column per file.
-
-    Default output: STEM-spectrogram.png for one file, spectrogram.png for several, in the current folder.
-    """
+    """Each file's waveform above its log-mel spectrogram, one column per file."""
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
     from estm_core.plots import load_clip, spectrogram_png
@@ -121,7 +126,7 @@ def spectrogram(
     output = output or Path(f"{paths[0].stem}-spectrogram.png" if len(paths) == 1 else "spectrogram.png")
     check_writable(output, force)
     clips = [load_clip(path, seconds) for path in paths]
-    _wrote(spectrogram_png(clips, output, force=force))
+    _wrote(spectrogram_png(clips, output, force=force), quiet)
 
 
 @app.command()
@@ -129,15 +134,12 @@ def spectrogram(
 def confusion(
     evaluation: Annotated[Path, typer.Argument(
         metavar="EVAL.json", help="The evaluation.json that `estm evaluate classifier` wrote.")],
-    output: Output = None,
+    output: ConfusionPng = None,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """The confusion matrix of a classifier evaluation (rows: true label, columns: predicted).
-
-    Default output: MODEL-PART-confusion.png in the current folder.
-    """
+    """The confusion matrix of a classifier evaluation (rows: true label, columns: predicted)."""
     from estm_core.files import check_writable
     from estm_core.plots import evaluation_confusion_png, read_evaluation
 
@@ -145,22 +147,22 @@ def confusion(
     stem = "-".join(str(summary[key]) for key in ("model", "part") if summary.get(key)) or evaluation.stem
     output = output or Path(f"{stem}-confusion.png")
     check_writable(output, force)
-    _wrote(evaluation_confusion_png(summary, output, force=force))
+    _wrote(evaluation_confusion_png(summary, output, force=force), quiet)
 
 
 @app.command()
 @handles_errors
 def codebook(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="An hvqvae, estm1 or estm2 model: store name or path.")],
     files: Annotated[Optional[list[str]], typer.Argument(
         metavar="AUDIO", help="Audio to encode: files, folders, globs, or - for paths on stdin.")] = None,
-    cache: Annotated[Optional[Path], typer.Option(
-        "--cache", help="Encode the segments of a segment cache (`estm data segment`) instead of AUDIO.")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="An hvqvae, estm1 or estm2 model: store name or path (default: the newest estm2).")] = None,
+    data: CodebookCache = None,
     part: Annotated[Optional[str], typer.Option(
-        "--part", help="With --cache: only this part (train, validation, test).")] = None,
-    max_segments: Annotated[Optional[int], typer.Option(
-        "--max-segments", help="With --cache: at most this many segments, spread evenly.")] = None,
-    output: Output = None,
+        "--part", help="With --data: only this part (train, validation, test).")] = None,
+    count: Annotated[Optional[int], typer.Option(
+        "--count", "-n", help="With --data: at most this many segments, spread evenly.")] = None,
+    output: CodebookPng = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Segments encoded at once.")] = 8,
     recursive: Recursive = False,
     device: Device = "auto",
@@ -168,24 +170,23 @@ def codebook(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """VQ codebook usage per level over AUDIO or --cache; without either, the codebook entries (PCA).
+    """VQ codebook usage per level over AUDIO or --data; without either, the codebook entries (PCA).
 
     Per level: each code's share of the latent vectors, the shares sorted, perplexity and codes used. The audio is
-    cut into the model's segments as `estm data segment` cuts it. Default output: MODEL-codebook.png in the current
-    folder.
+    cut into the model's segments as `estm data segment` cuts it.
     """
     from estm_core import store
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
     from estm_core.plots import check_vq_family
 
-    if files and cache is not None:
-        raise EstmError("give AUDIO files or --cache, not both")
-    if (part is not None or max_segments is not None) and cache is None:
-        raise EstmError("--part and --max-segments go with --cache")
-    if batch_size < 1 or (max_segments is not None and max_segments < 1):
-        raise EstmError("--batch-size and --max-segments must be at least 1")
-    model_path = store.resolve(model)
+    if files and data is not None:
+        raise EstmError("give AUDIO files or --data, not both")
+    if (part is not None or count is not None) and data is None:
+        raise EstmError("--part and --count go with --data")
+    if batch_size < 1 or (count is not None and count < 1):
+        raise EstmError("--batch-size and --count must be at least 1")
+    model_path = store.resolve(model) if model is not None else store.find_model("estm2")
     info = store.read_info(model_path)
     check_vq_family(info.family, str(model_path))
     name = store.model_name(model_path)
@@ -203,22 +204,22 @@ def codebook(
         failures = problems + bad
         if not paths:
             raise _input_problem(failures)
-    if cache is not None:
-        count, batches = cache_segments(cache, rate, length, part=part, max_segments=max_segments,
-                                        batch_size=batch_size, who=name)
+    if data is not None:
+        segments, batches = cache_segments(data, rate, length, part=part, max_segments=count, batch_size=batch_size,
+                                           who=name)
     target = choose_device(device)
     vq_model, info = store.load_model(model_path, info.family, target)
     note(f"device: {target}; model: {info.family} {name}", quiet)
     title = f"{info.family} {name}"
-    if not files and cache is None:
-        note("no audio given: plotting the codebook entries (PCA); give audio files or --cache to see usage", quiet)
+    if not files and data is None:
+        note("no audio given: plotting the codebook entries (PCA); give audio files or --data to see usage", quiet)
         _wrote(codebook_png(None, output, codebook=codebooks(vq_model), title=f"{title}: codebook entries",
-                            force=force))
+                            force=force), quiet)
         return
 
-    if cache is not None:
-        where = f"{count} segments of {cache}" + (f" ({part})" if part else "")
-        with ProgressBar("encoding", count, unit="segments", quiet=quiet) as bar:
+    if data is not None:
+        where = f"{segments} segments of {data}" + (f" ({part})" if part else "")
+        with ProgressBar("encoding", segments, unit="segments", quiet=quiet) as bar:
             def counted(batches):
                 for batch in batches:
                     yield batch
@@ -251,7 +252,7 @@ def codebook(
         where = f"{segments} segments of {done} file{'s' if done != 1 else ''}"
     note(f"{where}: " + "; ".join(f"{level.level} perplexity {level.perplexity:.1f}, {level.codes_used}/"
                                   f"{level.codebook_size} codes" for level in usage.values()), quiet)
-    _wrote(codebook_png(usage, output, title=f"{title}: codebook usage over {where}", force=force))
+    _wrote(codebook_png(usage, output, title=f"{title}: codebook usage over {where}", force=force), quiet)
     if failures:
         stderr.print(f"[bold red]{len(failures)} input{'s' if len(failures) > 1 else ''} skipped:[/]", highlight=False)
         for item, cause in failures:

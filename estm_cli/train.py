@@ -11,13 +11,14 @@ import typer
 from rich.markup import escape
 
 from .common import (
-    EXIT_SOME_FAILED, Debug, Device, Force, Json, ProgressBar, Quiet, error_line, handles_errors, note, plain, stderr,
+    EXIT_SOME_FAILED, Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, error_line, handles_errors, note,
+    plain, stderr,
 )
 
 app = typer.Typer(help="Train models into the model store.", no_args_is_help=True)
 
-Data = Annotated[Path, typer.Option("--data", help="A segment cache folder from `estm data segment`.")]
-Name = Annotated[Optional[str], typer.Option("--name", help="Model name in the store (default: the data folder's).")]
+Name = Annotated[Optional[str], typer.Option(
+    "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name, as in mer-cache).")]
 Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs to train.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Segments per batch.")]
 LearningRate = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
@@ -29,6 +30,13 @@ Monitor = Annotated[str, typer.Option(
     "--monitor", help="History column for the best epoch and early stopping (val_loss, val_accuracy, loss, …).")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same name.")]
 Workers = Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")]
+
+
+def default_name(family: str, data: Path) -> str:
+    """FAMILY-DATA: the family, then the data folder's name (or the split CSV's, without .csv); never the same for
+    two families trained on the same data."""
+    data = data.resolve()
+    return f"{family}-{data.stem if data.is_file() else data.name}"
 
 
 def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
@@ -65,7 +73,7 @@ def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
 def _classifier_command(family: str, help_text: str):
     @handles_errors
     def command(
-        data: Data,
+        data: SegmentCache,
         name: Name = None,
         epochs: Epochs = 30,
         batch_size: BatchSize = 128,
@@ -91,7 +99,7 @@ def _classifier_command(family: str, help_text: str):
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
                              monitor=monitor, patience=patience,
                              workers=workers, device=device)
-        model_name = name or data.resolve().name
+        model_name = name or default_name(family, data)
         run_training(lambda on_step, on_epoch: train_classifier(
             family, data, model_name, config, label_column=label_column, resume=resume, force=force,
             on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
@@ -115,6 +123,7 @@ TRANSFER_OPTIONS = {  # family -> its model options with the paper's defaults (t
     "estm1": {"d": 24, "beta": 1.5},
     "estm2": {"d": 24, "beta": 0.25, "beta_e": 0.25},
 }
+LEARNS_EMOTION = ("estm1", "estm2")  # the families that take --style-labels
 GRID_ONLY_OPTIONS = {"--grid": 0, "--jobs": 1, "--slurm": 1, "--summary": 1}  # option -> values it takes
 
 
@@ -135,23 +144,33 @@ def _point_command() -> list[str]:
     return [sys.executable, "-m", "estm_cli", *args, "--grid-point"]
 
 
+def _without(command, options: set[str]):
+    """`command` without the parameters `options` (they keep their defaults), so that its --help shows only the
+    options it uses and its parser refuses the others."""
+    import inspect
+
+    signature = inspect.signature(command, eval_str=True)
+    command.__signature__ = signature.replace(
+        parameters=[parameter for parameter in signature.parameters.values() if parameter.name not in options])
+    return command
+
+
 def _transfer_command(family: str, help_text: str):
     defaults = TRANSFER_OPTIONS[family]
 
     @handles_errors
     def command(
-        data: Data,
+        data: SegmentCache,
         style_labels: Annotated[Optional[str], typer.Option(
             "--style-labels", help="'truth' (the manifest's quadrants) or a predictions CSV from `estm data label` "
-            "(its argmax, as the original). Not used by hvqvae.")] = None,
+            "(its argmax, as the original).")] = None,
         name: Annotated[Optional[str], typer.Option(
-            "--name", help="Model name (default: the family and data folder); with --grid, a prefix.")] = None,
-        d: Annotated[int, typer.Option("--d", help="Latent channels (estm1/estm2).")] = defaults.get("d", 24),
-        latent_dim: Annotated[int, typer.Option("--latent-dim", help="Latent channels (hvqvae).")] = defaults.get(
-            "latent_dim", 20),
+            "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name, as in "
+                           "estm2-cache); with --grid, a prefix of the points' names.")] = None,
+        d: Annotated[int, typer.Option("--d", help="Latent channels.")] = defaults.get("d"),
+        latent_dim: Annotated[int, typer.Option("--latent-dim", help="Latent channels.")] = defaults.get("latent_dim"),
         beta: Annotated[float, typer.Option("--beta", help="VQ commitment weight.")] = defaults["beta"],
-        beta_e: Annotated[float, typer.Option("--beta-e", help="Style loss weight (estm2).")] = defaults.get(
-            "beta_e", 0.25),
+        beta_e: Annotated[float, typer.Option("--beta-e", help="Style loss weight.")] = defaults.get("beta_e"),
         codebook_size: Annotated[int, typer.Option("--codebook-size", help="Entries per codebook (K).")] = 1024,
         epochs: Epochs = 50,
         batch_size: BatchSize = 128,
@@ -186,14 +205,14 @@ def _transfer_command(family: str, help_text: str):
         from estm_core.training.estm import train_transfer
         from estm_core.training.loop import TrainConfig
 
-        if family != "hvqvae" and style_labels is None:
+        if family in LEARNS_EMOTION and style_labels is None:
             raise EstmError("say where the style labels come from: --style-labels truth or a predictions "
                                      "CSV from `estm data label`")
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
                              monitor=monitor, patience=patience,
                              start_epoch=start_epoch, workers=workers, device=device)
-        chosen = {"hvqvae": {"latent_dim": latent_dim, "beta": beta}, "estm1": {"d": d, "beta": beta},
-                  "estm2": {"d": d, "beta": beta, "beta_e": beta_e}}[family]
+        given = {"d": d, "latent_dim": latent_dim, "beta": beta, "beta_e": beta_e}
+        chosen = {option: given[option] for option in defaults}
 
         def train_one(model_name: str, options: dict, resume_run: bool) -> None:
             note(f"training {family} {model_name} on {choose_device(device)}", quiet)
@@ -203,7 +222,7 @@ def _transfer_command(family: str, help_text: str):
                 on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
 
         if not (grid or grid_file or grid_point is not None):
-            train_one(name or f"{family}-{data.resolve().name}", chosen, resume)
+            train_one(name or default_name(family, data), chosen, resume)
             return
         points = grids.read_grid(family, grid_file)
         prefix = name or ""
@@ -240,7 +259,8 @@ def _transfer_command(family: str, help_text: str):
             raise typer.Exit(EXIT_SOME_FAILED)
 
     command.__doc__ = help_text
-    return command
+    unused = {option for options in TRANSFER_OPTIONS.values() for option in options} - set(defaults)
+    return _without(command, unused if family in LEARNS_EMOTION else unused | {"style_labels"})
 
 
 def _run_grid(family, points, prefix, jobs, train_one, force, quiet) -> list[tuple[int, str]]:
@@ -347,7 +367,7 @@ def wavenet(
     def train(on_step, on_epoch):
         with ProgressBar("encoding", None, quiet=quiet) as bar:
             result, skipped = train_wavenet(
-                data, name or f"wavenet-{data.resolve().stem}", config, preset=preset, conditioned=not unconditioned,
+                data, name or default_name("wavenet", data), config, preset=preset, conditioned=not unconditioned,
                 output_length=output_length, holdout=holdout, windows_per_epoch=windows, on_step=on_step,
                 on_epoch=on_epoch, on_cache_progress=bar, resume=resume, force=force)
         problems.extend(skipped)

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain
+from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, segment_cache
+
+PairsCache = segment_cache(" that the --pairs refer to")
 
 
 @handles_errors
@@ -18,7 +20,8 @@ def transfer(
     emotion_file: Annotated[Optional[Path], typer.Argument(
         metavar="EMOTION", help="The song whose emotion to take (or use --emotion).")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Output file (format by extension); with --pairs, a folder.")] = None,
+        "--output", "-o", help="The audio file to write (format by extension); with --pairs, the folder for the "
+                               "transfers. Required: there is no default.")] = None,
     emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant instead of an emotion file: Q1..Q4.")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help="A learned estm2 or estm1 model (name or path) instead of the cue method.")] = None,
@@ -27,7 +30,7 @@ def transfer(
     pairs: Annotated[Optional[Path], typer.Option(
         "--pairs", help="A pairs CSV (`estm data pairs`): transfer each pair with --model (default: the newest "
                         "estm2).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="With --pairs: the segment cache the pairs refer to.")] = None,
+    data: PairsCache = None,
     strength: Annotated[float, typer.Option(
         "--strength", help="Cue method: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,
     cues: Annotated[Optional[str], typer.Option(
@@ -100,7 +103,7 @@ def transfer(
         quadrant = f" ({result['quadrant']})" if result["quadrant"] else ""
         note(f"wrote {output}: {result['duration']:.1f} s with the emotion of "
              f"{emotion_file or emotion}{quadrant} in {elapsed:.1f} s "
-             f"({result['duration'] / elapsed:.1f}x real time)", quiet=False)
+             f"({result['duration'] / elapsed:.1f}x real time)", quiet)
 
 
 def _transfer_cues(content, emotion_file, output, emotion, strength, cues, force, json_, quiet):
@@ -130,4 +133,4 @@ def _transfer_cues(content, emotion_file, output, emotion, strength, cues, force
          f"tilt {moves['tilt_db_per_octave']:+.1f} dB/octave, articulation {moves['articulation']:+.2f}"
          + (f", {moves['key'][1]} -> {moves['mode']}" if moves["mode"] else ""), quiet)
     note(f"wrote {output}: {result['duration']:.1f} s with the cues of {emotion_file or emotion} in {elapsed:.1f} s "
-         f"({result['content_duration'] / elapsed:.1f}x real time)", quiet=False)
+         f"({result['content_duration'] / elapsed:.1f}x real time)", quiet)

@@ -106,3 +106,47 @@ def test_debug_shows_the_traceback_instead_of_one_line(estm, tmp_path):
     with pytest.raises(StoreError):
         estm("models", "show", missing, "--debug")
     assert estm("models", "show", missing).code == 1
+
+
+def _every_command():
+    """(path, click command) of every leaf command of `estm`."""
+    import typer.main
+
+    from estm_cli.app import app
+
+    def walk(command, path):
+        if hasattr(command, "commands"):  # a group
+            for name, child in command.commands.items():
+                yield from walk(child, [*path, name])
+        else:
+            yield " ".join(path), command
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_every_flag_means_one_thing_in_every_command():
+    commands = _every_command()
+    assert len(commands) > 20
+    for path, command in commands:
+        options = {name: parameter for parameter in command.params if parameter.param_type_name == "option"
+                   for name in parameter.opts}
+        # the old spellings: samples in flags, caches named otherwise, counts under other names
+        assert not {"--segment-length", "--cache", "--n", "--max-segments", "--per-label"} & set(options), path
+        for name in ("--hop", "--seconds", "--overlap"):
+            if name in options:
+                assert options[name].type_descriptor.annotation is float, f"{path} {name} is not in seconds"
+        if "-o" in options:
+            assert "file" in options["-o"].help.lower() or "folder" in options["-o"].help.lower(), path
+        if "-n" in options:
+            assert "--count" in options["-n"].opts, path
+        if "-j" in options:
+            assert "--jobs" in options["-j"].opts, path
+
+
+def test_each_training_command_offers_only_its_own_options():
+    commands = dict(_every_command())
+    offered = {family: {name for parameter in commands[f"train {family}"].params for name in parameter.opts}
+               for family in ("hvqvae", "estm1", "estm2")}
+    assert not {"--d", "--beta-e", "--style-labels"} & offered["hvqvae"]
+    assert "--latent-dim" not in offered["estm1"] | offered["estm2"] and "--beta-e" not in offered["estm1"]
+    assert {"--d", "--beta-e", "--style-labels"} <= offered["estm2"]

@@ -104,7 +104,7 @@ def test_the_train_command_names_an_incomplete_cache_in_one_line(estm, tmp_path,
 def test_a_rerun_of_a_finished_cache_still_reports_the_songs_it_skipped(estm, tmp_path):
     split_file, out = tmp_path / "split.csv", tmp_path / "cache"
     split_on_disk(tmp_path, junk=True).to_csv(split_file, index=False)
-    options = ("--sample-rate", "8000", "--segment-length", "8000")
+    options = ("--sample-rate", "8000", "--seconds", "1")
     for run in ("first", "again"):
         result = estm("data", "segment", split_file, "-o", out, *options)
         assert result.code == 3, run

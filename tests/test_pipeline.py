@@ -45,9 +45,9 @@ def test_the_data_commands_end_to_end(estm, tmp_path):
     assert estm("data", "split", corpus, "-o", split, "--test", "0.2", "--val", "0.2").code == 0
     again = estm("data", "split", corpus, "-o", split)
     assert again.code == 1 and "already exists" in again.err
-    made = estm("data", "segment", split, "-o", cache, "--jobs", "2", "--segment-length", "22050")
+    made = estm("data", "segment", split, "-o", cache, "--jobs", "2", "--seconds", "1")
     assert made.code == 0 and (cache / "segments.npy").exists()
     assert json.loads((cache / "segments.json").read_text())["segments"] == 40
-    assert estm("data", "pairs", cache, "-o", tmp_path / "pairs.csv", "--part", "train").code == 0
+    assert estm("data", "pairs", "--data", cache, "-o", tmp_path / "pairs.csv", "--part", "train").code == 0
     assert (tmp_path / "pairs.csv").read_text().splitlines()[0] == (
         "content,style,content_dev,content_label,style_label,target")

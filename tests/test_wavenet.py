@@ -153,7 +153,7 @@ def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained,
     features = {"n_fft": 256, "hop_length": 64, "n_mels": 32, "standardize": True}
     store.save_model(EmotionResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("emotion", "tone-judge"),
                      labels=["high", "low"], audio={"sample_rate": 16000, "segment_length": 4000, "features": features})
-    result = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "--per-label", "2",
+    result = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "--count", "2",
                   "--seconds", "0.2", "--json")
     assert result.code == 0, result.err
     summary = json.loads(result.out)
