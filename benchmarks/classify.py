@@ -42,12 +42,12 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"{path.name}: {seconds / 60:.1f} min; torch threads {torch.get_num_threads()}")
     for device in devices:
-        classifiers = load_classifiers(["emotion"], device=device)
+        classifiers = load_classifiers(["mer"], device=device)
         classify_file(path, classifiers, batch_size=args.batch_size)  # warm-up
         started = time.perf_counter()
         result = classify_file(path, classifiers, batch_size=args.batch_size)
         elapsed = time.perf_counter() - started
-        segments = result.decisions["emotion"]["segments"]
+        segments = result.decisions["mer"]["segments"]
         print(f"{device:>5}: {elapsed:6.2f} s for {segments} segments -> {seconds / elapsed:7.1f}x real time")
 
 

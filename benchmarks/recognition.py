@@ -59,9 +59,9 @@ def main() -> None:
         print(f"{corpus}: corpus and cache ready ({time.perf_counter() - started:.0f} s)", flush=True)
 
     models = {("mer", corpus): f"mer-{corpus}" for corpus in CORPORA}
-    models |= {("emotion", corpus): f"resnet-{corpus}" for corpus in CORPORA}
+    models |= {("gems", corpus): f"resnet-{corpus}" for corpus in CORPORA}
     for (family, corpus), name in models.items():
-        if not store.models_dir().joinpath(family, f"{name}.safetensors").exists():
+        if not store.model_path(family, name).exists():
             started = time.perf_counter()
             options = {"width": 0.25} if family == "mer" else {"widths": (8, 16, 32, 64)}
             config = TrainConfig(epochs=arguments.epochs, batch_size=16, lr=1e-3, seed=0, monitor="val_accuracy")
@@ -83,8 +83,8 @@ def main() -> None:
         files = sorted(path for path in arguments.real.rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS)
         rows = []
         for corpus in CORPORA:
-            classifiers = load_classifiers(["emotion"], {"emotion": models[("mer", corpus)]})
-            decisions = [classify_file(path, classifiers).decisions["emotion"] for path in files]
+            classifiers = load_classifiers(["mer"], {"mer": models[("mer", corpus)]})
+            decisions = [classify_file(path, classifiers).decisions["mer"] for path in files]
             counts = pd.Series([decision["label"] for decision in decisions]).value_counts().sort_index()
             rows.append({"MER trained on": corpus, "files": len(files), "distinct quadrants": len(counts),
                          "per quadrant": " ".join(f"{label} {count}" for label, count in counts.items()),

@@ -1,4 +1,4 @@
-"""`estm classify FILES…`: emotion quadrant, genre and GEMS emotion of whole files."""
+"""`estm classify FILES…`: Russell quadrant (mer), genre and GEMS emotion (gems) of whole files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from .common import (
     note, output_mode, readable,
 )
 
-TASKS = ("emotion", "genre", "gems")
-HEADERS = {"emotion": "quadrant", "genre": "genre", "gems": "GEMS"}
+HEADERS = {"mer": "quadrant", "genre": "genre", "gems": "GEMS"}  # the table's column of each task
 
 
 def _columns(tasks: list[str], labels: dict[str, list[str]], segments: bool) -> list[Column]:
@@ -30,7 +29,8 @@ def _columns(tasks: list[str], labels: dict[str, list[str]], segments: bool) -> 
 @handles_errors
 def classify(
     files: Files,
-    task: Annotated[str, typer.Option("--task", help="emotion (quadrants), genre, gems, or all available.")] = "all",
+    task: Annotated[str, typer.Option(
+        "--task", help="mer (Russell quadrants), genre, gems (GEMS emotions), or all available.")] = "all",
     model: Annotated[Optional[list[str]], typer.Option(
         "--model", help="A model name or path (repeat for several tasks); default: the newest of each family.")] = None,
     hop: Annotated[Optional[float], typer.Option(
@@ -49,7 +49,7 @@ def classify(
     Exit code 0 when every file was classified, 3 when some failed, 1 when none could be.
     """
     from estm_core import audio
-    from estm_core.classify import TASK_FAMILIES, classify_file, load_classifiers
+    from estm_core.classify import TASKS, classify_file, load_classifiers
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
     from estm_core.store import read_info, resolve
@@ -65,10 +65,9 @@ def classify(
     chosen = {}
     for name in model or []:
         family = read_info(resolve(name)).family
-        family_task = {value: key for key, value in TASK_FAMILIES.items()}.get(family)
-        if family_task is None:
+        if family not in TASKS:
             raise EstmError(f"{name} is a {family} model, not a classifier")
-        chosen[family_task] = name
+        chosen[family] = name
     tasks = list(chosen) if chosen and task == "all" else list(TASKS) if task == "all" else [task]
     target = choose_device(device)
     classifiers = load_classifiers(tasks, chosen, target, skip_missing=task == "all" and not chosen)

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from rich.markup import escape
+
+from estm_core.families import FAMILIES
 
 from .common import (
     EXIT_SOME_FAILED, Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, error_line, handles_errors, note,
@@ -108,12 +109,6 @@ def _classifier_command(family: str, help_text: str):
     return command
 
 
-app.command("mer")(_classifier_command(
-    "mer", "The MER paper's CNN (1 793 220 parameters): four quadrants from 10.08 s log-mel segments."))
-app.command("genre")(_classifier_command(
-    "genre", "A ResNet genre classifier (labels from the manifest, e.g. GTZAN's ten), trained from scratch."))
-app.command("emotion")(_classifier_command(
-    "emotion", "A ResNet emotion classifier (e.g. Emotify's GEMS-9, or any folder labels), trained from scratch."))
 
 
 # ------------------------------------------------------------------------------------------- transfer families
@@ -312,19 +307,17 @@ def _grid_table(table) -> None:
     stdout.print(view)
 
 
-app.command("hvqvae")(_transfer_command(
-    "hvqvae", "The content-only hierarchical VQ-VAE (reconstruction); the paper's grid with --grid."))
-app.command("estm1")(_transfer_command(
-    "estm1", "ESTM-1: the emotion as a one-hot quadrant appended to the quantised latents; --grid for the paper's 12."))
-app.command("estm2")(_transfer_command(
-    "estm2", "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
-    "paper's 36."))
+# a subcommand per family of the table (estm_core.families), in its order; wavenet's recipe has a command of its own
+for _family in FAMILIES.values():
+    if _family.recipe in ("classifier", "transfer"):
+        make = _classifier_command if _family.recipe == "classifier" else _transfer_command
+        app.command(_family.name)(make(_family.name, _family.about))
 
 
 # ---------------------------------------------------------------------------------------------------- wavenet
 
 
-@app.command("wavenet")
+@app.command("wavenet", help=FAMILIES["wavenet"].about)
 @handles_errors
 def wavenet(
     data: Annotated[Path, typer.Option(
@@ -354,7 +347,6 @@ def wavenet(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """A WaveNet on mu-law audio at 16 kHz, conditioned on the data's labels (emotion, genre, any folder label)."""
     from estm_core.device import choose_device
     from estm_core.training.loop import TrainConfig
     from estm_core.training.wavenet import train_wavenet

@@ -1,7 +1,7 @@
 """Classify whole files: cut into each model's segment length, classify the segments in batches on the device, and
 average the probabilities into one decision per file. Memory stays bounded: audio streams through in blocks.
 
-Tasks and the families that serve them: emotion -> mer (quadrants), genre -> genre, gems -> emotion (GEMS).
+A task is named after the family that serves it: mer (Russell quadrants), genre, gems (GEMS emotions).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .device import autocast
 from .errors import EstmError
 from .families import trained_by
 
-TASK_FAMILIES = {"emotion": "mer", "genre": "genre", "gems": "emotion"}
+TASKS = trained_by("classifier")  # a task is named after the family that serves it: mer, genre, gems
 
 
 @dataclass
@@ -48,11 +48,11 @@ class FileResult:
 
 def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, device="cpu",
                      skip_missing: bool = False) -> list[Classifier]:
-    """The models serving `tasks`: the named one (models[task]) or the newest of its family. With `skip_missing`,
-    tasks with no model are left out instead of failing (for `--task all`)."""
+    """The models serving `tasks` (TASKS): the named one (models[task]) or the newest of the task's family. With
+    `skip_missing`, tasks with no model are left out instead of failing (for `--task all`)."""
     loaded = []
     for task in tasks:
-        family = TASK_FAMILIES[task]
+        family = task
         try:
             path = store.find_model(family, (models or {}).get(task))
         except store.StoreError:
@@ -62,7 +62,7 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
         model, info = store.load_model(path, family, device)
         loaded.append(Classifier(task, store.model_name(path), model, info))
     if not loaded:
-        families = ", ".join(f"estm train {TASK_FAMILIES[task]}" for task in tasks)
+        families = ", ".join(f"estm train {task}" for task in tasks)
         raise EstmError(f"no classifier in the store ({store.models_dir()}); make one with {families}")
     return loaded
 
@@ -172,8 +172,8 @@ def predict_segments(model: torch.nn.Module, info: store.ModelInfo, dataset, *, 
 
     from .datasets.segment import read_settings
 
-    if info.family not in trained_by("classifier"):
-        raise EstmError(f"a {info.family} model is not a classifier ({', '.join(trained_by('classifier'))})")
+    if info.family not in TASKS:
+        raise EstmError(f"a {info.family} model is not a classifier ({', '.join(TASKS)})")
     segments = read_settings(dataset.cache_dir)
     expected = (info.audio["sample_rate"], info.audio["segment_length"])
     if (segments.sample_rate, segments.segment_length) != expected:

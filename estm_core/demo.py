@@ -27,7 +27,7 @@ from .files import atomic_write
 MODELS = {  # store name -> (family, what it is)
     "demo-judge": ("mer", "MER judge: scores transfers and generated clips (trained apart from the labeller)"),
     "demo-mer": ("mer", "MER labeller: the quadrant labels ESTM-1 and ESTM-2 train on"),
-    "demo-emotion": ("emotion", "emotion ResNet on the quadrants"),
+    "demo-gems": ("gems", "GEMS ResNet, trained on the quadrants"),
     "demo-genre": ("genre", "genre ResNet, on the corpus's mode (major/minor) as the 'genre'"),
     "demo-hvqvae": ("hvqvae", "content-only hierarchical VQ-VAE (the baseline)"),
     "demo-estm1": ("estm1", "ESTM-1: emotion one-hot appended to the latents"),
@@ -207,7 +207,7 @@ class Demo:
             self._train(name, lambda on_step, seed=seed, name=name: train_classifier(
                 "mer", self.cache, name, self._config(plan.mer_epochs, 8, seed, monitor="val_accuracy"),
                 model_options={"width": plan.mer_width}, force=True, on_step=on_step))
-        for name, column in (("demo-emotion", "label"), ("demo-genre", "mode")):
+        for name, column in (("demo-gems", "label"), ("demo-genre", "mode")):
             self._train(name, lambda on_step, name=name, column=column: train_classifier(
                 MODELS[name][0], self.cache, name, self._config(plan.resnet_epochs, 16, monitor="val_accuracy"),
                 label_column=column, model_options={"widths": plan.resnet_widths}, force=True, on_step=on_step))
@@ -258,7 +258,7 @@ class Demo:
         from .plots import evaluation_confusion_png
 
         results = {}
-        for name in ("demo-mer", "demo-judge", "demo-emotion", "demo-genre"):
+        for name in ("demo-mer", "demo-judge", "demo-gems", "demo-genre"):
             summary, _ = evaluate_classifier(name, self.cache, part="test", device=self.device)
             evaluation_confusion_png(summary, self.media / f"{name}-confusion.png", force=True)
             results[name] = {key: summary[key] for key in ("accuracy", "macro_f1", "chance", "count")}
@@ -269,15 +269,15 @@ class Demo:
 
         split = pd.read_csv(self.out / "split.csv")
         held_out = split[split["part"] == "test"]
-        classifiers = load_classifiers(["emotion", "gems", "genre"], {"emotion": "demo-mer", "gems": "demo-emotion",
-                                                                      "genre": "demo-genre"}, device=self.device)
+        classifiers = load_classifiers(["mer", "gems", "genre"], {"mer": "demo-mer", "gems": "demo-gems",
+                                                                  "genre": "demo-genre"}, device=self.device)
         rows = []
         with self.progress("classifying held-out files", len(held_out), "files") as bar:
             for number, song in enumerate(held_out.itertuples(index=False)):
                 result = classify_file(song.path, classifiers)
                 rows.append({"file": Path(song.path).name, "quadrant": song.label,
-                             "MER": result.decisions["emotion"]["label"],
-                             "emotion ResNet": result.decisions["gems"]["label"],
+                             "MER": result.decisions["mer"]["label"],
+                             "GEMS ResNet": result.decisions["gems"]["label"],
                              "mode": song.mode, "genre ResNet (mode)": result.decisions["genre"]["label"]})
                 bar(number + 1, len(held_out))
         return rows

@@ -121,20 +121,20 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
     """
     import torch
 
-    from .classify import Classifier, TASK_FAMILIES, segment_probabilities
+    from .classify import Classifier, segment_probabilities
     from .datasets.segment import open_cache, read_manifest, read_settings, to_float
     from .labels import QUADRANTS
     from .transfer import decode_segments, load_transfer_model, pair_outputs, quadrant_one_hot
 
     transfer = load_transfer_model(model_name, device)
-    judge_path = store.find_model(TASK_FAMILIES["emotion"], judge_name)
+    judge_path = store.find_model("mer", judge_name)
     judge = store.model_name(judge_path)
     teacher = transfer.info.training.get("style_labeller")
     if teacher is not None and teacher == judge:
         raise EstmError(f"the judge {judge} made {transfer.name}'s training labels; judge with another mer model, "
                         "so that a model cannot pass by fitting its own teacher")
     judge_model, judge_info = store.load_model(judge_path, "mer", device)
-    classifier = Classifier("emotion", judge, judge_model, judge_info)
+    classifier = Classifier("mer", judge, judge_model, judge_info)
     variance = transfer.info.training["train_variance"]
     segments = read_settings(cache_dir)
     for who, settings in ((transfer.name, transfer.info.audio), (judge, judge_info.audio)):
@@ -208,7 +208,7 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
     classifier (`judge`) whose labels include the model's, how often clips generated for a label are judged as it."""
     from torch.utils.data import DataLoader
 
-    from .classify import TASK_FAMILIES, Classifier, classify_file
+    from .classify import TASKS, Classifier, classify_file
     from .datasets.mulaw import MulawCache, WindowDataset, cache_folder, spans
     from .generate import generate
     from .training.loop import evaluate_terms
@@ -232,7 +232,7 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
             raise EstmError(f"{summary['model']} is unconditioned: there is no asked-for label to judge")
         judge_path = store.resolve(judge)
         judge_model, judge_info = store.load_model(judge_path, device=device)
-        if judge_info.family not in TASK_FAMILIES.values():
+        if judge_info.family not in TASKS:
             raise EstmError(f"{judge_path}: a {judge_info.family} model, not a classifier")
         missing = set(info.labels) - set(judge_info.labels)
         if missing:

@@ -1,6 +1,7 @@
 """Every model family estm knows, in one table: the module that defines it, what it does, and the roles the rest
 of estm gives it. Everything that needs a list of families (the store's lazy imports, classify, training, transfer,
 the codebook plots) derives it from here, so a new family is one entry here and one module in estm_core/models.
+A family's name is also the name of the task it serves (`estm classify --task mer`, the `mer` output columns).
 """
 
 from __future__ import annotations
@@ -15,21 +16,39 @@ class Family:
     task: str  # what it does, in a few words
     recipe: str  # how it trains: "classifier" (labelled segments), "transfer" (segments and style labels) or
     #   "wavenet" (windows of raw audio)
+    about: str = ""  # more on it: the help of `estm train FAMILY`
     codebooks: bool = False  # holds VQ codebooks (`estm plot codebook`)
     transfers: bool = False  # an emotion-transfer model (`estm transfer --model`)
 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
-    Family("mer", "mer", "the Russell quadrant of a song (the paper's MER CNN)", "classifier"),
-    Family("genre", "resnet", "a song's genre (ResNet on log-mel)", "classifier"),
-    Family("emotion", "resnet", "a song's GEMS emotion category (ResNet on log-mel)", "classifier"),
-    Family("hvqvae", "estm", "content-only reconstruction (hierarchical VQ-VAE)", "transfer", codebooks=True),
-    Family("estm1", "estm", "emotion transfer to a given quadrant (ESTM-1)", "transfer", codebooks=True,
-           transfers=True),
-    Family("estm2", "estm", "emotion transfer from an emotion reference (ESTM-2)", "transfer", codebooks=True,
-           transfers=True),
-    Family("wavenet", "wavenet", "music generation, conditioned on a label (WaveNet)", "wavenet"),
+    Family("mer", "mer", "the Russell quadrant of a song (the paper's MER CNN)", "classifier",
+           "The MER paper's CNN (1 793 220 parameters): four quadrants from 10.08 s log-mel segments."),
+    Family("genre", "resnet", "a song's genre (ResNet on log-mel)", "classifier",
+           "A ResNet genre classifier (labels from the manifest, e.g. GTZAN's ten), trained from scratch."),
+    Family("gems", "resnet", "a song's GEMS emotion category (ResNet on log-mel)", "classifier",
+           "A ResNet emotion classifier (e.g. Emotify's GEMS-9, or any folder labels), trained from scratch."),
+    Family("hvqvae", "estm", "content-only reconstruction (hierarchical VQ-VAE)", "transfer",
+           "The content-only hierarchical VQ-VAE (reconstruction); the paper's grid with --grid.", codebooks=True),
+    Family("estm1", "estm", "emotion transfer to a given quadrant (ESTM-1)", "transfer",
+           "ESTM-1: the emotion as a one-hot quadrant appended to the quantised latents; --grid for the paper's 12.",
+           codebooks=True, transfers=True),
+    Family("estm2", "estm", "emotion transfer from an emotion reference (ESTM-2)", "transfer",
+           "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
+           "paper's 36.", codebooks=True, transfers=True),
+    Family("wavenet", "wavenet", "music generation, conditioned on a label (WaveNet)", "wavenet",
+           "A WaveNet on mu-law audio at 16 kHz, conditioned on the data's labels (emotion, genre, any folder "
+           "label)."),
 )}
+
+
+# Names a family had before: model files and store folders of these names still load, as the family named here.
+FORMER_NAMES = {"emotion": "gems"}
+
+
+def current_name(family: str) -> str:
+    """The family's name today (a model file written before a rename says the former one)."""
+    return FORMER_NAMES.get(family, family)
 
 
 def trained_by(recipe: str) -> tuple[str, ...]:

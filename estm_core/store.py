@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EstmError
-from .families import FAMILIES
+from .families import FAMILIES, FORMER_NAMES, current_name
 from .files import atomic_write
 
 try:
@@ -95,7 +95,8 @@ def register(family: str):
 
 
 def model_class(family: str) -> type:
-    """The class registered for `family`, importing its module on first use."""
+    """The class registered for `family` (or a former name of it), importing its module on first use."""
+    family = current_name(family)
     if family not in _REGISTRY and family in FAMILIES:  # imported on first use, so torch loads lazily
         module = f"estm_core.models.{FAMILIES[family].module}"
         try:
@@ -145,9 +146,17 @@ def _family_folders() -> list[Path]:
     return sorted(folder for folder in models_dir().glob("*") if folder.is_dir() and not folder.name.startswith("."))
 
 
+def _folders_of(family: str | None) -> list[Path]:
+    """The store's folders of `family` (its own and those of its former names), or of every family."""
+    if family is None:
+        return _family_folders()
+    family = current_name(family)
+    return [models_dir() / name for name in (family, *(old for old, new in FORMER_NAMES.items() if new == family))]
+
+
 def _model_files(family: str | None = None) -> list[Path]:
     """The model files in the store (of `family`), by name; hidden files (a write under way, a lock) are none."""
-    folders = [models_dir() / family] if family else _family_folders()
+    folders = _folders_of(family)
     return sorted(path for folder in folders for path in folder.glob(f"*{MODEL_SUFFIX}")
                   if not path.name.startswith("."))
 
@@ -171,14 +180,15 @@ def list_models(family: str | None = None) -> list[StoredModel]:
             stat = path.stat()
             size, modified = stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         except OSError as error:
-            found.append(StoredModel(model_name(path), path.parent.name, path, 0, None, None,
+            found.append(StoredModel(model_name(path), current_name(path.parent.name), path, 0, None, None,
                                      f"{path}: unreadable ({error.strerror or error})"))
             continue
         try:
             info, problem = read_info(path), None
         except StoreError as error:
             info, problem = None, str(error)
-        found.append(StoredModel(model_name(path), path.parent.name, path, size, modified, info, problem))
+        found.append(StoredModel(model_name(path), current_name(path.parent.name), path, size, modified, info,
+                                 problem))
     oldest = datetime.fromtimestamp(0, tz=timezone.utc)
     return sorted(found, key=lambda model: model.modified or oldest, reverse=True)
 
@@ -193,14 +203,15 @@ def resolve(name_or_path: str | os.PathLike, family: str | None = None) -> Path:
         return path
     if "/" in text and text.count("/") == 1 and not path.is_absolute():
         family, text = text.split("/")
+        check_name(family, "family")
     check_name(text)
-    families = [family] if family else [folder.name for folder in _family_folders()]
-    candidates = [model_path(name, text) for name in families if os.path.lexists(model_path(name, text))]
+    candidates = [folder / f"{text}{MODEL_SUFFIX}" for folder in _folders_of(family)
+                  if os.path.lexists(folder / f"{text}{MODEL_SUFFIX}")]
     if not candidates:
         where = f"{family} models" if family else "models"
         raise StoreError(f"no {where} named {text!r} in the store ({models_dir()}); `estm models list` shows them")
     if len(candidates) > 1:
-        names = ", ".join(f"{candidate.parent.name}/{text}" for candidate in candidates)
+        names = ", ".join(f"{current_name(candidate.parent.name)}/{text}" for candidate in candidates)
         raise StoreError(f"{text!r} is ambiguous: say which of {names}")
     return candidates[0]
 
@@ -354,7 +365,7 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
         fields = json.loads(metadata[METADATA_KEY])
-        return ModelInfo(**fields)
+        return ModelInfo(**{**fields, "family": current_name(fields["family"])})
     except KeyError:
         raise StoreError(f"{path}: a safetensors file without estm metadata (not an estm model)") from None
     except Exception as error:  # a damaged header or metadata of another shape
@@ -382,7 +393,7 @@ def load_model(name_or_path, family: str | None = None, device="cpu"):
 
     path = resolve(name_or_path, family)
     info = read_info(path)
-    if family is not None and info.family != family:
+    if family is not None and info.family != current_name(family):
         raise StoreError(f"{path}: a {info.family} model, but this needs a {family} model")
     cls = model_class(info.family)
     try:

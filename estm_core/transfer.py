@@ -233,9 +233,9 @@ def emotion_of(transfer: TransferModel, emotion_path: str | Path | None, quadran
     if emotion_path is None:
         raise EstmError("give the emotion as an audio file or as --emotion Q1..Q4")
     if transfer.family == "estm1":
-        classifiers = load_classifiers(["emotion"], {"emotion": mer_model} if mer_model else None,
+        classifiers = load_classifiers(["mer"], {"mer": mer_model} if mer_model else None,
                                        device=transfer.device)
-        label = classify_file(emotion_path, classifiers).decisions["emotion"]["label"]
+        label = classify_file(emotion_path, classifiers).decisions["mer"]["label"]
         return label, label
     return Path(emotion_path), None
 

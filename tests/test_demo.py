@@ -77,7 +77,7 @@ def test_the_commands_a_user_tries_next_need_no_options(demo_store, estm, tmp_pa
     assert audio.probe("learned.wav").duration == pytest.approx(len(content) / rate, abs=0.01)
     result = estm("classify", "song.mp3", "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out.splitlines()[0])["emotion"] in ("Q1", "Q2", "Q3", "Q4")
+    assert json.loads(result.out.splitlines()[0])["mer"] in ("Q1", "Q2", "Q3", "Q4")
     result = estm("generate", "--emotion", "Q1", "--seconds", "0.25")
     assert result.code == 0, result.err
     assert audio.probe("Q1.wav").duration == pytest.approx(0.25, abs=0.01)

@@ -29,7 +29,7 @@ def synth_cache(tmp_path_factory):
 
 def test_a_tiny_classifier_learns_the_quadrants_of_held_out_contents(synth_cache, store_home):
     config = TrainConfig(epochs=12, batch_size=16, lr=3e-3, seed=0)
-    result = train_classifier("emotion", synth_cache, "synth-tiny", config,
+    result = train_classifier("gems", synth_cache, "synth-tiny", config,
                               feature_settings=FeatureSettings(n_fft=512, hop_length=128, n_mels=48),
                               model_options={"blocks": (1, 1, 1), "widths": (16, 32, 64)})
     history = result.history

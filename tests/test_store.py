@@ -268,3 +268,21 @@ def test_every_family_of_the_table_is_registered_by_its_module():
         cls = store.model_class(name)
         assert cls.family == name and cls.__module__ == f"estm_core.models.{family.module}"
     assert set(trained_by("classifier")) | set(trained_by("transfer")) | set(trained_by("wavenet")) == set(FAMILIES)
+
+
+def test_a_model_saved_under_a_former_family_name_loads_as_today_s(store_home):
+    from estm_core.models.resnet import GemsResNet
+
+    model = GemsResNet(classes=3, blocks=(1,), widths=(4,))
+    path = store.save_model(model, store.model_path("gems", "old"), labels=["a", "b", "c"])
+    old = store.models_dir() / "emotion" / "old.safetensors"  # as estm wrote a GEMS model before the rename
+    old.parent.mkdir()
+    fields = json.loads(_metadata(path))
+    from safetensors.torch import save_file
+
+    save_file(model.state_dict(), str(old), metadata={store.METADATA_KEY: json.dumps({**fields, "family": "emotion"})})
+    path.unlink()
+    assert store.newest("gems") == old and store.resolve("gems/old") == old
+    loaded, info = store.load_model("old", "gems")
+    assert isinstance(loaded, GemsResNet) and info.family == "gems"
+    assert [(entry.name, entry.family) for entry in store.list_models()] == [("old", "gems")]

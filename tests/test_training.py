@@ -297,7 +297,7 @@ def test_classify_command_batch_with_a_bad_file_exits_3(trained, tmp_path, estm,
     assert estm("classify", low, "--hop", "0").code == 1  # one line, not a hang
     table = estm("classify", low, "--task", "genre")
     assert table.code == 0 and "low" in table.out
-    missing = estm("classify", low, "--task", "emotion")
+    missing = estm("classify", low, "--task", "mer")
     assert missing.code == 1 and "estm train mer" in missing.err
 
 

@@ -147,11 +147,11 @@ def test_the_generate_command(trained, tmp_path, estm, bad_files):
 
 
 def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained, estm, tmp_path):
-    from estm_core.models.resnet import EmotionResNet
+    from estm_core.models.resnet import GemsResNet
 
     # a judge that knows the two labels (untrained: this checks the mechanics, not the verdict)
     features = {"n_fft": 256, "hop_length": 64, "n_mels": 32, "standardize": True}
-    store.save_model(EmotionResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("emotion", "tone-judge"),
+    store.save_model(GemsResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("gems", "tone-judge"),
                      labels=["high", "low"], audio={"sample_rate": 16000, "segment_length": 4000, "features": features})
     result = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "--count", "2",
                   "--seconds", "0.2", "--json")

@@ -69,6 +69,6 @@ class GenreResNet(ResNet):
     """A ResNet whose labels are genres."""
 
 
-@register("emotion")
-class EmotionResNet(ResNet):
+@register("gems")
+class GemsResNet(ResNet):
     """A ResNet whose labels are emotion categories (GEMS or any folder labels)."""
