@@ -19,7 +19,7 @@ def _columns(tasks: list[str], labels: dict[str, list[str]], segments: bool) -> 
                Column("start", "from s", lambda v: "" if v is None else f"{v:.2f}", "right", hidden=not segments),
                Column("duration", "seconds", lambda v: "" if v is None else f"{v:.2f}", "right")]
     for task in tasks:
-        columns += [Column(task, HEADERS[task]),
+        columns += [Column(task, HEADERS.get(task, task)),
                     Column(f"{task}_probability", "p", lambda v: "" if v is None else f"{v:.2f}", "right")]
     # the full distributions go to --json/--csv (the table shows only the columns above)
     columns += [Column(f"{task}_{label}", f"{task}_{label}", hidden=True) for task in tasks for label in labels[task]]

@@ -11,6 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from estm_core.families import FAMILIES
+
 from .common import EXIT_FAILED, Debug, Json, Quiet, handles_errors, note, plain, stdout
 
 app = typer.Typer(help="List, show and remove models in the model store ($ESTM_HOME).", no_args_is_help=True)
@@ -25,7 +27,7 @@ def _size(size_bytes: int) -> str:
 @app.command("list")
 @handles_errors
 def list_(
-    family: Annotated[Optional[str], typer.Option("--family", help="Only this family (mer, estm2, wavenet, ...).")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help=f"Only this family ({', '.join(FAMILIES)}).")] = None,
     json_: Json = False,
     quiet: Quiet = False,
     debug: Debug = False,
