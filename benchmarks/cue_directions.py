@@ -36,9 +36,10 @@ def main() -> None:
     from estm_core import audio
     from estm_core.cues import transfer
     from estm_core.cues.analysis import analyze
+    from estm_core.finding import audio_files
     from estm_core.transfer_evaluation import CUE_CHANGES, cue_changes
 
-    files = sorted(path for path in arguments.folder.iterdir() if path.suffix.lower() in audio.AUDIO_EXTENSIONS)
+    files = audio_files(arguments.folder, recursive=False)
     started = time.perf_counter()
     clips, measured = [], []
     for path in files:

@@ -78,9 +78,9 @@ def main() -> None:
     print(pd.DataFrame(rows).to_string(index=False))
 
     if arguments.real is not None:
-        from estm_core.audio import AUDIO_EXTENSIONS
+        from estm_core.finding import audio_files
 
-        files = sorted(path for path in arguments.real.rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS)
+        files = audio_files(arguments.real)
         rows = []
         for corpus in CORPORA:
             classifiers = load_classifiers(["mer"], {"mer": models[("mer", corpus)]})

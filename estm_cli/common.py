@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import glob
 import json
 import math
 import os
@@ -98,16 +97,10 @@ def handles_errors(command: Callable) -> Callable:
 
 def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files, folders, globs and '-' (paths on stdin) -> (audio files in order, each real file once, as first spelled;
-    [(item, why it gave nothing)]). Folders yield files with an audio extension; a file named explicitly is always
-    kept. Folder searches and '**' follow symlinked folders but enter each real folder once, so a link to '.' or
-    two folders linked to each other neither repeat files nor loop; hidden files and macOS's zip debris are skipped."""
-    from estm_core.audio import AUDIO_EXTENSIONS
+    [(item, why it gave nothing)]). Folders yield files with an audio extension, found as estm_core.finding finds
+    them (hidden files skipped, no loops); a file named explicitly is always kept."""
     from estm_core.errors import EstmError
-
-    def folder_files(folder: Path) -> list[Path]:
-        folders = _folders_below(str(folder)) if recursive else [str(folder)]
-        return sorted(Path(entry.path) for name in folders for entry in _scan(name)
-                      if _listed(entry.name) and entry.is_file() and Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS)
+    from estm_core.finding import audio_files, glob_paths, is_pattern, visible
 
     if "-" in items:
         stdin_paths = [line.strip() for line in sys.stdin if line.strip()]
@@ -120,16 +113,16 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[t
     for item in items:
         path = Path(item).expanduser()
         if path.is_dir():
-            files = folder_files(path)
+            files = audio_files(path, recursive)
             if not files:
                 hint = "" if recursive else " (add --recursive to search subfolders)"
                 problems.append((item, f"folder holds no audio files{hint}"))
         elif path.exists():
             files = [path]
-        elif _is_pattern(item):
-            matches = [Path(match) for match in _glob(str(path)) if _listed(Path(match).name)]
+        elif is_pattern(item):
+            matches = [Path(match) for match in glob_paths(str(path)) if visible(Path(match).name)]
             files = [match for match in matches if match.is_file()]
-            files += [file for match in matches if match.is_dir() for file in folder_files(match)]
+            files += [file for match in matches if match.is_dir() for file in audio_files(match, recursive)]
             if not files:
                 problems.append((item, "no file matches"))
         else:
@@ -138,57 +131,6 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[t
         for file in files:
             found.setdefault(os.path.realpath(file), file)
     return list(found.values()), problems
-
-
-def _is_pattern(text: str) -> bool:
-    return any(character in text for character in "*?[")
-
-
-def _listed(name: str) -> bool:
-    """Whether a folder search or glob picks up `name`: not hidden, and not macOS's zip debris (._song.mp3 resource
-    forks, __MACOSX/), as `estm data split` does."""
-    return not name.startswith(".") and name != "__MACOSX"
-
-
-def _scan(folder: str) -> list[os.DirEntry]:
-    try:
-        return list(os.scandir(folder))
-    except OSError:  # unreadable or gone: it holds nothing we can use
-        return []
-
-
-def _folders_below(top: str) -> list[str]:
-    """`top` ("" for here) and the listed folders below it, shallowest first, following folder symlinks but entering
-    each real folder once (by the shortest spelling)."""
-    folders, seen = [top], {os.path.realpath(top or os.curdir)}
-    for folder in folders:  # grows as it goes: a breadth-first walk
-        for entry in sorted(_scan(folder or os.curdir), key=lambda entry: entry.name):
-            if not (_listed(entry.name) and entry.is_dir()):
-                continue
-            real = os.path.realpath(entry.path)
-            if real not in seen:
-                seen.add(real)
-                folders.append(os.path.join(folder, entry.name))
-    return folders
-
-
-def _glob(pattern: str) -> list[str]:
-    """glob.glob(pattern, recursive=True), except that each '**' enters every real folder once: glob's own follows
-    symlinked folders round and round (a link to '.' repeats every file 40 times; two linked folders never end)."""
-    parts = pattern.split(os.sep)
-    if "**" not in parts:
-        return sorted(glob.glob(pattern))  # without '**' a pattern has a fixed depth, so it cannot loop
-    at = parts.index("**")
-    # the fixed part before '**': "" is here (a pattern that starts with '**'), and nothing after a leading / is /
-    head, rest = os.sep.join(parts[:at]) or (os.sep if at else ""), parts[at + 1:]
-    matches = []
-    for top in sorted(glob.glob(head)) if _is_pattern(head) else [head]:
-        for folder in _folders_below(top) if os.path.isdir(top or os.curdir) else []:
-            if rest:  # what follows '**' is matched in each folder, and may hold another '**'
-                matches += _glob(os.path.join(glob.escape(folder), *rest))
-            else:
-                matches.append(folder)
-    return sorted(matches)
 
 
 def readable(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:

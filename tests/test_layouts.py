@@ -394,3 +394,17 @@ def test_progress_is_reported_per_probed_file_and_reads_are_deterministic(tmp_pa
     second = read_dataset(root)
     pd.testing.assert_frame_equal(first.table, second.table)
     assert first.problems == second.problems
+
+
+def test_one_finder_walks_in_a_stable_order_skips_debris_and_never_loops(tmp_path):
+    from estm_core.finding import audio_files
+
+    for name in ("z.wav", "a/x.wav", "a/c.wav", "a/b/y.wav", "a b/q.wav", "._z.wav", ".hidden/k.wav",
+                 "__MACOSX/a.wav", "a/notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path)  # a link back up: followed once, never round again
+    found = [path.relative_to(tmp_path).as_posix() for path in audio_files(tmp_path)]
+    # each folder's own files by name, then its subfolders' by name: the order splits are drawn in
+    assert found == ["z.wav", "a/c.wav", "a/x.wav", "a/b/y.wav", "a b/q.wav"]
+    assert [path.name for path in audio_files(tmp_path / "a", recursive=False)] == ["c.wav", "x.wav"]

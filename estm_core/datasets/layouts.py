@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS, AudioError, inspect, probe
 from ..errors import EstmError
+from ..finding import audio_files, visible
 from ..labels import GEMS9, GTZAN_GENRES, QUADRANTS, deam_quadrant
 from ..workers import process_pool
 
@@ -490,7 +491,7 @@ def _what_each_layout_expects() -> str:
 
 def _contents(root: Path, shown: int = 8) -> str:
     """A short list of what `root` holds, folders with a trailing slash, for error messages."""
-    entries = sorted((entry for entry in root.iterdir() if _visible(entry.name)), key=lambda entry: entry.name)
+    entries = sorted((entry for entry in root.iterdir() if visible(entry.name)), key=lambda entry: entry.name)
     if not entries:
         return "an empty folder"
     names = [entry.name + ("/" if entry.is_dir() else "") for entry in entries[:shown]]
@@ -498,36 +499,24 @@ def _contents(root: Path, shown: int = 8) -> str:
     return " ".join(names) + more
 
 
-def _visible(name: str) -> bool:
-    """False for hidden files and the macOS debris in zip files (._2.mp3 resource forks, __MACOSX/)."""
-    return not name.startswith(".") and name != "__MACOSX"
-
-
 def _is_audio(path: Path) -> bool:
-    return path.suffix.lower() in AUDIO_EXTENSIONS and _visible(path.name)
+    return path.suffix.lower() in AUDIO_EXTENSIONS and visible(path.name)
 
 
 def _audio_files(folder: Path) -> list[Path]:
     """The audio files directly in `folder` (none if it does not exist), sorted by name."""
-    if not folder.is_dir():
-        return []
-    return sorted((path for path in folder.iterdir() if _is_audio(path) and path.is_file()), key=lambda p: p.name)
+    return audio_files(folder, recursive=False) if folder.is_dir() else []
 
 
 def _subfolders(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted((path for path in folder.iterdir() if path.is_dir() and _visible(path.name)), key=lambda p: p.name)
+    return sorted((path for path in folder.iterdir() if path.is_dir() and visible(path.name)), key=lambda p: p.name)
 
 
 def _walk_audio(root: Path):
-    """Every audio file below `root`, lazily, in a stable order; hidden folders are not entered."""
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if _visible(name))
-        for name in sorted(files):
-            path = Path(folder) / name
-            if _is_audio(path):
-                yield path
+    """Every audio file below `root`, in a stable order; hidden folders are not entered, nor any folder twice."""
+    return iter(audio_files(root))
 
 
 def _squashed(name: str) -> str:
