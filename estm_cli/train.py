@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from estm_core.families import FAMILIES
+from estm_core.families import FAMILIES, trained_by, transferring
+from estm_core.training.config import TrainConfig
 
 from .common import (
     EXIT_SOME_FAILED, Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, error_line, handles_errors, note,
@@ -72,17 +73,19 @@ def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
 
 
 def _classifier_command(family: str, help_text: str):
+    settings = TrainConfig(**FAMILIES[family].training)
+
     @handles_errors
     def command(
         data: SegmentCache,
         name: Name = None,
-        epochs: Epochs = 30,
-        batch_size: BatchSize = 128,
-        lr: LearningRate = 1e-3,
+        epochs: Epochs = settings.epochs,
+        batch_size: BatchSize = settings.batch_size,
+        lr: LearningRate = settings.lr,
         max_steps: MaxSteps = None,
-        seed: Seed = 0,
-        patience: Patience = None,
-        monitor: Monitor = "val_loss",
+        seed: Seed = settings.seed,
+        patience: Patience = settings.patience,
+        monitor: Monitor = settings.monitor,
         label_column: Annotated[str, typer.Option("--label-column", help="Manifest column with the labels.")] = "label",
         resume: Resume = False,
         workers: Workers = 0,
@@ -94,7 +97,6 @@ def _classifier_command(family: str, help_text: str):
     ) -> None:
         from estm_core.device import choose_device
         from estm_core.training.classifier import train_classifier
-        from estm_core.training.loop import TrainConfig
 
         note(f"device: {choose_device(device)}", quiet)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
@@ -113,12 +115,8 @@ def _classifier_command(family: str, help_text: str):
 
 # ------------------------------------------------------------------------------------------- transfer families
 
-TRANSFER_OPTIONS = {  # family -> its model options with the paper's defaults (the final scripts' choices)
-    "hvqvae": {"latent_dim": 20, "beta": 0.25},
-    "estm1": {"d": 24, "beta": 1.5},
-    "estm2": {"d": 24, "beta": 0.25, "beta_e": 0.25},
-}
-LEARNS_EMOTION = ("estm1", "estm2")  # the families that take --style-labels
+TRANSFER_OPTIONS = {family: FAMILIES[family].options for family in trained_by("transfer")}  # and their defaults
+LEARNS_EMOTION = transferring()  # the families that take --style-labels
 GRID_ONLY_OPTIONS = {"--grid": 0, "--jobs": 1, "--slurm": 1, "--summary": 1}  # option -> values it takes
 
 
@@ -152,6 +150,7 @@ def _without(command, options: set[str]):
 
 def _transfer_command(family: str, help_text: str):
     defaults = TRANSFER_OPTIONS[family]
+    settings = TrainConfig(**FAMILIES[family].training)  # the paper's
 
     @handles_errors
     def command(
@@ -167,16 +166,16 @@ def _transfer_command(family: str, help_text: str):
         beta: Annotated[float, typer.Option("--beta", help="VQ commitment weight.")] = defaults["beta"],
         beta_e: Annotated[float, typer.Option("--beta-e", help="Style loss weight.")] = defaults.get("beta_e"),
         codebook_size: Annotated[int, typer.Option("--codebook-size", help="Entries per codebook (K).")] = 1024,
-        epochs: Epochs = 50,
-        batch_size: BatchSize = 128,
-        lr: LearningRate = 1e-3,
+        epochs: Epochs = settings.epochs,
+        batch_size: BatchSize = settings.batch_size,
+        lr: LearningRate = settings.lr,
         max_steps: MaxSteps = None,
-        seed: Seed = 0,
+        seed: Seed = settings.seed,
         patience: Annotated[Optional[int], typer.Option(
-            "--patience", help="Early stopping patience (the original: 3).")] = 3,
+            "--patience", help="Early stopping patience (the original's).")] = settings.patience,
         start_epoch: Annotated[int, typer.Option(
-            "--start-epoch", help="First epoch early stopping may stop at (the original: 25).")] = 25,
-        monitor: Monitor = "loss",
+            "--start-epoch", help="First epoch early stopping may stop at (the original's).")] = settings.start_epoch,
+        monitor: Monitor = settings.monitor,
         grid: Annotated[bool, typer.Option("--grid", help="Train the paper's grid (data/grids/FAMILY.csv).")] = False,
         grid_file: Annotated[Optional[Path], typer.Option("--grid-file", help="A grid CSV of one's own.")] = None,
         grid_point: Annotated[Optional[int], typer.Option("--grid-point", help="Train only point I of the grid.")] = None,
@@ -198,7 +197,6 @@ def _transfer_command(family: str, help_text: str):
         from estm_core.errors import EstmError
         from estm_core.training import grid as grids
         from estm_core.training.estm import train_transfer
-        from estm_core.training.loop import TrainConfig
 
         if family in LEARNS_EMOTION and style_labels is None:
             raise EstmError("say where the style labels come from: --style-labels truth or a predictions "
@@ -348,7 +346,6 @@ def wavenet(
     debug: Debug = False,
 ) -> None:
     from estm_core.device import choose_device
-    from estm_core.training.loop import TrainConfig
     from estm_core.training.wavenet import train_wavenet
 
     note(f"device: {choose_device(device)}", quiet)

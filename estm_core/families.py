@@ -6,7 +6,7 @@ A family's name is also the name of the task it serves (`estm classify --task me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,13 @@ class Family:
     about: str = ""  # more on it: the help of `estm train FAMILY`
     codebooks: bool = False  # holds VQ codebooks (`estm plot codebook`)
     transfers: bool = False  # an emotion-transfer model (`estm transfer --model`)
+    options: dict = field(default_factory=dict)  # the model's options `estm train` offers, with their defaults
+    training: dict = field(default_factory=dict)  # where its training departs from TrainConfig()'s defaults
+
+
+# The ESTM paper's training: Adam 1e-3, batch 128, up to 50 epochs, early stopping on the training loss with patience 3
+# from epoch 25 (spec/ESTM.md); its model options are the final scripts' choices.
+ESTM_TRAINING = {"epochs": 50, "monitor": "loss", "mode": "min", "patience": 3, "start_epoch": 25}
 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
@@ -29,13 +36,15 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family("gems", "resnet", "a song's GEMS emotion category (ResNet on log-mel)", "classifier",
            "A ResNet emotion classifier (e.g. Emotify's GEMS-9, or any folder labels), trained from scratch."),
     Family("hvqvae", "estm", "content-only reconstruction (hierarchical VQ-VAE)", "transfer",
-           "The content-only hierarchical VQ-VAE (reconstruction); the paper's grid with --grid.", codebooks=True),
+           "The content-only hierarchical VQ-VAE (reconstruction); the paper's grid with --grid.", codebooks=True,
+           options={"latent_dim": 20, "beta": 0.25}, training=ESTM_TRAINING),
     Family("estm1", "estm", "emotion transfer to a given quadrant (ESTM-1)", "transfer",
            "ESTM-1: the emotion as a one-hot quadrant appended to the quantised latents; --grid for the paper's 12.",
-           codebooks=True, transfers=True),
+           codebooks=True, transfers=True, options={"d": 24, "beta": 1.5}, training=ESTM_TRAINING),
     Family("estm2", "estm", "emotion transfer from an emotion reference (ESTM-2)", "transfer",
            "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
-           "paper's 36.", codebooks=True, transfers=True),
+           "paper's 36.", codebooks=True, transfers=True, options={"d": 24, "beta": 0.25, "beta_e": 0.25},
+           training=ESTM_TRAINING),
     Family("wavenet", "wavenet", "music generation, conditioned on a label (WaveNet)", "wavenet",
            "A WaveNet on mu-law audio at 16 kHz, conditioned on the data's labels (emotion, genre, any folder "
            "label)."),

@@ -150,3 +150,18 @@ def test_each_training_command_offers_only_its_own_options():
     assert not {"--d", "--beta-e", "--style-labels"} & offered["hvqvae"]
     assert "--latent-dim" not in offered["estm1"] | offered["estm2"] and "--beta-e" not in offered["estm1"]
     assert {"--d", "--beta-e", "--style-labels"} <= offered["estm2"]
+
+
+def test_training_defaults_are_the_core_s():
+    from estm_core.families import FAMILIES
+    from estm_core.training.config import TrainConfig
+
+    commands = dict(_every_command())
+    for family in ("mer", "genre", "gems", "hvqvae", "estm1", "estm2"):
+        defaults = {parameter.name: parameter.default for parameter in commands[f"train {family}"].params}
+        expected = TrainConfig(**FAMILIES[family].training)
+        for option in ("epochs", "batch_size", "lr", "monitor", "patience", "seed"):
+            assert defaults[option] == getattr(expected, option), (family, option)
+        for option, value in FAMILIES[family].options.items():
+            assert defaults[option] == value, (family, option)
+    assert TrainConfig(**FAMILIES["estm2"].training).patience == 3  # the paper's early stopping

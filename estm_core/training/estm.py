@@ -17,14 +17,13 @@ from ..datasets.cache import SegmentDataset
 from ..datasets.segment import INT16_SCALE, open_cache, read_manifest, read_settings
 from ..datasets.style_labels import read_style_labels
 from ..errors import EstmError
-from ..families import trained_by
+from ..families import ESTM_TRAINING, trained_by
 from ..labels import QUADRANTS
 from ..device import seed_everything
 from .loop import TrainConfig, TrainResult, fit, unwrap
 
 ESTM_FAMILIES = trained_by("transfer")
-ORIGINAL_CONFIG = TrainConfig(epochs=50, batch_size=128, lr=1e-3, monitor="loss", mode="min", patience=3,
-                              start_epoch=25)
+ORIGINAL_CONFIG = TrainConfig(**ESTM_TRAINING)
 COLLAPSED_RECONSTRUCTION = 0.9  # the original's collapsed runs ended near 0.99: a near-silent output
 
 
