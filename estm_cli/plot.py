@@ -178,7 +178,7 @@ def codebook(
     from estm_core import store
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
-    from estm_core.plots import check_vq_family
+    from estm_core.models.codebook_usage import check_vq_family
 
     if files and data is not None:
         raise EstmError("give AUDIO files or --data, not both")
@@ -194,7 +194,9 @@ def codebook(
     check_writable(output, force)
 
     from estm_core.device import choose_device
-    from estm_core.plots import cache_segments, codebook_png, codebook_usage, codebooks, file_segments
+    from estm_core.datasets.segment import cache_segments, file_segments
+    from estm_core.models.codebook_usage import codebook_usage, codebooks
+    from estm_core.plots import codebook_png
 
     rate, length = info.audio["sample_rate"], info.audio["segment_length"]
     paths, failures = [], []

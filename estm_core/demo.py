@@ -334,6 +334,8 @@ class Demo:
 
     def figures(self) -> dict[str, Path]:
         from . import plots
+        from .datasets.segment import cache_segments
+        from .models.codebook_usage import codebook_usage
 
         figures = {}
         for name in MODELS:
@@ -345,9 +347,8 @@ class Demo:
             clip.name = f"WaveNet, asked for {clip.name.removesuffix('.wav').split('-')[-1]}"
         figures["generated"] = plots.spectrogram_png(clips, self.media / "generated.png", force=True)
         model, info = store.load_model(store.find_model("estm2", "demo-estm2"), "estm2", self.device)
-        _, batches = plots.cache_segments(self.cache, info.audio["sample_rate"], info.audio["segment_length"],
-                                          part="test")
-        figures["codebook"] = plots.codebook_png(plots.codebook_usage(model, batches), self.media / "codebook.png",
+        _, batches = cache_segments(self.cache, info.audio["sample_rate"], info.audio["segment_length"], part="test")
+        figures["codebook"] = plots.codebook_png(codebook_usage(model, batches), self.media / "codebook.png",
                                                  title="demo-estm2: codebook use on held-out segments", force=True)
         return figures
 

@@ -13,20 +13,20 @@ import math
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .errors import EstmError, FileError
-from .families import with_codebooks
 from .files import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from .models.codebook_usage import LevelUsage
+
 DPI = 120
-VQ_FAMILIES = with_codebooks()
 
 
 def _pyplot():
@@ -438,126 +438,6 @@ def spectrogram_png(clips: Sequence[Clip | str | Path], path: str | Path, *,
 # ---------------------------------------------------------------------------------------------------- codebook
 
 
-@dataclass(frozen=True)
-class LevelUsage:
-    """How often each code of one quantiser level was chosen: `counts` (codebook_size,) int64."""
-
-    level: str
-    counts: np.ndarray
-
-    @property
-    def codebook_size(self) -> int:
-        return len(self.counts)
-
-    @property
-    def vectors(self) -> int:
-        return int(self.counts.sum())
-
-    @property
-    def codes_used(self) -> int:
-        return int(np.count_nonzero(self.counts))
-
-    @property
-    def perplexity(self) -> float:
-        """exp(entropy of the code histogram), as VectorQuantizer.usage: 1 if one code takes all, K if uniform."""
-        if not self.vectors:
-            return 0.0
-        shares = self.counts[self.counts > 0] / self.vectors
-        return float(np.exp(-(shares * np.log(shares)).sum()))
-
-
-def _hierarchy(model):
-    hierarchy = getattr(model, "hierarchy", None)
-    if hierarchy is None or not hasattr(hierarchy, "quantizers"):
-        family = getattr(model, "family", type(model).__name__)
-        raise EstmError(f"a {family} model has no VQ codebooks (only {', '.join(VQ_FAMILIES)} models have)")
-    return hierarchy
-
-
-def check_vq_family(family: str, source: str = "the model") -> None:
-    """EstmError unless `family` has VQ codebooks."""
-    if family not in VQ_FAMILIES:
-        raise EstmError(f"{source}: a {family} model has no VQ codebooks; codebook plots need an "
-                        f"{', '.join(VQ_FAMILIES[:-1])} or {VQ_FAMILIES[-1]} model")
-
-
-def codebooks(model) -> dict[str, np.ndarray]:
-    """{level: (codebook_size, dim) float32 codebook} of an hvqvae/estm1/estm2 model, bottom to top."""
-    return {level: quantizer.codebook.detach().float().cpu().numpy()
-            for level, quantizer in _hierarchy(model).quantizers.items()}
-
-
-def codebook_usage(model, batches: Iterable[np.ndarray], *, batch_size: int = 8) -> dict[str, LevelUsage]:
-    """Count which code each latent vector of each level chooses when `batches` of (n, segment_length) waveforms
-    (peak-normalised segments, as the model was trained on) go through the model's encoders and quantisers.
-
-    Works on the model's device; arrays larger than `batch_size` segments are cut into batches of that size.
-    """
-    import torch
-
-    hierarchy = _hierarchy(model)
-    device = next(model.parameters()).device
-    counts = {level: torch.zeros(quantizer.codebook.shape[0], dtype=torch.int64, device=device)
-              for level, quantizer in hierarchy.quantizers.items()}
-    with torch.no_grad():
-        for array in batches:
-            array = np.asarray(array, dtype=np.float32)
-            for start in range(0, len(array), batch_size):
-                waveforms = torch.from_numpy(array[start:start + batch_size]).to(device)
-                _, indices, _ = hierarchy.quantize(hierarchy.encode(waveforms))
-                for level, chosen in indices.items():
-                    counts[level] += torch.bincount(chosen.flatten(), minlength=len(counts[level]))
-    usage = {level: LevelUsage(level, value.cpu().numpy()) for level, value in counts.items()}
-    if not any(level.vectors for level in usage.values()):
-        raise EstmError("no audio segments to count codes over")
-    return usage
-
-
-def file_segments(path: str | Path, sample_rate: int, segment_length: int) -> np.ndarray:
-    """A file's (n, segment_length) float32 segments, made as `estm data segment` makes a cache's: the song
-    peak-normalised, cut into consecutive segments (the last zero-padded), mostly-silent ones dropped, each
-    peak-normalised. AudioError if no segment is left."""
-    from . import audio
-    from .datasets.segment import SegmentSettings, song_segments, to_float
-
-    samples, _ = audio.load(path, sample_rate=sample_rate, mono=True)
-    settings = SegmentSettings(sample_rate=sample_rate, segment_length=segment_length)
-    segments, _ = song_segments(samples, settings)
-    if not len(segments):
-        raise audio.AudioError(path, "too_short", f"no segment to encode: silent, or shorter than half a segment "
-                                                  f"({segment_length / sample_rate / 2:.2f} s)")
-    return to_float(segments)
-
-
-def cache_segments(cache_dir: str | Path, sample_rate: int, segment_length: int, *, part: str | None = None,
-                   max_segments: int | None = None, batch_size: int = 8,
-                   who: str = "the model") -> tuple[int, Iterator[np.ndarray]]:
-    """The segments of a segment cache (of `part`, if given; at most `max_segments`, evenly spread) as
-    (count, iterator of float32 (≤ batch_size, segment_length) batches). The cache must have been made at the
-    model's rate and segment length."""
-    from .datasets.segment import open_cache, read_manifest, read_settings, to_float
-
-    settings = read_settings(cache_dir)
-    if (settings.sample_rate, settings.segment_length) != (sample_rate, segment_length):
-        raise EstmError(f"{who} takes {segment_length} samples at {sample_rate} Hz, but {cache_dir} holds "
-                        f"{settings.segment_length} at {settings.sample_rate} Hz")
-    manifest = read_manifest(cache_dir)
-    if part is not None:
-        manifest = manifest[manifest["part"] == part]
-        if manifest.empty:
-            raise EstmError(f"{cache_dir}: no segments in part {part!r}")
-    rows = np.sort(manifest["index"].to_numpy())
-    if max_segments is not None and len(rows) > max_segments:
-        rows = rows[np.linspace(0, len(rows) - 1, max_segments).round().astype(int)]
-    cache = open_cache(cache_dir)
-
-    def batches() -> Iterator[np.ndarray]:
-        for start in range(0, len(rows), batch_size):
-            yield to_float(cache[rows[start:start + batch_size]])
-
-    return len(rows), batches()
-
-
 def codebook_figure(usage: dict[str, LevelUsage] | None = None, *, codebook: dict[str, np.ndarray] | None = None,
                     title: str = "") -> "Figure":
     """Codebook usage, one row per level: the share of vectors per code index (left) and the same shares sorted
@@ -620,19 +500,10 @@ def _usage_figure(usage: dict[str, LevelUsage], title: str) -> "Figure":
     return figure
 
 
-def codebook_pca(entries: np.ndarray) -> tuple[np.ndarray, float]:
-    """(K, dim) entries -> ((K, 2) coordinates on the first two principal components, share of variance they hold)."""
-    centred = entries.astype(np.float64) - entries.mean(axis=0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    total = float(np.square(singular).sum())
-    kept = min(2, len(singular))
-    coordinates = np.zeros((len(entries), 2))
-    coordinates[:, :kept] = centred @ components[:kept].T
-    return coordinates, float(np.square(singular[:kept]).sum() / total) if total > 0 else 0.0
-
-
 def _pca_figure(codebook: dict[str, np.ndarray], title: str) -> "Figure":
     from matplotlib.ticker import MaxNLocator
+
+    from .models.codebook_usage import codebook_pca
 
     plt = _pyplot()
     figure, axes_row = plt.subplots(1, len(codebook), figsize=(4.3 * len(codebook) + 0.8, 4.4), squeeze=False,

@@ -15,9 +15,10 @@ from estm_core import store
 from estm_core.evaluate import classification_metrics
 from estm_core.models.estm import HVQVAE
 from estm_core.models.vq import VectorQuantizer
+from estm_core.datasets.segment import file_segments
+from estm_core.models.codebook_usage import LevelUsage, codebook_usage
 from estm_core.plots import (
-    Clip, LevelUsage, best_epoch, clip_log_mel, codebook_usage, file_segments, history_figure, history_panels,
-    load_clip, mel_ticks, spectrogram_figure,
+    Clip, best_epoch, clip_log_mel, history_figure, history_panels, load_clip, mel_ticks, spectrogram_figure,
 )
 
 from conftest import tone, write

@@ -22,7 +22,7 @@ import shutil
 from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -257,3 +257,46 @@ def open_cache(cache_dir: str | Path) -> np.ndarray:
     """The int16 (segments, segment_length) cache of a finished segment cache, memory-mapped read-only."""
     _committed(cache_dir)
     return np.load(Path(cache_dir) / CACHE, mmap_mode="r")
+
+
+# ------------------------------------------------------------------------------------- segments for a model
+
+
+def file_segments(path: str | Path, sample_rate: int, segment_length: int) -> np.ndarray:
+    """A file's (n, segment_length) float32 segments, made as `estm data segment` makes a cache's: the song
+    peak-normalised, cut into consecutive segments (the last zero-padded), mostly-silent ones dropped, each
+    peak-normalised. AudioError if no segment is left."""
+    samples, _ = audio.load(path, sample_rate=sample_rate, mono=True)
+    settings = SegmentSettings(sample_rate=sample_rate, segment_length=segment_length)
+    segments, _ = song_segments(samples, settings)
+    if not len(segments):
+        raise audio.AudioError(path, "too_short", f"no segment to encode: silent, or shorter than half a segment "
+                                                  f"({segment_length / sample_rate / 2:.2f} s)")
+    return to_float(segments)
+
+
+def cache_segments(cache_dir: str | Path, sample_rate: int, segment_length: int, *, part: str | None = None,
+                   max_segments: int | None = None, batch_size: int = 8,
+                   who: str = "the model") -> tuple[int, Iterator[np.ndarray]]:
+    """The segments of a segment cache (of `part`, if given; at most `max_segments`, evenly spread) as
+    (count, iterator of float32 (≤ batch_size, segment_length) batches). The cache must have been made at the
+    model's rate and segment length."""
+    settings = read_settings(cache_dir)
+    if (settings.sample_rate, settings.segment_length) != (sample_rate, segment_length):
+        raise EstmError(f"{who} takes {segment_length} samples at {sample_rate} Hz, but {cache_dir} holds "
+                        f"{settings.segment_length} at {settings.sample_rate} Hz")
+    manifest = read_manifest(cache_dir)
+    if part is not None:
+        manifest = manifest[manifest["part"] == part]
+        if manifest.empty:
+            raise EstmError(f"{cache_dir}: no segments in part {part!r}")
+    rows = np.sort(manifest["index"].to_numpy())
+    if max_segments is not None and len(rows) > max_segments:
+        rows = rows[np.linspace(0, len(rows) - 1, max_segments).round().astype(int)]
+    cache = open_cache(cache_dir)
+
+    def batches() -> Iterator[np.ndarray]:
+        for start in range(0, len(rows), batch_size):
+            yield to_float(cache[rows[start:start + batch_size]])
+
+    return len(rows), batches()
