@@ -67,7 +67,7 @@ def save_tiny_models() -> None:
     """A tiny untrained genre ResNet and ESTM-2 in the store at $ESTM_HOME."""
     import torch
 
-    from estm_core.training.classifier import FeatureSettings
+    from estm_core.features import FeatureSettings
 
     torch.manual_seed(0)
     genre = store.model_class("genre")(classes=2, blocks=(1, 1), widths=(8, 16))

@@ -11,15 +11,15 @@ from .common import (
     note, output_mode, readable,
 )
 
-HEADERS = {"mer": "quadrant", "genre": "genre", "gems": "GEMS"}  # the table's column of each task
-
 
 def _columns(tasks: list[str], labels: dict[str, list[str]], segments: bool) -> list[Column]:
+    from estm_core.families import FAMILIES
+
     columns = [Column("path", "file"),
                Column("start", "from s", lambda v: "" if v is None else f"{v:.2f}", "right", hidden=not segments),
                Column("duration", "seconds", lambda v: "" if v is None else f"{v:.2f}", "right")]
     for task in tasks:
-        columns += [Column(task, HEADERS.get(task, task)),
+        columns += [Column(task, FAMILIES[task].decides),
                     Column(f"{task}_probability", "p", lambda v: "" if v is None else f"{v:.2f}", "right")]
     # the full distributions go to --json/--csv (the table shows only the columns above)
     columns += [Column(f"{task}_{label}", f"{task}_{label}", hidden=True) for task in tasks for label in labels[task]]
@@ -71,10 +71,10 @@ def classify(
     tasks = list(chosen) if chosen and task == "all" else list(TASKS) if task == "all" else [task]
     target = choose_device(device)
     classifiers = load_classifiers(tasks, chosen, target, skip_missing=task == "all" and not chosen)
-    note(f"device: {target}; models: " + ", ".join(f"{c.task} {c.name}" for c in classifiers), quiet)
+    note(f"device: {target}; models: " + ", ".join(f"{c.family} {c.name}" for c in classifiers), quiet)
 
-    tasks = [classifier.task for classifier in classifiers]
-    labels = {classifier.task: classifier.info.labels for classifier in classifiers}
+    tasks = [classifier.family for classifier in classifiers]
+    labels = {classifier.family: classifier.info.labels for classifier in classifiers}
     batch = Batch(_columns(tasks, labels, segments), mode)
     for item, cause in problems:
         batch.failed(item, cause)

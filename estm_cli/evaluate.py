@@ -21,7 +21,7 @@ app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_h
 def classifier(
     data: SegmentCache,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="A classifier (mer, genre, emotion): name or path (default: the newest one that knows the "
+        "--model", help="A classifier (mer, genre, gems): name or path (default: the newest one that knows the "
                         "data's labels).")] = None,
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     output: Annotated[Optional[Path], typer.Option(
@@ -77,7 +77,7 @@ def _classifier_for(data: Path, part: str) -> Path:
     fitting = []
     for path in filter(None, map(store.newest, CLASSIFIER_FAMILIES)):
         info = store.read_info(path)
-        column = info.training.get("label_column", "label")
+        column = info.training.label_column
         if column in segments.columns and set(segments[column]) <= set(info.labels):
             fitting.append(path)
     if not fitting:

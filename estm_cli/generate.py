@@ -54,13 +54,13 @@ def generate(
     for path in paths:  # before the work, not after it
         check_writable(path, force)
     target = choose_device(device)
-    wavenet, info = store.load_model(store.find_model("wavenet", model), "wavenet", target)
-    rate = info.audio["sample_rate"]
+    wavenet = store.load_model(store.find_model("wavenet", model), "wavenet", target)
+    rate = wavenet.sample_rate
     primer = load_prime(prime, rate) if prime is not None else None
-    note(f"device: {target}; model: {store.model_name(store.find_model('wavenet', model))}", quiet)
+    note(f"device: {target}; model: {wavenet.name}", quiet)
     started = time.perf_counter()
     with ProgressBar("generating", None, unit="samples", quiet=quiet) as bar:
-        streams = generate_audio(wavenet, info, [wanted] * count, seconds=seconds, temperature=temperature, seed=seed,
+        streams = generate_audio(wavenet, [wanted] * count, seconds=seconds, temperature=temperature, seed=seed,
                                  prime=primer, on_progress=bar)
     elapsed = time.perf_counter() - started
     for path, stream in zip(paths, streams):

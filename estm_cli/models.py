@@ -1,4 +1,4 @@
-"""`estm models list|show|remove`: the model store."""
+"""`estm models list|show|remove|import`: the model store."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from rich.table import Table
 
 from estm_core.families import FAMILIES
 
-from .common import EXIT_FAILED, Debug, Json, Quiet, handles_errors, note, plain, stdout
+from .common import (
+    EXIT_FAILED, Batch, Column, Debug, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, stdout,
+)
 
 app = typer.Typer(help="List, show and remove models in the model store ($ESTM_HOME).", no_args_is_help=True)
 
@@ -64,11 +66,14 @@ def show(name: Name, json_: Json = False, debug: Debug = False) -> None:
     from estm_core.store import read_info, resolve
 
     path = resolve(name)
-    info = asdict(read_info(path))
+    model_info = read_info(path)
+    info = asdict(model_info)
     if json_:
         print(json.dumps(plain({"path": path, **info})))
         return
     stdout.print(f"[bold]{escape(str(path))}[/]", highlight=False)
+    if model_info.training.collapsed:
+        stdout.print("[bold red]collapsed[/]: it decodes audio to near-silence", highlight=False)
     for key, value in info.items():
         text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
         stdout.print(f"[bold]{key:>13}[/]  {escape(text)}", highlight=False)
@@ -96,3 +101,40 @@ def remove(
     for path in paths:
         for removed in remove_model(str(path)):
             note(f"removed {removed}", quiet)
+
+
+@app.command("import")
+@handles_errors
+def import_(
+    paths: Annotated[list[str], typer.Argument(
+        metavar="PATH", help="The original project's Keras .h5 model files, or folders of them (estm_v2_grid/).")],
+    force: Force = False,
+    json_: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Import the original ESTM project's trained Keras models (HVQ-VAE, ESTM-1, ESTM-2, MER) into the store, each
+    named after its file (estm2_0.25_24_0.75.h5 -> estm2_0.25_24_0.75), with the training history beside it.
+
+    The family and its settings come from the weights' shapes (and the grid's beta_e, d and beta from a grid file's
+    name). Models that decode to near-silence are imported and marked collapsed; NaN weights, shapes that fit no
+    family and files that are not Keras models are refused. Needs h5py: pip install 'estm[keras]'.
+    """
+    from estm_core.keras_import import import_paths
+
+    batch = Batch([Column("file", "file"), Column("name", "name"), Column("family", "family", lambda v: v or ""),
+                   Column("status", "status")], "json" if json_ else "table", title="imported")
+    with ProgressBar("importing", None, unit="files", quiet=quiet) as bar:
+        def imported(row: dict) -> None:
+            if row["status"] == "refused":
+                batch.failed(row["file"], row["cause"], {key: row[key] for key in ("file", "name", "status")})
+            else:
+                batch.ok(row)
+            bar.advance()
+
+        import_paths(paths, force=force, on_file=imported)
+    code = batch.finish()
+    collapsed = [row["name"] for row in batch.rows if row["status"] == "collapsed"]
+    if collapsed:
+        note(f"{len(collapsed)} collapsed (decoding near-silence): {', '.join(collapsed)}", quiet)
+    raise typer.Exit(code)

@@ -86,11 +86,10 @@ def history(
         except store.StoreError:
             info = None
         if info is not None:
-            training = info.training
-            best = training.get("best_epoch")
+            best, monitor = info.training.best_epoch, info.training.monitor
             title = f"{info.family} {name}"
-            if best is not None and training.get("monitor"):
-                title += f": best epoch {best} by {training['monitor']}"
+            if best is not None and monitor:
+                title += f": best epoch {best} by {monitor}"
     if best is None:
         best = best_epoch(frame)
         title += f": best epoch {best} by {'val_loss' if 'val_loss' in frame.columns else 'loss'}"
@@ -176,9 +175,12 @@ def codebook(
     cut into the model's segments as `estm data segment` cuts it.
     """
     from estm_core import store
+    from estm_core.datasets.segment import check_fits
+    from estm_core.device import choose_device
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
-    from estm_core.models.codebook_usage import check_vq_family
+    from estm_core.models.codebook_usage import check_vq_family, codebooks
+    from estm_core.plots import codebook_png
 
     if files and data is not None:
         raise EstmError("give AUDIO files or --data, not both")
@@ -187,18 +189,9 @@ def codebook(
     if batch_size < 1 or (count is not None and count < 1):
         raise EstmError("--batch-size and --count must be at least 1")
     model_path = store.resolve(model) if model is not None else store.find_model("estm2")
-    info = store.read_info(model_path)
-    check_vq_family(info.family, str(model_path))
-    name = store.model_name(model_path)
-    output = output or Path(f"{name}-codebook.png")
+    check_vq_family(store.read_info(model_path).family, str(model_path))
+    output = output or Path(f"{store.model_name(model_path)}-codebook.png")
     check_writable(output, force)
-
-    from estm_core.device import choose_device
-    from estm_core.datasets.segment import cache_segments, file_segments
-    from estm_core.models.codebook_usage import codebook_usage, codebooks
-    from estm_core.plots import codebook_png
-
-    rate, length = info.audio["sample_rate"], info.audio["segment_length"]
     paths, failures = [], []
     if files:  # the inputs before the model
         paths, problems = expand_inputs(files, recursive)
@@ -206,52 +199,22 @@ def codebook(
         failures = problems + bad
         if not paths:
             raise _input_problem(failures)
-    if data is not None:
-        segments, batches = cache_segments(data, rate, length, part=part, max_segments=count, batch_size=batch_size,
-                                           who=name)
+
     target = choose_device(device)
-    vq_model, info = store.load_model(model_path, info.family, target)
-    note(f"device: {target}; model: {info.family} {name}", quiet)
-    title = f"{info.family} {name}"
+    vq = store.load_model(model_path, device=target)
+    if data is not None:
+        check_fits(data, vq)  # before any output
+    note(f"device: {target}; model: {vq.family} {vq.name}", quiet)
+    title = f"{vq.family} {vq.name}"
     if not files and data is None:
         note("no audio given: plotting the codebook entries (PCA); give audio files or --data to see usage", quiet)
-        _wrote(codebook_png(None, output, codebook=codebooks(vq_model), title=f"{title}: codebook entries",
+        _wrote(codebook_png(None, output, codebook=codebooks(vq.model), title=f"{title}: codebook entries",
                             force=force), quiet)
         return
-
     if data is not None:
-        where = f"{segments} segments of {data}" + (f" ({part})" if part else "")
-        with ProgressBar("encoding", segments, unit="segments", quiet=quiet) as bar:
-            def counted(batches):
-                for batch in batches:
-                    yield batch
-                    bar.advance(len(batch))
-
-            usage = codebook_usage(vq_model, counted(batches), batch_size=batch_size)
+        usage, where = _cache_usage(vq, data, part, count, batch_size, quiet)
     else:
-        from estm_core.audio import AudioError
-
-        segments = done = 0
-        with ProgressBar("encoding", len(paths), unit="files", quiet=quiet) as bar:
-            def file_batches():
-                nonlocal segments, done
-                for path in paths:
-                    try:
-                        array = file_segments(path, rate, length)
-                    except AudioError as error:
-                        failures.append((str(path), error.cause))
-                    else:
-                        segments, done = segments + len(array), done + 1
-                        yield array
-                    bar.advance()
-
-            try:
-                usage = codebook_usage(vq_model, file_batches(), batch_size=batch_size)
-            except EstmError:
-                if failures:
-                    raise _input_problem(failures) from None
-                raise
-        where = f"{segments} segments of {done} file{'s' if done != 1 else ''}"
+        usage, where = _files_usage(vq, paths, failures, batch_size, quiet)
     note(f"{where}: " + "; ".join(f"{level.level} perplexity {level.perplexity:.1f}, {level.codes_used}/"
                                   f"{level.codebook_size} codes" for level in usage.values()), quiet)
     _wrote(codebook_png(usage, output, title=f"{title}: codebook usage over {where}", force=force), quiet)
@@ -261,3 +224,50 @@ def codebook(
             stderr.print(f"  {escape(item)}: {escape(cause)}", highlight=False)
         raise typer.Exit(EXIT_SOME_FAILED)
 
+
+
+def _cache_usage(vq, data: Path, part: str | None, count: int | None, batch_size: int, quiet: bool):
+    """Codebook usage over a segment cache's segments, and what they were."""
+    from estm_core.datasets.segment import cache_segments
+    from estm_core.models.codebook_usage import codebook_usage
+
+    segments, batches = cache_segments(data, vq, part=part, max_segments=count, batch_size=batch_size)
+    with ProgressBar("encoding", segments, unit="segments", quiet=quiet) as bar:
+        def counted():
+            for batch in batches:
+                yield batch
+                bar.advance(len(batch))
+
+        usage = codebook_usage(vq.model, counted(), batch_size=batch_size)
+    return usage, f"{segments} segments of {data}" + (f" ({part})" if part else "")
+
+
+def _files_usage(vq, paths: list, failures: list, batch_size: int, quiet: bool):
+    """Codebook usage over audio files cut into the model's segments, and what they were; a file that cannot be
+    decoded is added to `failures` and skipped."""
+    from estm_core.audio import AudioError
+    from estm_core.datasets.segment import file_segments
+    from estm_core.errors import EstmError
+    from estm_core.models.codebook_usage import codebook_usage
+
+    segments = done = 0
+    with ProgressBar("encoding", len(paths), unit="files", quiet=quiet) as bar:
+        def file_batches():
+            nonlocal segments, done
+            for path in paths:
+                try:
+                    array = file_segments(path, vq.sample_rate, vq.segment_length)
+                except AudioError as error:
+                    failures.append((str(path), error.cause))
+                else:
+                    segments, done = segments + len(array), done + 1
+                    yield array
+                bar.advance()
+
+        try:
+            usage = codebook_usage(vq.model, file_batches(), batch_size=batch_size)
+        except EstmError:
+            if failures:
+                raise _input_problem(failures) from None
+            raise
+    return usage, f"{segments} segments of {done} file{'s' if done != 1 else ''}"

@@ -148,6 +148,29 @@ def _without(command, options: set[str]):
     return command
 
 
+def _report_grid(family: str, points, prefix: str, failed: list, summary: Path | None, json_: bool,
+                 quiet: bool) -> None:
+    """The grid's summary table (written as CSV, and shown), then the points that failed."""
+    from estm_core import store
+    from estm_core.files import write_csv
+    from estm_core.training import grid as grids
+
+    table = grids.summary(family, points, prefix)
+    destination = summary or store.models_dir() / family / f"{prefix}grid-summary.csv"
+    write_csv(table, destination, force=True)
+    if json_:
+        for row in table.to_dict(orient="records"):
+            print(json.dumps(plain(row)))
+    else:
+        _grid_table(table)
+    note(f"summary: {destination}", quiet)
+    if failed:
+        stderr.print(f"[bold red]{len(failed)} of {len(points)} grid points failed:[/]", highlight=False)
+        for index, cause in failed:
+            stderr.print(f"  point {index}: {escape(cause)}", highlight=False)
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
 def _transfer_command(family: str, help_text: str):
     defaults = TRANSFER_OPTIONS[family]
     settings = TrainConfig(**FAMILIES[family].training)  # the paper's
@@ -192,7 +215,6 @@ def _transfer_command(family: str, help_text: str):
         quiet: Quiet = False,
         debug: Debug = False,
     ) -> None:
-        from estm_core import store
         from estm_core.device import choose_device
         from estm_core.errors import EstmError
         from estm_core.training import grid as grids
@@ -233,23 +255,8 @@ def _transfer_command(family: str, help_text: str):
                 temporary.write_text(grids.slurm_script(family, points, _point_command()))
             note(f"wrote {slurm}: {len(points)} array tasks; submit it with `sbatch {slurm}`", quiet)
             return
-        from estm_core.files import write_csv
-
         failed = _run_grid(family, points, prefix, jobs, train_one, force, quiet)
-        table = grids.summary(family, points, prefix)
-        destination = summary or store.models_dir() / family / f"{prefix}grid-summary.csv"
-        write_csv(table, destination, force=True)
-        if json_:
-            for row in table.to_dict(orient="records"):
-                print(json.dumps(plain(row)))
-        else:
-            _grid_table(table)
-        note(f"summary: {destination}", quiet)
-        if failed:
-            stderr.print(f"[bold red]{len(failed)} of {len(points)} grid points failed:[/]", highlight=False)
-            for index, cause in failed:
-                stderr.print(f"  point {index}: {escape(cause)}", highlight=False)
-            raise typer.Exit(EXIT_SOME_FAILED)
+        _report_grid(family, points, prefix, failed, summary, json_, quiet)
 
     command.__doc__ = help_text
     unused = {option for options in TRANSFER_OPTIONS.values() for option in options} - set(defaults)

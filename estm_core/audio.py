@@ -14,7 +14,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -393,25 +393,53 @@ def zero_fraction(samples: np.ndarray) -> float:
     return 1.0 - np.count_nonzero(samples) / samples.size if samples.size else 1.0
 
 
-def segment(samples: np.ndarray, length: int, hop: int | None = None, pad: bool = True) -> np.ndarray:
-    """Cut a mono signal (frames,) into (n, length) windows every `hop` frames (default: no overlap).
+def window_starts(total: int, length: int, hop: int) -> list[int]:
+    """The window rule of every command that cuts audio (classify, transfer, plots, segmenting): `length`-sample
+    windows every `hop` samples from the start, and where that leaves a tail, one more window ending at the end (it
+    overlaps its neighbour, so no window holds padding). A signal of at most `length` samples gives one window at 0
+    (padded with zeros); an empty one none."""
+    if hop < 1:
+        raise ValueError(f"hop must be at least one sample, not {hop}")
+    if total <= length:
+        return [0] if total else []
+    starts = list(range(0, total - length + 1, hop))
+    if starts[-1] + length < total:
+        starts.append(total - length)
+    return starts
 
-    With `pad` the last window is zero-padded so every sample is covered (a signal shorter than `length` gives one
-    padded window); without it an incomplete tail is dropped. An empty signal gives (0, length).
-    """
-    hop = hop or length
-    frames = len(samples)
-    if pad:
-        count = 0 if frames == 0 else max(1, math.ceil((frames - length) / hop) + 1)
-    else:
-        count = 0 if frames < length else (frames - length) // hop + 1
-    needed = (count - 1) * hop + length if count else 0
-    if needed > frames:
-        samples = np.concatenate([samples, np.zeros(needed - frames, dtype=samples.dtype)])
-    if count == 0:
-        return np.zeros((0, length), dtype=samples.dtype)
-    windows = np.lib.stride_tricks.sliding_window_view(samples[:needed], length)[::hop]
-    return np.ascontiguousarray(windows)
+
+def segment(samples: np.ndarray, length: int, hop: int | None = None) -> tuple[np.ndarray, list[int]]:
+    """A mono signal (frames,) cut by the window rule (window_starts; default hop: no overlap): the (n, length)
+    windows and their starts. An empty signal gives (0, length)."""
+    starts = window_starts(len(samples), length, hop or length)
+    if len(samples) < length:
+        samples = np.pad(samples, (0, length - len(samples)))
+    windows = np.lib.stride_tricks.sliding_window_view(samples, length)
+    return np.ascontiguousarray(windows[starts]) if starts else np.zeros((0, length), samples.dtype), starts
+
+
+def windows(blocks: Iterable[np.ndarray], length: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The windows of `segment` (with their starts) over a stream of blocks, holding little more than a window: a
+    file of any length is cut as its whole array would be."""
+    if hop < 1:
+        raise ValueError(f"hop must be at least one sample, not {hop}")
+    buffer = np.zeros(0, np.float32)
+    offset = 0  # the absolute sample index of buffer[0]
+    next_start = 0
+    emitted_end = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        while offset + len(buffer) >= next_start + length:
+            yield next_start, buffer[next_start - offset: next_start - offset + length]
+            emitted_end = next_start + length
+            next_start += hop
+        keep_from = max(min(next_start, offset + len(buffer) - length), offset)  # enough for an end-aligned window
+        buffer, offset = buffer[keep_from - offset:], keep_from
+    total = offset + len(buffer)
+    if emitted_end == 0 and total > 0:
+        yield 0, np.pad(buffer, (0, length - len(buffer)))
+    elif total > emitted_end:
+        yield total - length, buffer[len(buffer) - length:]
 
 
 # ------------------------------------------------------------------------------------------------------ saving

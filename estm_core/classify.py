@@ -23,22 +23,6 @@ TASKS = trained_by("classifier")  # a task is named after the family that serves
 
 
 @dataclass
-class Classifier:
-    task: str
-    name: str
-    model: torch.nn.Module
-    info: store.ModelInfo
-
-    @property
-    def sample_rate(self) -> int:
-        return self.info.audio["sample_rate"]
-
-    @property
-    def segment_length(self) -> int:
-        return self.info.audio["segment_length"]
-
-
-@dataclass
 class FileResult:
     path: str
     duration: float  # seconds decoded
@@ -47,7 +31,7 @@ class FileResult:
 
 
 def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, device="cpu",
-                     skip_missing: bool = False) -> list[Classifier]:
+                     skip_missing: bool = False) -> list[store.LoadedModel]:
     """The models serving `tasks` (TASKS): the named one (models[task]) or the newest of the task's family. With
     `skip_missing`, tasks with no model are left out instead of failing (for `--task all`)."""
     loaded = []
@@ -59,8 +43,7 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
             if skip_missing:
                 continue
             raise
-        model, info = store.load_model(path, family, device)
-        loaded.append(Classifier(task, store.model_name(path), model, info))
+        loaded.append(store.load_model(path, family, device))
     if not loaded:
         families = ", ".join(f"estm train {task}" for task in tasks)
         raise EstmError(f"no classifier in the store ({store.models_dir()}); make one with {families}")
@@ -68,31 +51,6 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
 
 
 STREAM_BLOCK = 1 << 18  # frames decoded at a time: a few seconds, whatever the file's length
-
-
-def windows(blocks: Iterable[np.ndarray], length: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, window of `length`) every `hop` samples over a stream of blocks. Windows cover the whole signal: the
-    last one ends at the signal's end (overlapping its neighbour), and a signal shorter than `length` gives one
-    zero-padded window."""
-    if hop < 1:
-        raise ValueError(f"hop must be at least one sample, not {hop}")
-    buffer = np.zeros(0, np.float32)
-    offset = 0  # the absolute sample index of buffer[0]
-    next_start = 0
-    emitted_end = 0
-    for block in blocks:
-        buffer = np.concatenate([buffer, block])
-        while offset + len(buffer) >= next_start + length:
-            yield next_start, buffer[next_start - offset: next_start - offset + length]
-            emitted_end = next_start + length
-            next_start += hop
-        keep_from = max(min(next_start, offset + len(buffer) - length), offset)  # enough for an end-aligned window
-        buffer, offset = buffer[keep_from - offset:], keep_from
-    total = offset + len(buffer)
-    if emitted_end == 0 and total > 0:
-        yield 0, np.pad(buffer, (0, length - len(buffer)))
-    elif total > emitted_end:
-        yield total - length, buffer[len(buffer) - length:]
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -116,7 +74,7 @@ class Counted:
 
 
 @torch.no_grad()
-def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_seconds: float | None = None,
+def classify_file(path: str | Path, classifiers: list[store.LoadedModel], *, hop_seconds: float | None = None,
                   batch_size: int = 16, keep_segments: bool = False, block_frames: int = STREAM_BLOCK) -> FileResult:
     """Every classifier's clip decision for `path` (the mean of its segments' probabilities). The file is decoded
     `block_frames` at a time and its windows classified as they come, so the memory does not grow with its length;
@@ -125,25 +83,24 @@ def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_second
     for classifier in classifiers:
         rate, length = classifier.sample_rate, classifier.segment_length
         hop = round(hop_seconds * rate) if hop_seconds else length
-        device = next(classifier.model.parameters()).device
         total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
         count = 0
         decoded = Counted(audio.stream(path, sample_rate=rate, block_frames=block_frames))
-        for batch in batched(windows(decoded, length, hop), batch_size):
-            probabilities = segment_probabilities(classifier, np.stack([window for _, window in batch]), device)
+        for batch in batched(audio.windows(decoded, length, hop), batch_size):
+            probabilities = segment_probabilities(classifier, np.stack([window for _, window in batch]))
             total += probabilities.sum(dim=0)
             count += len(batch)
             if keep_segments:
                 for (start, _), row in zip(batch, probabilities.tolist()):
                     result.segments.append({
-                        "task": classifier.task, "start": start / rate,
+                        "task": classifier.family, "start": start / rate,
                         "end": min(start + length, decoded.samples) / rate,  # a padded last window ends with the file
                         "probabilities": dict(zip(classifier.info.labels, row)),
                     })
         mean = (total / count).tolist()
         best = int(np.argmax(mean))
         result.duration = decoded.samples / rate
-        result.decisions[classifier.task] = {
+        result.decisions[classifier.family] = {
             "label": classifier.info.labels[best],
             "probability": mean[best],
             "probabilities": dict(zip(classifier.info.labels, mean)),
@@ -154,37 +111,31 @@ def classify_file(path: str | Path, classifiers: list[Classifier], *, hop_second
     return result
 
 
-def segment_probabilities(classifier: Classifier, waveforms: np.ndarray, device: torch.device) -> torch.Tensor:
+def segment_probabilities(classifier: store.LoadedModel, waveforms: np.ndarray) -> torch.Tensor:
     """(n, segment_length) waveforms -> (n, classes) softmax probabilities (float64 on the CPU)."""
+    device = classifier.device
     waveforms = torch.from_numpy(waveforms).to(device)
     with autocast(device):
-        mel = features.classifier_input(waveforms, classifier.sample_rate, classifier.info.audio["features"])
+        mel = features.classifier_input(waveforms, classifier.sample_rate, classifier.info.audio.features)
         logits = classifier.model(mel)
     return torch.softmax(logits.float(), dim=1).double().cpu()
 
 
 @torch.no_grad()
-def predict_segments(model: torch.nn.Module, info: store.ModelInfo, dataset, *, batch_size: int = 32,
+def predict_segments(classifier: store.LoadedModel, dataset, *, batch_size: int = 32,
                      on_progress=None) -> np.ndarray:
-    """(segments, classes) probabilities for every item of a SegmentDataset, whose cache must match the model's
-    sample rate and segment length."""
+    """(segments, classes) probabilities for every item of a SegmentDataset, whose cache must fit the model."""
     from torch.utils.data import DataLoader
 
-    from .datasets.segment import read_settings
+    from .datasets.segment import check_fits
 
-    if info.family not in TASKS:
-        raise EstmError(f"a {info.family} model is not a classifier ({', '.join(TASKS)})")
-    segments = read_settings(dataset.cache_dir)
-    expected = (info.audio["sample_rate"], info.audio["segment_length"])
-    if (segments.sample_rate, segments.segment_length) != expected:
-        raise EstmError(f"{dataset.cache_dir}: segments of {segments.segment_length} samples at "
-                        f"{segments.sample_rate} Hz, but the model takes {expected[1]} at {expected[0]} Hz")
-    classifier = Classifier("", "", model, info)
-    device = next(model.parameters()).device
+    if classifier.family not in TASKS:
+        raise EstmError(f"a {classifier.family} model is not a classifier ({', '.join(TASKS)})")
+    check_fits(dataset.cache_dir, classifier)
     loader = DataLoader(dataset, batch_size=batch_size)
     probabilities = []
     for index, (waveforms, _) in enumerate(loader):
-        probabilities.append(segment_probabilities(classifier, waveforms.numpy(), device))
+        probabilities.append(segment_probabilities(classifier, waveforms.numpy()))
         if on_progress:
             on_progress(index + 1, len(loader))
     return torch.cat(probabilities).numpy()
@@ -199,14 +150,14 @@ def label_segments(model_name: str | None, cache_dir: str | Path, *, device="cpu
 
     from .datasets.cache import SegmentDataset
 
-    path = store.find_model("mer", model_name)
-    model, info = store.load_model(path, "mer", device)
+    labeller = store.load_model(store.find_model("mer", model_name), "mer", device)
+    labels = labeller.info.labels
     dataset = SegmentDataset(cache_dir, part=None, label_column=None)
-    probabilities = predict_segments(model, info, dataset, batch_size=batch_size, on_progress=on_progress)
-    table = pd.DataFrame(probabilities, columns=[f"mer_{label}" for label in info.labels])
+    probabilities = predict_segments(labeller, dataset, batch_size=batch_size, on_progress=on_progress)
+    table = pd.DataFrame(probabilities, columns=[f"mer_{label}" for label in labels])
     table["song_id"] = dataset.manifest["segment_id"] + ".wav"
     table["segment_id"] = dataset.manifest["segment_id"]
     table["part"] = dataset.manifest["part"]
-    table["style_label"] = [info.labels[i] for i in probabilities.argmax(axis=1)]
-    table["mer_model"] = store.model_name(path)  # so a judge can be told apart from it
+    table["style_label"] = [labels[i] for i in probabilities.argmax(axis=1)]
+    table["mer_model"] = labeller.name  # so a judge can be told apart from it
     return table

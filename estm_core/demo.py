@@ -23,6 +23,7 @@ import pandas as pd
 from . import store
 from .errors import EstmError
 from .files import atomic_write
+from .report import write_report
 
 MODELS = {  # store name -> (family, what it is)
     "demo-judge": ("mer", "MER judge: scores transfers and generated clips (trained apart from the labeller)"),
@@ -318,11 +319,12 @@ class Demo:
         from .evaluate import evaluate_wavenet
         from .generate import generate
 
-        model, info = store.load_model(store.find_model("wavenet", "demo-wavenet"), "wavenet", self.device)
-        clips = generate(model, info, list(info.labels), seconds=self.plan.generate_seconds, seed=0)
+        wavenet = store.load_model(store.find_model("wavenet", "demo-wavenet"), "wavenet", self.device)
+        info = wavenet.info
+        clips = generate(wavenet, list(info.labels), seconds=self.plan.generate_seconds, seed=0)
         files = []
         for label, clip in zip(info.labels, clips):
-            files.append(str(audio.save(self.media / f"generated-{label}.wav", clip, info.audio["sample_rate"],
+            files.append(str(audio.save(self.media / f"generated-{label}.wav", clip, info.audio.sample_rate,
                                         force=True)))
         with self.progress("judging generated clips", None, "samples") as bar:
             summary = evaluate_wavenet("demo-wavenet", judge="demo-judge", per_label=2,
@@ -346,9 +348,9 @@ class Demo:
         for clip in clips:
             clip.name = f"WaveNet, asked for {clip.name.removesuffix('.wav').split('-')[-1]}"
         figures["generated"] = plots.spectrogram_png(clips, self.media / "generated.png", force=True)
-        model, info = store.load_model(store.find_model("estm2", "demo-estm2"), "estm2", self.device)
-        _, batches = cache_segments(self.cache, info.audio["sample_rate"], info.audio["segment_length"], part="test")
-        figures["codebook"] = plots.codebook_png(codebook_usage(model, batches), self.media / "codebook.png",
+        estm2 = store.load_model(store.find_model("estm2", "demo-estm2"), "estm2", self.device)
+        _, batches = cache_segments(self.cache, estm2, part="test")
+        figures["codebook"] = plots.codebook_png(codebook_usage(estm2.model, batches), self.media / "codebook.png",
                                                  title="demo-estm2: codebook use on held-out segments", force=True)
         return figures
 
@@ -356,13 +358,7 @@ class Demo:
         self.say("report: figures, report.html and report.md")
         figures = self.figures()
         document = self._document(figures)
-        written = []
-        for suffix, render in ((".html", _html), (".md", _markdown)):
-            path = self.out / f"report{suffix}"
-            with atomic_write(path, force=True) as temporary:
-                Path(temporary).write_text(render(document, self.out), encoding="utf-8")
-            written.append(path)
-        return written
+        return write_report(document, self.out / "report", title="estm demo report")
 
     def _document(self, figures: dict[str, Path]) -> list[tuple]:
         from .transfer_evaluation import summary_rows
@@ -372,6 +368,10 @@ class Demo:
         segments = done["segments"]
         source = SOURCES[self.plan.source]
         judged = done["judged"]
+        classified = done["classified"][:8]
+        example = {role: path for role, path in judged["example"].items() if role != "figure"}
+        labeller = "demo-mer"
+        generated = [Path(file).stem.removeprefix("generated-") for file in done["generation"]["files"]]
         blocks: list[tuple] = [
             ("h1", "estm demo"),
             ("p", f"Plan **{self.plan.name}** on {source.name}: {source.description}. {self.plan.count} "
@@ -395,9 +395,10 @@ class Demo:
             ("table", pd.DataFrame([{"model": name, "accuracy": r["accuracy"], "macro F1": r["macro_f1"],
                                      "chance": r["chance"], "segments": r["count"]}
                                     for name, r in done["recognition"].items()])),
-            ("img", self.media / "demo-mer-confusion.png", "Confusion matrix of the MER labeller"),
-            ("p", "`estm classify` on the held-out files (first 8):"),
-            ("table", pd.DataFrame(done["classified"][:8])),
+            ("img", self.media / f"{labeller}-confusion.png",
+             f"Confusion matrix of {labeller} ({MODELS[labeller][1].split(':')[0]}) on the held-out segments"),
+            ("p", f"`estm classify` on {len(classified)} of the {len(done['classified'])} held-out files:"),
+            ("table", pd.DataFrame(classified)),
             ("h2", "Emotion transfer"),
             ("p", f"The paper's metrics on held-out pairs (a content segment, an emotion segment of another {source.unit}), "
                   "judged by `demo-judge`, a MER model trained apart from the labeller whose labels the transfer "
@@ -418,16 +419,16 @@ class Demo:
                   "0.25 for the quadrant and 0.5 for an arousal or valence flip. The mel distance to the target and "
                   "the chroma correlation with the content are taken after aligning tempo."),
             ("table", pd.DataFrame(summary_rows(judged))),
-            ("img", Path(judged["example"]["figure"]), "One held-out pair: content, emotion reference, the cue "
-                                                       "method's and demo-estm2's outputs, and the true target"),
-            ("audio", [(role, path) for role, path in judged["example"].items() if role != "figure"]),
+            ("img", Path(judged["example"]["figure"]),
+             f"One held-out pair ({Path(next(iter(example.values()))).stem}): " + ", ".join(example)),
+            ("audio", list(example.items())),
             ("img", figures["codebook"], "VQ codebook usage of demo-estm2"),
             ("h2", "Generation"),
             ("p", self._generation_text()),
             ("table", pd.DataFrame(done["generation"].get("cues", [])).rename(columns={
                 "generated_rms_db": "generated level (dBFS)", "generated_centroid_hz": "generated brightness (Hz)",
                 "data_rms_db": "training audio level (dBFS)", "data_centroid_hz": "training audio brightness (Hz)"})),
-            ("img", figures["generated"], "Spectrograms of clips generated per quadrant"),
+            ("img", figures["generated"], "Spectrograms of the clips generated for " + ", ".join(generated)),
             ("audio", [(Path(file).stem, file) for file in done["generation"]["files"]]),
             ("h2", "Training curves"),
             ("grid", [(figures[f"history:{name}"], f"Training history of {name}") for name in MODELS]),
@@ -488,101 +489,3 @@ class Demo:
         self.train_models()
         self.evaluate()
         return self.report()
-
-
-# ---------------------------------------------------------------------------------------------- rendering
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "" if np.isnan(value) else f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-    return "" if value is None else str(value)
-
-
-def _relative(path, root: Path) -> str:
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_uri()
-
-
-def _markdown(document: list[tuple], root: Path) -> str:
-    lines = []
-    for kind, *content in document:
-        if kind in ("h1", "h2"):
-            lines += ["#" * int(kind[1]) + " " + content[0], ""]
-        elif kind == "p":
-            lines += [content[0], ""]
-        elif kind == "code":
-            lines += ["```", content[0], "```", ""]
-        elif kind == "table":
-            table = content[0]
-            lines.append("| " + " | ".join(table.columns) + " |")
-            lines.append("|" + "---|" * len(table.columns))
-            lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in table.itertuples(index=False)]
-            lines.append("")
-        elif kind == "img":
-            lines += [f"![{content[1]}]({_relative(content[0], root)})", ""]
-        elif kind == "grid":
-            lines += [" ".join(f"![{alt}]({_relative(path, root)})" for path, alt in content[0]), ""]
-        elif kind == "audio":
-            lines += [" · ".join(f"[{label}]({_relative(path, root)})" for label, path in content[0]), ""]
-    return "\n".join(lines)
-
-
-def _figure(link: str, caption: str) -> str:
-    """An image that opens at full size when clicked, with its caption."""
-    import html
-
-    return (f'<figure><a href="{link}"><img src="{link}" alt="{html.escape(caption)}"></a>'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-
-
-def _html(document: list[tuple], root: Path) -> str:
-    import html
-    import re
-
-    def inline(text: str) -> str:
-        text = html.escape(text)
-        text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-        return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-    body = []
-    for kind, *content in document:
-        if kind in ("h1", "h2"):
-            body.append(f"<{kind}>{inline(content[0])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{inline(content[0])}</p>")
-        elif kind == "code":
-            body.append(f"<pre>{html.escape(content[0])}</pre>")
-        elif kind == "table":
-            table = content[0]
-            head = "".join(f"<th>{html.escape(str(column))}</th>" for column in table.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(value))}</td>" for value in row) + "</tr>"
-                           for row in table.itertuples(index=False))
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif kind == "img":
-            body.append(_figure(_relative(content[0], root), content[1]))
-        elif kind == "grid":
-            body.append('<div class="grid">' + "".join(_figure(_relative(path, root), alt) for path, alt in content[0])
-                        + "</div>")
-        elif kind == "audio":
-            body.append('<div class="audio">' + "".join(
-                f'<label>{html.escape(label)}<audio controls preload="none" src="{_relative(path, root)}"></audio>'
-                f"</label>" for label, path in content[0]) + "</div>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>estm demo report</title>
-<style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
-h1 {{ margin-bottom: 0.2em; }} h2 {{ border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 14px; }}
-th, td {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }} th {{ background: #f4f4f4; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 13px; }}
-.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 0.5em; }}
-.audio {{ display: flex; flex-wrap: wrap; gap: 1em; }} .audio label {{ display: flex; flex-direction: column; }}
-pre {{ background: #f6f6f6; padding: 0.8em; }} code {{ background: #f6f6f6; padding: 0 3px; }}
-</style></head><body>
-{chr(10).join(body)}
-</body></html>
-"""

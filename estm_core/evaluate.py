@@ -45,11 +45,11 @@ def classification_metrics(truth: np.ndarray, predicted: np.ndarray, labels: lis
 def evaluate_classifier(model_name: str, cache_dir: str | Path, *, part: str = "test", device="cpu",
                         batch_size: int = 32, on_progress=None) -> tuple[dict, pd.DataFrame]:
     """Classify every segment of `part` of a segment cache; returns (summary, per-segment predictions)."""
-    path = store.resolve(model_name)
-    model, info = store.load_model(path, device=device)
-    label_column = info.training.get("label_column", "label")
+    classifier = store.load_model(store.resolve(model_name), device=device)
+    info = classifier.info
+    label_column = info.training.label_column
     dataset = SegmentDataset(cache_dir, part, label_column=label_column, labels=info.labels)
-    probabilities = predict_segments(model, info, dataset, batch_size=batch_size, on_progress=on_progress)
+    probabilities = predict_segments(classifier, dataset, batch_size=batch_size, on_progress=on_progress)
     truth = dataset.targets.numpy()
 
     predictions = dataset.manifest[["segment_id", "song_id", label_column]].copy()
@@ -62,7 +62,7 @@ def evaluate_classifier(model_name: str, cache_dir: str | Path, *, part: str = "
         np.array([info.labels.index(label) for label in song_truth]), per_song.to_numpy().argmax(axis=1), info.labels
     )
     summary = {
-        "model": store.model_name(path),
+        "model": classifier.name,
         "family": info.family,
         "data": str(Path(cache_dir).resolve()),
         "part": part,
@@ -121,32 +121,29 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
     """
     import torch
 
-    from .classify import Classifier, segment_probabilities
-    from .datasets.segment import open_cache, read_manifest, read_settings, to_float
+    from .classify import segment_probabilities
+    from .datasets.segment import check_fits, open_cache, read_manifest, to_float
     from .labels import QUADRANTS
     from .transfer import decode_segments, load_transfer_model, pair_outputs, quadrant_one_hot
 
     transfer = load_transfer_model(model_name, device)
     judge_path = store.find_model("mer", judge_name)
     judge = store.model_name(judge_path)
-    teacher = transfer.info.training.get("style_labeller")
+    teacher = transfer.info.training.style_labeller
     if teacher is not None and teacher == judge:
         raise EstmError(f"the judge {judge} made {transfer.name}'s training labels; judge with another mer model, "
                         "so that a model cannot pass by fitting its own teacher")
-    judge_model, judge_info = store.load_model(judge_path, "mer", device)
-    classifier = Classifier("mer", judge, judge_model, judge_info)
-    variance = transfer.info.training["train_variance"]
-    segments = read_settings(cache_dir)
-    for who, settings in ((transfer.name, transfer.info.audio), (judge, judge_info.audio)):
-        if (settings["sample_rate"], settings["segment_length"]) != (segments.sample_rate, segments.segment_length):
-            raise EstmError(f"{who} takes {settings['segment_length']} samples at {settings['sample_rate']} Hz, but "
-                            f"{cache_dir} holds {segments.segment_length} at {segments.sample_rate} Hz")
+    classifier = store.load_model(judge_path, "mer", device)
+    judge_labels = classifier.info.labels
+    variance = transfer.info.training.train_variance
+    for model in (transfer, classifier):
+        check_fits(cache_dir, model)
     manifest = read_manifest(cache_dir).set_index("segment_id")
     cache = open_cache(cache_dir)
 
     def judged(waveforms: list[np.ndarray]) -> list[str]:
-        probabilities = segment_probabilities(classifier, np.stack(waveforms), transfer.device)
-        return [judge_info.labels[i] for i in probabilities.argmax(dim=1).tolist()]
+        probabilities = segment_probabilities(classifier, np.stack(waveforms))
+        return [judge_labels[i] for i in probabilities.argmax(dim=1).tolist()]
 
     rows, batch = [], []
 
@@ -208,21 +205,21 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
     classifier (`judge`) whose labels include the model's, how often clips generated for a label are judged as it."""
     from torch.utils.data import DataLoader
 
-    from .classify import TASKS, Classifier, classify_file
+    from .classify import TASKS, classify_file
     from .datasets.mulaw import MulawCache, WindowDataset, cache_folder, spans
     from .generate import generate
     from .training.loop import evaluate_terms
     from .training.wavenet import wavenet_step
 
-    path = store.find_model("wavenet", model_name)
-    model, info = store.load_model(path, "wavenet", device)
-    summary = {"model": store.model_name(path), "labels": info.labels}
-    folder = cache_folder(info.training["data"])
+    wavenet = store.load_model(store.find_model("wavenet", model_name), "wavenet", device)
+    model, info = wavenet.model, wavenet.info
+    summary = {"model": wavenet.name, "labels": info.labels}
+    folder = cache_folder(info.training.data)
     if (folder / "index.csv").is_file():
         index = pd.read_csv(folder / "index.csv", dtype={"song_id": str, "label": str}, keep_default_na=False)
         cache = MulawCache(folder, index, [])
-        window = model.receptive_field + info.audio["output_length"]
-        held_out = spans(index, "validation", info.training["holdout"])
+        window = model.receptive_field + info.audio.output_length
+        held_out = spans(index, "validation", info.training.holdout)
         if (held_out["length"] >= window).any():
             windows = WindowDataset(cache, held_out, window, info.labels, windows=256, seed=seed)
             terms = evaluate_terms(model, wavenet_step(model.receptive_field), DataLoader(windows, batch_size=16))
@@ -230,29 +227,27 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
     if judge is not None:
         if not info.labels:
             raise EstmError(f"{summary['model']} is unconditioned: there is no asked-for label to judge")
-        judge_path = store.resolve(judge)
-        judge_model, judge_info = store.load_model(judge_path, device=device)
-        if judge_info.family not in TASKS:
-            raise EstmError(f"{judge_path}: a {judge_info.family} model, not a classifier")
-        missing = set(info.labels) - set(judge_info.labels)
+        classifier = store.load_model(store.resolve(judge), device=device)
+        if classifier.family not in TASKS:
+            raise EstmError(f"{classifier.name}: a {classifier.family} model, not a classifier")
+        missing = set(info.labels) - set(classifier.info.labels)
         if missing:
             raise EstmError(f"the judge does not know the labels {', '.join(sorted(missing))}")
-        classifier = Classifier("judge", store.model_name(judge_path), judge_model, judge_info)
         asked = [label for label in info.labels for _ in range(per_label)]
-        clips = generate(model, info, asked, seconds=seconds, temperature=temperature, seed=seed,
+        clips = generate(wavenet, asked, seconds=seconds, temperature=temperature, seed=seed,
                          on_progress=on_progress)
         judged = []
         with tempfile.TemporaryDirectory() as scratch:
             for number, clip in enumerate(clips):
                 clip_path = Path(scratch) / f"{number}.wav"
-                audio.save(clip_path, clip, info.audio["sample_rate"])
-                judged.append(classify_file(clip_path, [classifier]).decisions["judge"]["label"])
+                audio.save(clip_path, clip, info.audio.sample_rate)
+                judged.append(classify_file(clip_path, [classifier]).decisions[classifier.family]["label"])
         summary.update({"judge": classifier.name, "generated": len(asked),
                         "judged_label_accuracy": float(np.mean([a == j for a, j in zip(asked, judged)])),
                         "chance": 1 / len(info.labels),
                         "judged": [{"asked": a, "judged": j} for a, j in zip(asked, judged)]})
         if (folder / "index.csv").is_file():
-            summary.update(label_cues(info.labels, asked, clips, index, info.audio["sample_rate"]))
+            summary.update(label_cues(info.labels, asked, clips, index, info.audio.sample_rate))
     return summary
 
 

@@ -17,6 +17,7 @@ class Family:
     recipe: str  # how it trains: "classifier" (labelled segments), "transfer" (segments and style labels) or
     #   "wavenet" (windows of raw audio)
     about: str = ""  # more on it: the help of `estm train FAMILY`
+    decides: str = ""  # classifiers: what one decision is called (the heading of its column in `estm classify`)
     codebooks: bool = False  # holds VQ codebooks (`estm plot codebook`)
     transfers: bool = False  # an emotion-transfer model (`estm transfer --model`)
     options: dict = field(default_factory=dict)  # the model's options `estm train` offers, with their defaults
@@ -30,11 +31,14 @@ ESTM_TRAINING = {"epochs": 50, "monitor": "loss", "mode": "min", "patience": 3, 
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family("mer", "mer", "the Russell quadrant of a song (the paper's MER CNN)", "classifier",
-           "The MER paper's CNN (1 793 220 parameters): four quadrants from 10.08 s log-mel segments."),
+           "The MER paper's CNN (1 793 220 parameters): four quadrants from 10.08 s log-mel segments.",
+           decides="quadrant"),
     Family("genre", "resnet", "a song's genre (ResNet on log-mel)", "classifier",
-           "A ResNet genre classifier (labels from the manifest, e.g. GTZAN's ten), trained from scratch."),
+           "A ResNet genre classifier (labels from the manifest, e.g. GTZAN's ten), trained from scratch.",
+           decides="genre"),
     Family("gems", "resnet", "a song's GEMS emotion category (ResNet on log-mel)", "classifier",
-           "A ResNet emotion classifier (e.g. Emotify's GEMS-9, or any folder labels), trained from scratch."),
+           "A ResNet emotion classifier (e.g. Emotify's GEMS-9, or any folder labels), trained from scratch.",
+           decides="GEMS"),
     Family("hvqvae", "estm", "content-only reconstruction (hierarchical VQ-VAE)", "transfer",
            "The content-only hierarchical VQ-VAE (reconstruction); the paper's grid with --grid.", codebooks=True,
            options={"latent_dim": 20, "beta": 0.25}, training=ESTM_TRAINING),

@@ -7,6 +7,7 @@ normalisation, a centred Hann STFT, power 2, then 10·log10 referenced to the cl
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -127,6 +128,17 @@ def mu_law_decode(codes: torch.Tensor, classes: int = MU_LAW_CLASSES) -> torch.T
     mu = classes - 1
     companded = codes.float() / mu * 2.0 - 1.0
     return torch.sign(companded) * torch.expm1(companded.abs() * math.log1p(mu)) / mu
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How waveforms become a classifier's input (log_mel's options); stored with the model so inference repeats it
+    exactly. The defaults are the MER paper's (10.08 s at 22 050 Hz -> 128 x 435)."""
+
+    n_fft: int = N_FFT
+    hop_length: int = HOP_LENGTH
+    n_mels: int = N_MELS
+    standardize: bool = True
 
 
 def classifier_input(waveforms: torch.Tensor, sample_rate: int, settings: dict) -> torch.Tensor:

@@ -65,7 +65,13 @@ def glob_paths(pattern: str) -> list[str]:
 def audio_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """The audio files (by extension) in `folder`, and with `recursive` in every folder below it: each folder's own
     files by name, then its subfolders' by name (the order of a sorted walk, which dataset splits depend on)."""
+    return files_in(folder, AUDIO_EXTENSIONS, recursive)
+
+
+def files_in(folder: str | os.PathLike, suffixes, recursive: bool = True) -> list[Path]:
+    """The files whose extension is one of `suffixes` (".h5", lower case) in `folder` (and below it, as
+    audio_files)."""
     folders = folders_below(str(folder)) if recursive else [str(folder)]
     found = [Path(entry.path) for name in folders for entry in _scan(name)
-             if visible(entry.name) and entry.is_file() and Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS]
+             if visible(entry.name) and entry.is_file() and Path(entry.name).suffix.lower() in suffixes]
     return sorted(found, key=lambda path: (*((1, part) for part in path.parent.parts), (0, path.name)))

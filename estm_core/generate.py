@@ -29,7 +29,7 @@ def label_indices(info: store.ModelInfo, labels: list[str | None]) -> torch.Tens
 
 
 @torch.no_grad()
-def generate(model, info: store.ModelInfo, labels: list[str | None], *, seconds: float = 4.0,
+def generate(wavenet: store.LoadedModel, labels: list[str | None], *, seconds: float = 4.0,
              temperature: float = 0.9, seed: int = 0, prime: np.ndarray | None = None,
              on_progress=None) -> np.ndarray:
     """(streams, samples) float32 audio at the model's rate; one stream per entry of `labels`.
@@ -38,10 +38,10 @@ def generate(model, info: store.ModelInfo, labels: list[str | None], *, seconds:
     """
     if temperature <= 0:
         raise EstmError("--temperature must be above 0")
-    device = next(model.parameters()).device
+    model, info, device = wavenet.model, wavenet.info, wavenet.device
     streams = len(labels)
     fast = FastWaveNet(model, streams, label_indices(info, labels).to(device) if info.labels else None)
-    total = round(seconds * info.audio["sample_rate"])
+    total = round(seconds * info.audio.sample_rate)
     sample = Sampler(temperature, torch.Generator(device=device).manual_seed(seed))
     codes = torch.full((streams,), model.classes // 2, dtype=torch.long, device=device)  # silence
     if prime is not None and len(prime):

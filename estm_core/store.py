@@ -8,6 +8,7 @@ training history `NAME.history.csv` beside each model.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -19,11 +20,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import EstmError
 from .families import FAMILIES, FORMER_NAMES, current_name
 from .files import atomic_write
+
+if TYPE_CHECKING:
+    import torch
 
 try:
     import fcntl
@@ -43,16 +48,98 @@ class StoreError(EstmError):
 
 
 @dataclass
+class AudioSettings:
+    """What a model takes in: the rate it runs at and, per family, how much audio at once."""
+
+    sample_rate: int
+    segment_length: int | None = None  # classifiers and transfer models: samples per segment
+    features: dict | None = None  # classifiers: their log-mel settings (features.FeatureSettings as a dict)
+    mu_law_classes: int | None = None  # wavenet: its quantisation
+    receptive_field: int | None = None  # wavenet: samples of context per prediction
+    output_length: int | None = None  # wavenet: samples predicted per training window
+    other: dict = field(default_factory=dict)  # keys this version does not know (kept, so a rewrite loses none)
+
+
+@dataclass
+class TrainingSummary:
+    """How a model was made: what it learned from (the trainer's part) and how the run went (training.loop's)."""
+
+    data: str | None = None  # the segment cache or audio folder it learned from
+    label_column: str = "label"  # classifiers: the manifest column their labels came from
+    segments: dict = field(default_factory=dict)  # classifiers and transfer models: segments per part
+    files: dict = field(default_factory=dict)  # wavenet: files per part
+    train_variance: float | None = None  # transfer models: the training audio's variance, MSE_C's scale
+    style_labels: str | None = None  # transfer models: "truth" or the labels file they learned
+    style_labeller: str | None = None  # the mer model that made those labels (a judge must be another)
+    preset: str | None = None  # wavenet
+    holdout: str | None = None  # wavenet: what was held out for validation, whole files ("file") or ends ("time")
+    source: dict | None = None  # imported models: the original file, its sha256, the tool that made it
+    collapsed: bool | None = None  # imported VQ models: whether they decode a test signal to near-silence
+    status: str | None = None  # running, finished, early-stopped, max-steps, nan, imported
+    config: dict = field(default_factory=dict)  # the TrainConfig it ran with
+    epochs_run: int | None = None
+    steps: int | None = None
+    monitor: str | None = None
+    best_epoch: int | None = None
+    best_value: float | None = None
+    best: dict = field(default_factory=dict)  # the saved epoch's history row
+    final: dict = field(default_factory=dict)  # the last epoch's history row
+    device: str | None = None
+    world_size: int | None = None
+    other: dict = field(default_factory=dict)  # keys this version does not know (kept, so a rewrite loses none)
+
+
+@dataclass
 class ModelInfo:
     """The JSON metadata stored in every model file."""
 
     family: str
     config: dict  # constructor arguments: family class(**config) rebuilds the model
     labels: list[str] = field(default_factory=list)
-    audio: dict = field(default_factory=dict)  # sample rate, segment length, feature settings
-    training: dict = field(default_factory=dict)  # hyperparameters, data, final metrics
+    audio: AudioSettings | None = None
+    training: TrainingSummary = field(default_factory=TrainingSummary)
     estm_version: str = __version__
     created: str = ""
+
+    @classmethod
+    def from_json(cls, fields: dict) -> ModelInfo:
+        audio, training = fields.get("audio") or None, fields.get("training") or {}
+        return cls(**{**fields, "family": current_name(fields["family"]),
+                      "audio": None if audio is None else _known(AudioSettings, audio),
+                      "training": _known(TrainingSummary, training)})
+
+
+def _known(cls, values: dict):
+    """`cls(**values)` with the keys `cls` does not have kept in its `other`."""
+    names = {item.name for item in dataclasses.fields(cls)}
+    other = {key: value for key, value in values.items() if key not in names}
+    known = {key: value for key, value in values.items() if key in names}
+    return cls(**{**known, "other": {**known.get("other", {}), **other}})
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from its file (in eval mode on its device), with what the file says about it."""
+
+    name: str
+    model: torch.nn.Module
+    info: ModelInfo
+
+    @property
+    def family(self) -> str:
+        return self.info.family
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.audio.sample_rate
+
+    @property
+    def segment_length(self) -> int | None:
+        return self.info.audio.segment_length
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
 
 
 @dataclass
@@ -225,7 +312,7 @@ def newest(family: str) -> Path | None:
 
     def running(path: Path) -> bool:
         try:
-            return read_info(path).training.get("status") == "running"
+            return read_info(path).training.status == "running"
         except StoreError:
             return True
 
@@ -301,8 +388,8 @@ def save_model(
     path: str | os.PathLike,
     *,
     labels=(),
-    audio: dict | None = None,
-    training: dict | None = None,
+    audio: AudioSettings | None = None,
+    training: TrainingSummary | None = None,
     force: bool = False,
 ) -> Path:
     """Write a registered model's weights and metadata to one safetensors file, atomically."""
@@ -318,8 +405,8 @@ def save_model(
         family=family,
         config=model.config,
         labels=list(labels),
-        audio=dict(audio or {}),
-        training=dict(training or {}),
+        audio=audio,
+        training=training or TrainingSummary(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     try:
@@ -365,7 +452,7 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
         fields = json.loads(metadata[METADATA_KEY])
-        return ModelInfo(**{**fields, "family": current_name(fields["family"])})
+        return ModelInfo.from_json(fields)
     except KeyError:
         raise StoreError(f"{path}: a safetensors file without estm metadata (not an estm model)") from None
     except Exception as error:  # a damaged header or metadata of another shape
@@ -382,8 +469,8 @@ def nonfinite_weights(tensors: dict) -> str | None:
     return next(key for key, tensor in floating.items() if not bool(tensor.isfinite().all()))
 
 
-def load_model(name_or_path, family: str | None = None, device="cpu"):
-    """Rebuild a model from its file alone. Returns (model in eval mode on `device`, ModelInfo).
+def load_model(name_or_path, family: str | None = None, device="cpu") -> LoadedModel:
+    """Rebuild a model from its file alone, in eval mode on `device`.
 
     The file's tensors are checked before the model is built: their names, shapes and dtypes against a model built
     on torch's meta device (no memory, so a config asking for a huge model fails here, not in an allocation), and
@@ -410,7 +497,7 @@ def load_model(name_or_path, family: str | None = None, device="cpu"):
         raise StoreError(f"{path}: weight {bad} holds NaN or infinite values (a diverged run); not loaded")
     model = cls(**info.config)
     model.load_state_dict(tensors, strict=True)
-    return model.to(device).eval(), info
+    return LoadedModel(model_name(path), model.to(device).eval(), info)
 
 
 def _mismatch(expected: dict, found: dict) -> str | None:

@@ -9,7 +9,6 @@ option of ours, as a quadrant; ESTM-1 takes a quadrant, given or decided by a me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -17,8 +16,7 @@ import numpy as np
 import torch
 
 from . import audio, store
-from .classify import STREAM_BLOCK, Counted, batched, classify_file, load_classifiers, windows
-from .device import autocast
+from .classify import STREAM_BLOCK, Counted, batched, classify_file, load_classifiers
 from .errors import EstmError
 from .families import transferring
 from .labels import QUADRANTS
@@ -26,30 +24,7 @@ from .labels import QUADRANTS
 TRANSFER_FAMILIES = transferring()
 
 
-@dataclass
-class TransferModel:
-    name: str
-    model: torch.nn.Module
-    info: store.ModelInfo
-
-    @property
-    def family(self) -> str:
-        return self.info.family
-
-    @property
-    def sample_rate(self) -> int:
-        return self.info.audio["sample_rate"]
-
-    @property
-    def segment_length(self) -> int:
-        return self.info.audio["segment_length"]
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-
-def load_transfer_model(name_or_path: str | None = None, device="cpu") -> TransferModel:
+def load_transfer_model(name_or_path: str | None = None, device="cpu") -> store.LoadedModel:
     """The named estm1/estm2 model, or the newest estm2 (then estm1) in the store."""
     if name_or_path is None:
         path = store.newest("estm2") or store.newest("estm1")
@@ -58,20 +33,10 @@ def load_transfer_model(name_or_path: str | None = None, device="cpu") -> Transf
                             "`estm train estm2 --data CACHE --style-labels truth`")
     else:
         path = store.resolve(name_or_path)
-    model, info = store.load_model(path, device=device)
-    if info.family not in TRANSFER_FAMILIES:
-        raise EstmError(f"{path}: a {info.family} model; emotion transfer needs an estm1 or estm2 model")
-    return TransferModel(store.model_name(path), model, info)
-
-
-def window_starts(total: int, length: int, hop: int) -> list[int]:
-    """Starts of `length`-sample windows every `hop` samples covering `total` samples; the last ends at the end."""
-    if total <= length:
-        return [0]
-    starts = list(range(0, total - length + 1, hop))
-    if starts[-1] + length < total:
-        starts.append(total - length)
-    return starts
+    transfer = store.load_model(path, device=device)
+    if transfer.family not in TRANSFER_FAMILIES:
+        raise EstmError(f"{path}: a {transfer.family} model; emotion transfer needs an estm1 or estm2 model")
+    return transfer
 
 
 def crossfade_window(length: int, overlap: int) -> np.ndarray:
@@ -89,12 +54,13 @@ def quadrant_one_hot(quadrant: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decode_segments(transfer: TransferModel, content: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+def decode_segments(transfer: store.LoadedModel, content: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
     """A batch of peak-normalised (B, L) content segments with (B, L) emotion audio (estm2) or (B, 4) quadrant
-    one-hots -> (B, L) outputs."""
+    one-hots -> (B, L) outputs. In float32 on every device, under any autocast: in bf16, 0.5-4 % of the codes
+    differ from float32's (the original's), and the output by 5.6-8.9 % relative RMS."""
     device = transfer.device
     content, emotion = content.to(device), emotion.to(device)
-    with autocast(device):
+    with torch.autocast(device.type, enabled=False):
         if transfer.family == "estm2":
             output = transfer.model.transfer(content, emotion)
         else:
@@ -108,7 +74,7 @@ def _normalised(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return segments / np.where(peaks > 0, peaks, 1.0)[:, None], peaks
 
 
-def transfer_audio(transfer: TransferModel, content: np.ndarray, emotion: np.ndarray | str, *,
+def transfer_audio(transfer: store.LoadedModel, content: np.ndarray, emotion: np.ndarray | str, *,
                    overlap_seconds: float = 1.0, batch_size: int = 4, on_progress=None) -> np.ndarray:
     """Mono content (T,) at the model's rate, with `emotion` (mono audio at that rate, or a quadrant) -> (T,)."""
     blocks = transfer_blocks(transfer, [np.asarray(content, np.float32)], emotion, overlap_seconds=overlap_seconds,
@@ -116,7 +82,7 @@ def transfer_audio(transfer: TransferModel, content: np.ndarray, emotion: np.nda
     return np.concatenate([np.zeros(0, np.float32), *blocks])
 
 
-def transfer_blocks(transfer: TransferModel, content_blocks: Iterable[np.ndarray], emotion: str | np.ndarray | Path, *,
+def transfer_blocks(transfer: store.LoadedModel, content_blocks: Iterable[np.ndarray], emotion: str | np.ndarray | Path, *,
                     overlap_seconds: float = 1.0, batch_size: int = 4, expected_samples: int | None = None,
                     block_frames: int = STREAM_BLOCK, on_progress=None) -> Iterator[np.ndarray]:
     """Mono float32 content blocks at the model's rate, with `emotion` (a quadrant, or mono audio at that rate: an
@@ -132,11 +98,11 @@ def transfer_blocks(transfer: TransferModel, content_blocks: Iterable[np.ndarray
         emotion_one_hot = quadrant_one_hot(emotion)
     else:
         emotion_tape = _Tape(_cycled(emotion, transfer.sample_rate, block_frames))
-    expected = len(window_starts(expected_samples, length, hop)) if expected_samples else None
+    expected = len(audio.window_starts(expected_samples, length, hop)) if expected_samples else None
     content = Counted(content_blocks)
     joined = _OverlapAdd()
     done = 0
-    for batch, last in _with_last(batched(windows(content, length, hop), batch_size)):
+    for batch, last in _with_last(batched(audio.windows(content, length, hop), batch_size)):
         starts = [start for start, _ in batch]
         segments, peaks = _normalised(np.stack([segment for _, segment in batch]))
         if isinstance(emotion, str):
@@ -223,7 +189,7 @@ class _OverlapAdd:
         return samples
 
 
-def emotion_of(transfer: TransferModel, emotion_path: str | Path | None, quadrant: str | None,
+def emotion_of(transfer: store.LoadedModel, emotion_path: str | Path | None, quadrant: str | None,
                mer_model: str | None = None):
     """What to pass as `emotion` to transfer_blocks: a quadrant (given, or for estm1 decided by a mer model on the
     emotion audio) or the emotion file itself (estm2, read as it is needed). Returns (emotion, the quadrant if
@@ -240,7 +206,7 @@ def emotion_of(transfer: TransferModel, emotion_path: str | Path | None, quadran
     return Path(emotion_path), None
 
 
-def transfer_file(transfer: TransferModel, content_path: str | Path, output_path: str | Path, *,
+def transfer_file(transfer: store.LoadedModel, content_path: str | Path, output_path: str | Path, *,
                   emotion_path: str | Path | None = None, quadrant: str | None = None, mer_model: str | None = None,
                   overlap_seconds: float = 1.0, batch_size: int = 4, force: bool = False,
                   block_frames: int = STREAM_BLOCK, on_progress=None) -> dict:
@@ -291,7 +257,7 @@ def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, out
     return frames
 
 
-def pair_outputs(transfer: TransferModel, pairs, cache_dir: str | Path, *, batch_size: int = 8, on_progress=None):
+def pair_outputs(transfer: store.LoadedModel, pairs, cache_dir: str | Path, *, batch_size: int = 8, on_progress=None):
     """Transfer the (content, style) segment pairs of a pairs table (from `estm data pairs`) within a segment
     cache. Yields (pair row number, content (L,), style (L,), output (L,)) as float32 arrays. ESTM-1 gets the
     style segment's quadrant from the labels the model was trained with (recorded in its metadata)."""
@@ -305,7 +271,7 @@ def pair_outputs(transfer: TransferModel, pairs, cache_dir: str | Path, *, batch
         raise EstmError(f"{len(missing)} segments of the pairs are not in {cache_dir} (first: {missing[0]})")
     quadrant_of = None
     if transfer.family == "estm1":
-        quadrant_of, _ = read_style_labels(transfer.info.training.get("style_labels") or "truth", cache_dir)
+        quadrant_of, _ = read_style_labels(transfer.info.training.style_labels or "truth", cache_dir)
     for first in range(0, len(pairs), batch_size):
         rows = pairs.iloc[first:first + batch_size]
         contents = to_float(cache[[row_of[segment] for segment in rows["content"]]])
@@ -320,7 +286,7 @@ def pair_outputs(transfer: TransferModel, pairs, cache_dir: str | Path, *, batch
             on_progress(min(first + batch_size, len(pairs)), len(pairs))
 
 
-def transfer_pairs(transfer: TransferModel, pairs, cache_dir: str | Path, out_dir: str | Path, *,
+def transfer_pairs(transfer: store.LoadedModel, pairs, cache_dir: str | Path, out_dir: str | Path, *,
                    batch_size: int = 8, force: bool = False, on_progress=None) -> list[Path]:
     """Write OUT_DIR/{content}__{style}.wav for every pair."""
     written = []

@@ -211,7 +211,7 @@ def model_method(name: str, device="cpu") -> tuple[Method, str, str | None]:
             emotion, _ = audio.load(pair.reference, sample_rate=model.sample_rate, mono=True)
         return transfer_audio(model, content, emotion), model.sample_rate
 
-    return run, model.name, model.info.training.get("style_labeller")
+    return run, model.name, model.info.training.style_labeller
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -308,7 +308,6 @@ def _at_least(samples: np.ndarray, frames: int) -> np.ndarray:
 def _mer_judge(name: str | None, labellers: tuple[str, ...], device):
     """The mer model that judges (default: the newest); None when the store has none."""
     from . import store
-    from .classify import Classifier
 
     try:
         path = store.find_model("mer", name)
@@ -320,8 +319,7 @@ def _mer_judge(name: str | None, labellers: tuple[str, ...], device):
     if judge in labellers:
         raise EstmError(f"the judge {judge} made the model's training labels; judge with another mer model, so that "
                         "a model cannot pass by fitting its own teacher")
-    model, info = store.load_model(path, "mer", device)
-    return Classifier("mer", judge, model, info)
+    return store.load_model(path, "mer", device)
 
 
 def summarise(table: pd.DataFrame, methods: list[str]) -> dict:

@@ -177,16 +177,25 @@ def test_inspect_reports_a_partly_decodable_file(bad_files):
 # -------------------------------------------------------------------------------------------------- transforms
 
 
-def test_segment_counts_pads_and_hops():
+def test_the_window_rule_ends_the_last_window_at_the_end():
     signal = np.arange(1, 11, dtype=np.float32)  # 10 samples
-    windows = audio.segment(signal, 4)
-    np.testing.assert_array_equal(windows, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0]])
-    np.testing.assert_array_equal(audio.segment(signal, 4, pad=False), [[1, 2, 3, 4], [5, 6, 7, 8]])
-    np.testing.assert_array_equal(audio.segment(signal, 4, hop=3), [[1, 2, 3, 4], [4, 5, 6, 7], [7, 8, 9, 10]])
-    np.testing.assert_array_equal(audio.segment(signal[:2], 4), [[1, 2, 0, 0]])
-    assert audio.segment(signal[:0], 4).shape == (0, 4)
-    # the ESTM segment: 45 s at 22 050 Hz gives 5 segments, the last mostly padding
-    assert audio.segment(np.ones(45 * 22050, np.float32), 222264).shape == (5, 222264)
+    windows, starts = audio.segment(signal, 4)
+    np.testing.assert_array_equal(windows, [[1, 2, 3, 4], [5, 6, 7, 8], [7, 8, 9, 10]])
+    assert starts == [0, 4, 6] == audio.window_starts(10, 4, 4)
+    assert audio.segment(signal, 4, hop=3)[1] == [0, 3, 6]  # the hops reach the end: no extra window
+    assert audio.window_starts(11, 4, 3) == [0, 3, 6, 7]
+    windows, starts = audio.segment(signal[:2], 4)  # shorter than a window: one, padded
+    np.testing.assert_array_equal(windows, [[1, 2, 0, 0]])
+    assert starts == [0] and audio.segment(signal[:0], 4)[0].shape == (0, 4)
+    # streamed, the windows are the whole array's, whatever the blocks
+    for blocks in ([signal], np.split(signal, [3, 4, 9]), np.split(signal, 10)):
+        streamed = list(audio.windows(iter(blocks), 4, 4))
+        assert [start for start, _ in streamed] == [0, 4, 6]
+        np.testing.assert_array_equal(np.stack([window for _, window in streamed]), audio.segment(signal, 4)[0])
+    assert [start for start, _ in audio.windows(iter(np.split(signal, 5)), 4, 2)] == [0, 2, 4, 6]
+    short = list(audio.windows(iter([signal[:3]]), 4, 4))
+    assert len(short) == 1 and short[0][1].tolist() == [1, 2, 3, 0]
+    assert [start for start, _ in audio.windows(iter([signal[:8]]), 4, 4)] == [0, 4]
 
 
 def test_peak_normalise_and_zero_fraction():

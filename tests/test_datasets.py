@@ -102,10 +102,12 @@ def test_split_csv_round_trip_keeps_ids_as_strings(tmp_path):
 # --------------------------------------------------------------------------------------------------- segmenting
 
 
-def test_a_45_second_song_gives_4_segments_after_the_silence_filter():
+def test_a_45_second_song_gives_the_paper_s_4_segments():
+    """The paper zero-padded a 5th segment and its silence filter dropped it (54 % padding); the end-aligned 5th
+    holds only 46 % new audio, and is dropped the same way."""
     song = tone(45.0, 22050, amplitude=0.3)
-    segments, positions = segmenting.song_segments(song, SegmentSettings())
-    assert segments.shape == (4, 222264) and positions == [0, 1, 2, 3]
+    segments, positions, starts = segmenting.song_segments(song, SegmentSettings())
+    assert segments.shape == (4, 222264) and positions == [0, 1, 2, 3] and starts == [0, 222264, 444528, 666792]
     assert segments.dtype == np.int16 and np.abs(segments).max() == 32767  # each segment peak-normalised
 
 
@@ -124,14 +126,15 @@ def test_cache_round_trip_equals_the_decoded_audio_within_int16_rounding(tmp_pat
     split = songs_on_disk(tmp_path)
     result = segment_split(split, tmp_path / "cache", SMALL)
     manifest, cache = result.manifest, open_cache(tmp_path / "cache")
-    # 2.6 s -> segments of 1 s: two full, the third 40 % padding (under the 50 % zeros limit) -> kept
+    # 2.6 s -> segments of 1 s: two full, and the third ends at the end, 60 % of it new audio (the paper kept its
+    # zero-padded third, 40 % padding being under the 50 % zeros limit)
     assert len(manifest) == 12 and cache.shape == (12, 8000) and cache.dtype == np.int16
     assert manifest.columns[:4].tolist() == ["segment_id", "index", "position", "start"]
     row = manifest[manifest["segment_id"] == "s1-2"].iloc[0]
-    assert row["start"] == 2.0 and row["label"] == "B" and row["part"] == "train"
+    assert row["start"] == 1.6 and row["label"] == "B" and row["part"] == "train"
     decoded, _ = audio.load(split["path"][1], sample_rate=8000, mono=True)
-    decoded = audio.peak_normalise(decoded)
-    expected = audio.peak_normalise(np.concatenate([decoded[16000:], np.zeros(8000 * 3 - len(decoded), np.float32)]))
+    assert len(decoded) == 20800
+    expected = audio.peak_normalise(audio.peak_normalise(decoded)[-8000:])
     np.testing.assert_allclose(segmenting.to_float(cache[row["index"]]), expected, atol=0.5 / 32767 + 1e-6)
     assert not (tmp_path / "cache" / "songs").exists()
     assert json.loads((tmp_path / "cache" / "segments.json").read_text())["complete"] is True

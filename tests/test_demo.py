@@ -27,6 +27,31 @@ def test_the_report_shows_every_figure_and_links_existing_files(demo_store):
         assert name in html and name in markdown
     assert "paper MSE_C" in html and "0.14-0.36" in html  # the transfer table sits beside the paper's numbers
     assert "the scores corpus" in html and "share in major" in html and "brightness (Hz)" in html
+    # captions say what was chosen: the example pair's roles as played, the number of files in the classify table
+    done = json.loads((demo_store / "demo.json").read_text())["done"]
+    roles = [role for role in done["judged"]["example"] if role != "figure"]
+    assert re.search(r"One held-out pair \([^)]+\): " + re.escape(", ".join(roles)) + "</figcaption>", html)
+    shown = min(8, len(done["classified"]))
+    assert f"on {shown} of the {len(done['classified'])} held-out files" in markdown
+
+
+def test_a_report_renders_each_block_in_html_and_markdown(tmp_path):
+    from estm_core.report import write_report
+
+    (tmp_path / "media").mkdir()
+    figure = tmp_path / "media" / "a.png"
+    figure.write_bytes(b"png")
+    document = [("h1", "Title"), ("p", "plain **bold** `code` <tag>"),
+                ("table", pd.DataFrame({"name": ["x"], "value": [0.123456], "big": [1234.5], "none": [float("nan")]})),
+                ("img", figure, "a <caption>"), ("audio", [("clip", tmp_path / "media" / "b.wav")])]
+    html, markdown = write_report(document, tmp_path / "report", title="t")
+    assert (html.name, markdown.name) == ("report.html", "report.md")
+    text = markdown.read_text()
+    assert "# Title" in text and "| name | value | big | none |" in text and "| x | 0.123 | 1234 |  |" in text
+    assert "![a <caption>](media/a.png)" in text and "[clip](media/b.wav)" in text
+    page = html.read_text()
+    assert "<b>bold</b> <code>code</code> &lt;tag&gt;" in page and 'src="media/a.png"' in page
+    assert "<figcaption>a &lt;caption&gt;</figcaption>" in page and "<td>0.123</td><td>1234</td><td></td>" in page
 
 
 def test_every_model_is_in_the_store_and_evaluated(demo_store):

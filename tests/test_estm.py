@@ -18,7 +18,7 @@ from estm_core.models.mer import MER
 from estm_core.datasets.style_labels import read_style_labels
 from estm_core.training.estm import train_transfer, training_variance
 from estm_core.training.loop import TrainConfig
-from estm_core.transfer import crossfade_window, load_transfer_model, transfer_audio, window_starts
+from estm_core.transfer import crossfade_window, decode_segments, load_transfer_model, transfer_audio
 
 from conftest import tone, write
 
@@ -101,10 +101,28 @@ def test_estm2_deployment_follows_the_emotion_audio_and_the_content():
     assert model.transfer(content, one_hot).shape == (1, 4096)
 
 
+@pytest.mark.parametrize("family", ["estm1", "estm2"])
+def test_decoding_is_float32_under_any_autocast(family):
+    """Codes and outputs as the original's float32 graph gives them, even inside a bf16 autocast (on CUDA, training
+    and classifying run under one): bf16 would change some codes and the output by several percent."""
+    torch.manual_seed(0)
+    model = (ESTM2 if family == "estm2" else ESTM1)(d=8, codebook_size=32).eval()
+    info = store.ModelInfo(family=family, config={}, audio=store.AudioSettings(8000, 4096))
+    transfer = store.LoadedModel("tiny", model, info)
+    content = torch.from_numpy(tone(4096 / 8000, 8000, frequency=330)[None].astype(np.float32))
+    emotion = torch.from_numpy(tone(4096 / 8000, 8000, frequency=550)[None].astype(np.float32)) if family == "estm2" \
+        else torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    exact = decode_segments(transfer, content, emotion)
+    with torch.no_grad():
+        plain = model.transfer(content, emotion) if family == "estm2" else model(content, emotion)["output"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            halved = model.transfer(content, emotion) if family == "estm2" else model(content, emotion)["output"]
+            inside = decode_segments(transfer, content, emotion)
+    assert exact.dtype == torch.float32 and torch.equal(exact, plain) and torch.equal(inside, exact)
+    assert not torch.equal(halved.float(), exact)  # bf16 would have changed it
+
+
 def test_overlap_add_windows_cover_and_sum_to_one():
-    assert window_starts(10, 4, 3) == [0, 3, 6]
-    assert window_starts(11, 4, 3) == [0, 3, 6, 7]
-    assert window_starts(3, 4, 3) == [0]
     length, overlap = 100, 20
     window = crossfade_window(length, overlap)
     # where two windows overlap by exactly `overlap`, their ramps sum to one
@@ -163,9 +181,9 @@ def test_estm2_trains_records_its_variance_and_transfers_a_25_second_file(quadra
     for column in ("reconstruction", "vq_bottom", "style_loss", "perplexity_bottom", "codes_used_top",
                    "val_reconstruction"):
         assert column in history.columns
-    _, info = store.load_model("tiny-estm2")
-    assert info.training["train_variance"] == pytest.approx(training_variance(quadrant_cache))
-    assert info.training["style_labels"] == "truth" and info.audio["segment_length"] == 4096
+    info = store.load_model("tiny-estm2").info
+    assert info.training.train_variance == pytest.approx(training_variance(quadrant_cache))
+    assert info.training.style_labels == "truth" and info.audio.segment_length == 4096
 
     transfer = load_transfer_model()  # the newest estm2
     content = tone(25.0, 8000, frequency=330)
@@ -199,7 +217,7 @@ def untrained_mer(name: str) -> None:
     """A mer model for 0.5 s segments at 8 kHz (128 x 513 log-mel), untrained: enough to test the mechanics."""
     features = {"n_fft": 512, "hop_length": 8, "n_mels": 128, "standardize": True}
     store.save_model(MER(), store.model_path("mer", name), labels=["Q1", "Q2", "Q3", "Q4"],
-                     audio={"sample_rate": 8000, "segment_length": 4096, "features": features})
+                     audio=store.AudioSettings(8000, 4096, features=features))
 
 
 def test_evaluate_transfer_refuses_the_teacher_and_reports_the_metrics(quadrant_cache, store_home, tmp_path):

@@ -10,7 +10,8 @@ from estm_core.datasets.layouts import read_dataset
 from estm_core.datasets.segment import SegmentSettings, segment_split
 from estm_core.datasets.split import split_table
 from estm_core.evaluate import evaluate_classifier
-from estm_core.training.classifier import FeatureSettings, train_classifier
+from estm_core.features import FeatureSettings
+from estm_core.training.classifier import train_classifier
 from estm_core.training.loop import TrainConfig
 
 

@@ -280,7 +280,8 @@ def test_codebook_usage_equals_the_indices_of_the_training_forward_pass():
 def test_file_segments_are_cut_as_the_segment_cache_cuts_them(tmp_path):
     path = write(tmp_path / "song.wav", tone(1.2, 8000, amplitude=0.3), 8000)
     segments = file_segments(path, 8000, 4096)
-    # 9600 samples: windows at 0, 4096 and 8192; the last is 66 % padding and dropped; each peak-normalised
+    # 9600 samples: windows at 0, 4096 and one ending at the end, which holds 34 % new audio and is dropped (the
+    # paper's zero-padded third was 66 % padding); each peak-normalised
     assert segments.shape == (2, 4096) and segments.dtype == np.float32
     np.testing.assert_allclose(np.abs(segments).max(axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(segments[0], tone(4096 / 8000, 8000, amplitude=1.0), atol=2e-3)
@@ -327,7 +328,7 @@ def test_plot_codebook_of_a_segment_cache(estm, tiny_vq, tmp_path):
     assert "4 segments of" in result.err  # two 1 s songs of two 0.5 s segments
     png_size(tmp_path / "cache.png")
     store.save_model(HVQVAE(latent_dim=4, codebook_size=16), store.model_path("hvqvae", "longer"),
-                     audio={"sample_rate": 8000, "segment_length": 2048})
+                     audio=store.AudioSettings(8000, 2048))
     one_error_line(estm("plot", "codebook", "--model", "longer", "--data", tmp_path / "cache",
                         "-o", tmp_path / "x.png"), "takes 2048 samples at 8000 Hz")
 

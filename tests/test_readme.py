@@ -21,7 +21,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Lines that need a real dataset, a long training run, or a model only the user has: checked, not run.
 NOT_RUN = ("deam", "DEAM", "CACHE", "TAFFC", "taffc", "GTZAN", "EMOTIFY", "my-music", "synthemo", "split.csv",
            "cache", "evaluations/", "estm train", "estm evaluate", "remove", "--pairs", "--model estm1", "torchrun",
-           "sbatch", "make ", "pip ", "data synth", "--test-collection")
+           "sbatch", "make ", "pip ", "data synth", "--test-collection", "models import", "estm2_0.25_24_0.75")
 
 
 def shell_lines() -> list[str]:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from estm_core import store
-from estm_core.errors import FileError
+from estm_core.errors import EstmError, FileError
 from estm_core.store import StoreError
 
 
@@ -36,15 +36,18 @@ def test_register_records_the_constructor_arguments_with_defaults():
 def test_round_trip_rebuilds_the_model_with_bit_identical_weights(store_home, tmp_path):
     model = make_tiny(width=6, classes=3)
     path = store.save_model(model, store.model_path("tiny-test", "first"), labels=["a", "b", "c"],
-                            audio={"sample_rate": 22050}, training={"epochs": 2, "loss": 0.5})
+                            audio=store.AudioSettings(22050),
+                            training=store.TrainingSummary(status="finished", other={"loss": 0.5}))
     assert path == store.models_dir() / "tiny-test" / "first.safetensors"
-    loaded, info = store.load_model("first")
-    assert isinstance(loaded, Tiny) and not loaded.training
+    first = store.load_model("first")
+    loaded, info = first.model, first.info
+    assert first.name == "first" and isinstance(loaded, Tiny) and not loaded.training
     assert loaded.config == {"width": 6, "classes": 3, "note": "default"}
     for (name, original), (_, restored) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(original, restored), name
     assert info.family == "tiny-test" and info.labels == ["a", "b", "c"]
-    assert info.audio == {"sample_rate": 22050} and info.training["loss"] == 0.5
+    assert info.audio == store.AudioSettings(22050) and info.training.status == "finished"
+    assert info.training.other == {"loss": 0.5}
     assert info.estm_version and info.created
     x = torch.randn(5, 4)
     assert torch.equal(model(x), loaded(x))
@@ -283,6 +286,42 @@ def test_a_model_saved_under_a_former_family_name_loads_as_today_s(store_home):
     save_file(model.state_dict(), str(old), metadata={store.METADATA_KEY: json.dumps({**fields, "family": "emotion"})})
     path.unlink()
     assert store.newest("gems") == old and store.resolve("gems/old") == old
-    loaded, info = store.load_model("old", "gems")
-    assert isinstance(loaded, GemsResNet) and info.family == "gems"
+    loaded = store.load_model("old", "gems")
+    assert isinstance(loaded.model, GemsResNet) and loaded.family == "gems"
     assert [(entry.name, entry.family) for entry in store.list_models()] == [("old", "gems")]
+
+
+def test_metadata_from_before_the_typed_fields_reads_and_keeps_keys_it_does_not_know(store_home):
+    """A file written as dicts (estm before the typed metadata, or a newer estm with more keys) reads into the
+    typed fields; keys this version does not know are kept through a rewrite."""
+    from safetensors.torch import save_file
+
+    model = make_tiny()
+    path = store.model_path("tiny-test", "dicts")
+    path.parent.mkdir(parents=True)
+    written = {"family": "tiny-test", "config": model.config, "labels": ["a", "b"],
+               "audio": {"sample_rate": 8000, "segment_length": 4096, "channels": 2},
+               "training": {"data": "/cache", "status": "finished", "best": {"epoch": 3}, "curriculum": [1, 2]}}
+    save_file(model.state_dict(), str(path), metadata={store.METADATA_KEY: json.dumps(written)})
+    info = store.read_info(path)
+    assert info.audio == store.AudioSettings(8000, 4096, other={"channels": 2})
+    assert (info.training.data, info.training.status, info.training.best) == ("/cache", "finished", {"epoch": 3})
+    assert info.training.other == {"curriculum": [1, 2]} and info.training.label_column == "label"
+    store.save_model(model, path, labels=info.labels, audio=info.audio, training=info.training, force=True)
+    assert store.read_info(path).training.other == {"curriculum": [1, 2]}
+    assert store.read_info(path).audio.other == {"channels": 2}
+
+
+def test_a_cache_that_does_not_fit_the_model_is_named_with_both_settings(store_home, tmp_path):
+    from dataclasses import asdict
+
+    from estm_core.datasets.segment import SegmentSettings, check_fits
+
+    settings = SegmentSettings(sample_rate=8000, segment_length=4000)
+    (tmp_path / "segments.json").write_text(json.dumps({"settings": asdict(settings), "complete": True}))
+    info = store.ModelInfo("tiny-test", {}, audio=store.AudioSettings(8000, 4000))
+    model = store.LoadedModel("judge", make_tiny(), info)
+    assert check_fits(tmp_path, model).segment_length == 4000
+    model.info.audio.segment_length = 4096
+    with pytest.raises(EstmError, match=f"judge takes 4096 samples at 8000 Hz, but {tmp_path} holds 4000 at 8000 Hz"):
+        check_fits(tmp_path, model)

@@ -10,12 +10,11 @@ import soundfile as sf
 import torch
 
 from estm_core import audio, store
-from estm_core.classify import Classifier, classify_file, segment_probabilities
+from estm_core.classify import classify_file, segment_probabilities
 from estm_core.models.estm import ESTM2
 from estm_core.models.resnet import ResNet
-from estm_core.training.classifier import FeatureSettings
-from estm_core.transfer import TransferModel, _save_blocks, transfer_audio, transfer_blocks, transfer_file, \
-    window_starts
+from estm_core.features import FeatureSettings
+from estm_core.transfer import _save_blocks, transfer_audio, transfer_blocks, transfer_file
 
 from conftest import tone, write
 
@@ -23,20 +22,20 @@ RATE = 8000
 BLOCK = 777  # frames per block: no file length or segment length here is a multiple of it
 
 
-def tiny_classifier() -> Classifier:
+def tiny_classifier() -> store.LoadedModel:
     """A randomly initialised (seeded) tiny ResNet taking 0.5 s segments at 8 kHz."""
     torch.manual_seed(0)
     info = store.ModelInfo(family="genre", config={}, labels=["high", "low", "middle"],
-                           audio={"sample_rate": RATE, "segment_length": 4000,
-                                  "features": asdict(FeatureSettings(n_fft=256, hop_length=64, n_mels=32))})
-    return Classifier("genre", "tiny", ResNet(classes=3, blocks=(1, 1), widths=(8, 16)).eval(), info)
+                           audio=store.AudioSettings(RATE, 4000, features=asdict(
+                               FeatureSettings(n_fft=256, hop_length=64, n_mels=32))))
+    return store.LoadedModel("tiny", ResNet(classes=3, blocks=(1, 1), widths=(8, 16)).eval(), info)
 
 
-def tiny_transfer() -> TransferModel:
+def tiny_transfer() -> store.LoadedModel:
     """A randomly initialised (seeded) tiny ESTM-2 taking 4096-sample segments at 8 kHz."""
     torch.manual_seed(0)
-    info = store.ModelInfo(family="estm2", config={}, audio={"sample_rate": RATE, "segment_length": 4096})
-    return TransferModel("tiny", ESTM2(d=8, codebook_size=32).eval(), info)
+    info = store.ModelInfo(family="estm2", config={}, audio=store.AudioSettings(RATE, 4096))
+    return store.LoadedModel("tiny", ESTM2(d=8, codebook_size=32).eval(), info)
 
 
 def noisy_tone(seconds: float, frequency: float, seed: int, channels: int = 1) -> np.ndarray:
@@ -55,11 +54,10 @@ def test_classify_in_small_blocks_gives_the_whole_arrays_results(tmp_path, secon
     samples, _ = audio.load(path, mono=True)  # the whole array, cut by the window rule, in the same batches
     length = classifier.segment_length
     hop = round(hop_seconds * RATE) if hop_seconds else length
-    starts = window_starts(len(samples), length, hop)
+    starts = audio.window_starts(len(samples), length, hop)
     padded = np.pad(samples, (0, max(0, length - len(samples))))
     probabilities = torch.cat([
-        segment_probabilities(classifier, np.stack([padded[start:start + length] for start in starts[i:i + 3]]),
-                              torch.device("cpu"))
+        segment_probabilities(classifier, np.stack([padded[start:start + length] for start in starts[i:i + 3]]))
         for i in range(0, len(starts), 3)])
 
     assert [segment["start"] for segment in result.segments] == [start / RATE for start in starts]

@@ -13,13 +13,14 @@ import pytest
 import torch
 
 from estm_core import store
-from estm_core.classify import classify_file, load_classifiers, windows
+from estm_core.classify import classify_file, load_classifiers
 from estm_core.datasets.segment import SegmentSettings, segment_split
 from estm_core.errors import EstmError
 from estm_core.evaluate import classification_metrics, evaluate_classifier, write_classifier_report
 from estm_core.models.mer import MER
 from estm_core.training import classifier as recipe
-from estm_core.training.classifier import FeatureSettings, train_classifier
+from estm_core.features import FeatureSettings
+from estm_core.training.classifier import train_classifier
 from estm_core.training.loop import TrainConfig
 
 from conftest import tone, write
@@ -79,10 +80,11 @@ def test_training_lowers_the_loss_and_saves_a_model_that_reloads_identically(ton
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     assert history["val_accuracy"].iloc[-1] >= 0.9
     assert pd.read_csv(store.history_path(result.path))["epoch"].tolist() == [1, 2, 3, 4]
-    model, info = store.load_model("tones")
-    assert info.labels == ["high", "low"] and info.audio["features"]["hop_length"] == 64
-    assert info.training["status"] == "finished" and info.training["best_epoch"] == result.best_epoch
-    again, _ = store.load_model("tones")
+    loaded = store.load_model("tones")
+    model, info = loaded.model, loaded.info
+    assert info.labels == ["high", "low"] and info.audio.features["hop_length"] == 64
+    assert info.training.status == "finished" and info.training.best_epoch == result.best_epoch
+    again = store.load_model("tones").model
     batch = torch.randn(3, 1, 32, 63)
     assert torch.equal(model(batch), again(batch))
 
@@ -129,9 +131,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_weights(tone_cache, st
     result = train_tiny(tone_cache, "poisoned", epochs=6)
     assert result.status == "nan" and "epoch 3" in result.message
     assert result.history["epoch"].tolist() == [1, 2]
-    model, info = store.load_model("poisoned")
-    assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert info.training["status"] == "nan" and info.training["epochs_run"] == 2
+    poisoned = store.load_model("poisoned")
+    assert all(torch.isfinite(p).all() for p in poisoned.model.parameters())
+    assert poisoned.info.training.status == "nan" and poisoned.info.training.epochs_run == 2
 
 
 def test_weights_that_diverge_under_a_finite_loss_are_never_saved(tone_cache, store_home, monkeypatch):
@@ -153,8 +155,8 @@ def test_weights_that_diverge_under_a_finite_loss_are_never_saved(tone_cache, st
     monkeypatch.setattr(recipe, "classifier_step", poisoned)
     result = train_tiny(tone_cache, "diverged", epochs=4)
     assert result.status == "nan" and "became NaN or infinite in epoch 2" in result.message
-    model, info = store.load_model("diverged")  # epoch 1's weights, which load
-    assert info.training["epochs_run"] == 1 and info.training["status"] == "nan"
+    info = store.load_model("diverged").info  # epoch 1's weights, which load
+    assert info.training.epochs_run == 1 and info.training.status == "nan"
 
 
 @pytest.mark.parametrize("option, value", [("lr", float("inf")), ("lr", 0.0), ("epochs", 0), ("batch_size", 0),
@@ -183,19 +185,19 @@ def test_a_kill_before_the_final_rewrite_is_recovered_by_resume(tone_cache, stor
     real_save = store.save_model
 
     def killed_at_the_final_rewrite(model, path, **options):
-        if options["training"]["status"] == "finished":
+        if options["training"].status == "finished":
             raise KeyboardInterrupt
         return real_save(model, path, **options)
 
     monkeypatch.setattr(store, "save_model", killed_at_the_final_rewrite)
     with pytest.raises(KeyboardInterrupt):
         train_tiny(tone_cache, "cut", epochs=2)
-    assert store.read_info(store.model_path("genre", "cut")).training["status"] == "running"
+    assert store.read_info(store.model_path("genre", "cut")).training.status == "running"
     monkeypatch.setattr(store, "save_model", real_save)
     result = train_classifier("genre", tone_cache, "cut", TrainConfig(epochs=2, batch_size=8, lr=3e-3),
                               feature_settings=TINY_FEATURES, model_options=TINY_RESNET, resume=True)
     assert result.status == "already-finished"
-    assert store.read_info(store.model_path("genre", "cut")).training["status"] == "finished"
+    assert store.read_info(store.model_path("genre", "cut")).training.status == "finished"
     assert store.newest("genre") == store.model_path("genre", "cut")
 
 
@@ -203,7 +205,7 @@ def test_the_seed_decides_the_initial_weights(tone_cache, store_home):
     weights = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         train_tiny(tone_cache, name, epochs=1, max_steps=1, seed=seed)
-        weights[name] = store.load_model(name)[0].state_dict()
+        weights[name] = store.load_model(name).model.state_dict()
     first = next(iter(weights["a"]))
     assert torch.equal(weights["a"][first], weights["b"][first])
     assert not torch.equal(weights["a"][first], weights["c"][first])
@@ -221,7 +223,7 @@ def test_resume_keeps_the_runs_own_settings(tone_cache, store_home):
     result = train_classifier("genre", tone_cache, "settled", TrainConfig(epochs=30), feature_settings=TINY_FEATURES,
                               model_options=TINY_RESNET, resume=True)
     assert result.history["epoch"].tolist() == [1, 2, 3] and result.status == "finished"
-    assert store.read_info(result.path).training["config"]["batch_size"] == 8
+    assert store.read_info(result.path).training.config["batch_size"] == 8
 
 
 def test_early_stopping_waits_for_its_first_epoch(tone_cache, store_home):
@@ -252,24 +254,11 @@ def test_two_process_ddp_on_cpu_trains_and_writes_one_checkpoint(tone_cache, sto
     assert run.stdout.count("finished 2") == 2  # both ranks (their lines may interleave)
     files = sorted(path.name for path in (store_home / "models" / "genre").iterdir())
     assert files == ["ddp.history.csv", "ddp.resume", "ddp.safetensors"]
-    _, info = store.load_model(store_home / "models" / "genre" / "ddp.safetensors")
-    assert info.training["world_size"] == 2
+    info = store.load_model(store_home / "models" / "genre" / "ddp.safetensors").info
+    assert info.training.world_size == 2
 
 
 # --------------------------------------------------------------------------------------------------- classify
-
-
-def test_windows_cover_the_whole_signal():
-    signal = np.arange(10, dtype=np.float32)
-    blocks = lambda size: (signal[i:i + size] for i in range(0, 10, size))  # noqa: E731
-    for size in (1, 3, 10):
-        got = [(start, window.tolist()) for start, window in windows(blocks(size), 4, 4)]
-        assert got == [(0, [0, 1, 2, 3]), (4, [4, 5, 6, 7]), (6, [6, 7, 8, 9])]
-    assert [start for start, _ in windows(blocks(3), 4, 2)] == [0, 2, 4, 6]
-    short = list(windows(iter([signal[:3]]), 4, 4))
-    assert len(short) == 1 and short[0][1].tolist() == [0, 1, 2, 0]
-    exact = list(windows(iter([signal[:8]]), 4, 4))
-    assert [start for start, _ in exact] == [0, 4]
 
 
 @pytest.mark.parametrize("extension, rate, channels", [

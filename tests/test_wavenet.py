@@ -115,20 +115,20 @@ def trained(tone_wavenet, monkeypatch):
 
 
 def test_each_label_generates_its_own_tone(trained):
-    model, info = store.load_model("tones")
-    assert info.labels == ["high", "low"]
-    assert info.training["holdout"] == "time"  # 3 files a label: too few to hold one out, so the end of each
-    audio = generate(model, info, ["low", "high", "low", "high"], seconds=0.5, temperature=0.5, seed=0)
+    wavenet = store.load_model("tones")
+    assert wavenet.info.labels == ["high", "low"]
+    assert wavenet.info.training.holdout == "time"  # 3 files a label: too few to hold one out, so the end of each
+    audio = generate(wavenet, ["low", "high", "low", "high"], seconds=0.5, temperature=0.5, seed=0)
     assert audio.shape == (4, 8000) and np.isfinite(audio).all()
     for label, stream in zip(["low", "high", "low", "high"], audio):
         assert dominant_frequency(stream) == pytest.approx(TONES[label], rel=0.05), label
 
 
 def test_generation_is_reproducible_per_seed(trained):
-    model, info = store.load_model("tones")
-    first = generate(model, info, ["low"], seconds=0.1, seed=3)
-    assert np.array_equal(first, generate(model, info, ["low"], seconds=0.1, seed=3))
-    assert not np.array_equal(first, generate(model, info, ["low"], seconds=0.1, seed=4))
+    wavenet = store.load_model("tones")
+    first = generate(wavenet, ["low"], seconds=0.1, seed=3)
+    assert np.array_equal(first, generate(wavenet, ["low"], seconds=0.1, seed=3))
+    assert not np.array_equal(first, generate(wavenet, ["low"], seconds=0.1, seed=4))
 
 
 def test_the_generate_command(trained, tmp_path, estm, bad_files):
@@ -152,7 +152,7 @@ def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained,
     # a judge that knows the two labels (untrained: this checks the mechanics, not the verdict)
     features = {"n_fft": 256, "hop_length": 64, "n_mels": 32, "standardize": True}
     store.save_model(GemsResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("gems", "tone-judge"),
-                     labels=["high", "low"], audio={"sample_rate": 16000, "segment_length": 4000, "features": features})
+                     labels=["high", "low"], audio=store.AudioSettings(16000, 4000, features=features))
     result = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "--count", "2",
                   "--seconds", "0.2", "--json")
     assert result.code == 0, result.err

@@ -60,21 +60,32 @@ class SegmentResult:
     audio_seconds: float  # of the songs decoded in this run
 
 
-def song_segments(samples: np.ndarray, settings: SegmentSettings) -> tuple[np.ndarray, list[int]]:
-    """Mono float samples -> (int16 (n, segment_length) segments that pass the silence filter, their positions k)."""
+def song_segments(samples: np.ndarray, settings: SegmentSettings) -> tuple[np.ndarray, list[int], list[int]]:
+    """Mono float samples -> (int16 (n, segment_length) segments that pass the silence filter, their positions k,
+    their starts in samples), cut by the window rule (audio.window_starts).
+
+    The paper zero-padded the last segment, and its silence filter then dropped it when more than half of it was
+    zeros; here the last segment ends at the song's end instead (real audio, no padding), and is kept where the
+    paper's padded one was, so a song gives the paper's segments."""
     if settings.normalise_song:
         samples = audio.peak_normalise(samples)
-    windows = audio.segment(samples, settings.segment_length, settings.step)
-    kept, positions = [], []
-    for position, window in enumerate(windows):
+    length, step = settings.segment_length, settings.step
+    windows, starts = audio.segment(samples, length, step)
+    if len(starts) > 1 and starts[-1] % step:  # an end-aligned last window
+        tail = samples[starts[-2] + step:]  # what the paper's padded segment held
+        if (length - len(tail) + np.count_nonzero(tail == 0)) / length > settings.max_zero_fraction:
+            windows, starts = windows[:-1], starts[:-1]
+    kept, positions, kept_starts = [], [], []
+    for position, (window, start) in enumerate(zip(windows, starts)):
         if audio.zero_fraction(window) > settings.max_zero_fraction:
             continue
         if settings.normalise_segment:
             window = audio.peak_normalise(window)
         kept.append(np.round(np.clip(window, -1.0, 1.0) * INT16_SCALE).astype(np.int16))
         positions.append(position)
-    segments = np.stack(kept) if kept else np.zeros((0, settings.segment_length), np.int16)
-    return segments, positions
+        kept_starts.append(start)
+    segments = np.stack(kept) if kept else np.zeros((0, length), np.int16)
+    return segments, positions, kept_starts
 
 
 def to_float(segments: np.ndarray) -> np.ndarray:
@@ -91,7 +102,7 @@ def _process_song(song_id: str, path: str, out_dir: Path, settings: SegmentSetti
     """Decode, segment and write one song's shard (and wav files). Returns the song's duration in seconds.
     Runs in worker processes: everything it needs comes in as arguments, and it writes its own output."""
     samples, rate = audio.load(path, sample_rate=settings.sample_rate, mono=True)
-    segments, positions = song_segments(samples, settings)
+    segments, positions, starts = song_segments(samples, settings)
     if not len(segments):
         raise audio.AudioError(path, "too_short", "no segment passes the silence filter (too short or silent)")
     if write_wav:
@@ -100,7 +111,8 @@ def _process_song(song_id: str, path: str, out_dir: Path, settings: SegmentSetti
             audio.save(wav, to_float(segment), rate, force=True)
     with atomic_write(_shard_path(out_dir, song_id), force=True) as temporary:
         with open(temporary, "wb") as file:
-            np.savez(file, segments=segments, positions=np.array(positions, dtype=np.int64))
+            np.savez(file, segments=segments, positions=np.array(positions, dtype=np.int64),
+                     starts=np.array(starts, dtype=np.int64))
     return len(samples) / rate
 
 
@@ -199,7 +211,9 @@ def _assemble(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings) -> 
     for row, shard in shards:
         with np.load(shard) as data:
             positions = data["positions"]
-        loaded.append((row, shard, positions))
+            # shards written before the window rule have no starts: their segments lay every step
+            starts = data["starts"] if "starts" in data else positions * settings.step
+        loaded.append((row, shard, positions, starts))
         total += len(positions)
     if total == 0:
         raise EstmError(f"no song in the split gave a segment; nothing written to {out_dir}")
@@ -209,15 +223,15 @@ def _assemble(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings) -> 
         cache = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.int16,
                                           shape=(total, settings.segment_length))
         index = 0
-        for row, shard, positions in loaded:
+        for row, shard, positions, starts in loaded:
             with np.load(shard) as data:
                 cache[index: index + len(positions)] = data["segments"]
-            for position in positions:
+            for position, start in zip(positions, starts):
                 rows.append({
                     "segment_id": f"{row.song_id}-{position}",
                     "index": index,
                     "position": int(position),
-                    "start": position * settings.step / settings.sample_rate,
+                    "start": int(start) / settings.sample_rate,
                     **row._asdict(),
                 })
                 index += 1
@@ -264,27 +278,32 @@ def open_cache(cache_dir: str | Path) -> np.ndarray:
 
 def file_segments(path: str | Path, sample_rate: int, segment_length: int) -> np.ndarray:
     """A file's (n, segment_length) float32 segments, made as `estm data segment` makes a cache's: the song
-    peak-normalised, cut into consecutive segments (the last zero-padded), mostly-silent ones dropped, each
+    peak-normalised, cut by the window rule (song_segments), mostly-silent ones dropped, each
     peak-normalised. AudioError if no segment is left."""
     samples, _ = audio.load(path, sample_rate=sample_rate, mono=True)
     settings = SegmentSettings(sample_rate=sample_rate, segment_length=segment_length)
-    segments, _ = song_segments(samples, settings)
+    segments, _, _ = song_segments(samples, settings)
     if not len(segments):
         raise audio.AudioError(path, "too_short", f"no segment to encode: silent, or shorter than half a segment "
                                                   f"({segment_length / sample_rate / 2:.2f} s)")
     return to_float(segments)
 
 
-def cache_segments(cache_dir: str | Path, sample_rate: int, segment_length: int, *, part: str | None = None,
-                   max_segments: int | None = None, batch_size: int = 8,
-                   who: str = "the model") -> tuple[int, Iterator[np.ndarray]]:
-    """The segments of a segment cache (of `part`, if given; at most `max_segments`, evenly spread) as
-    (count, iterator of float32 (≤ batch_size, segment_length) batches). The cache must have been made at the
-    model's rate and segment length."""
+def check_fits(cache_dir: str | Path, model) -> SegmentSettings:
+    """The cache's settings, after checking its segments are what `model` (a store.LoadedModel) takes: its sample
+    rate and segment length."""
     settings = read_settings(cache_dir)
-    if (settings.sample_rate, settings.segment_length) != (sample_rate, segment_length):
-        raise EstmError(f"{who} takes {segment_length} samples at {sample_rate} Hz, but {cache_dir} holds "
-                        f"{settings.segment_length} at {settings.sample_rate} Hz")
+    if (settings.sample_rate, settings.segment_length) != (model.sample_rate, model.segment_length):
+        raise EstmError(f"{model.name} takes {model.segment_length} samples at {model.sample_rate} Hz, but "
+                        f"{cache_dir} holds {settings.segment_length} at {settings.sample_rate} Hz")
+    return settings
+
+
+def cache_segments(cache_dir: str | Path, model, *, part: str | None = None, max_segments: int | None = None,
+                   batch_size: int = 8) -> tuple[int, Iterator[np.ndarray]]:
+    """The segments of a segment cache (of `part`, if given; at most `max_segments`, evenly spread) as
+    (count, iterator of float32 (≤ batch_size, segment_length) batches). The cache must fit `model` (check_fits)."""
+    check_fits(cache_dir, model)
     manifest = read_manifest(cache_dir)
     if part is not None:
         manifest = manifest[manifest["part"] == part]

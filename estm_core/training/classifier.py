@@ -1,14 +1,15 @@
-"""Training recipes for the classifier families: `mer` (the paper's CNN, four quadrants) and `genre`/`emotion`
+"""Training recipes for the classifier families: `mer` (the paper's CNN, four quadrants) and `genre`/`gems`
 (ResNets with the manifest's labels). Log-mel is computed per batch on the training device."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch.nn.functional as F
 
 from .. import features, store
+from ..features import FeatureSettings
 from ..datasets.cache import SegmentDataset
 from ..datasets.segment import read_manifest, read_settings
 from ..errors import EstmError
@@ -18,17 +19,6 @@ from ..device import seed_everything
 from .loop import TrainConfig, TrainResult, fit, unwrap
 
 CLASSIFIER_FAMILIES = trained_by("classifier")
-
-
-@dataclass(frozen=True)
-class FeatureSettings:
-    """How waveforms become the classifier's input; stored with the model so inference repeats it exactly.
-    The defaults are the MER paper's (10.08 s at 22 050 Hz -> 128 x 435)."""
-
-    n_fft: int = features.N_FFT
-    hop_length: int = features.HOP_LENGTH
-    n_mels: int = features.N_MELS
-    standardize: bool = True
 
 
 def classifier_step(sample_rate: int, feature_settings: dict):
@@ -79,10 +69,10 @@ def train_classifier(
     settings = asdict(feature_settings)
     metadata = {
         "labels": labels,
-        "audio": {"sample_rate": segments.sample_rate, "segment_length": segments.segment_length,
-                  "features": settings},
-        "training": {"data": str(Path(cache_dir).resolve()), "label_column": label_column,
-                     "segments": {"train": len(train_data), "validation": len(validation_data or [])}},
+        "audio": store.AudioSettings(segments.sample_rate, segments.segment_length, features=settings),
+        "training": store.TrainingSummary(data=str(Path(cache_dir).resolve()), label_column=label_column,
+                                          segments={"train": len(train_data),
+                                                    "validation": len(validation_data or [])}),
     }
     return fit(model, classifier_step(segments.sample_rate, settings), train_data, validation_data, config,
                name=name, metadata=metadata, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)

@@ -93,11 +93,11 @@ def train_transfer(
     model = store.model_class(family)(**(model_options or {}))
     metadata = {
         "labels": list(QUADRANTS.labels) if family != "hvqvae" else [],
-        "audio": {"sample_rate": segments.sample_rate, "segment_length": segments.segment_length},
-        "training": {"data": str(Path(cache_dir).resolve()), "train_variance": variance,
-                     "style_labels": _source(style_labels) if family != "hvqvae" else None,
-                     "style_labeller": teacher,
-                     "segments": {part: len(dataset) for part, dataset in data.items()}},
+        "audio": store.AudioSettings(segments.sample_rate, segments.segment_length),
+        "training": store.TrainingSummary(data=str(Path(cache_dir).resolve()), train_variance=variance,
+                                          style_labels=_source(style_labels) if family != "hvqvae" else None,
+                                          style_labeller=teacher,
+                                          segments={part: len(dataset) for part, dataset in data.items()}),
     }
     return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
                metadata=metadata, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
@@ -112,9 +112,11 @@ def run_status(info: store.ModelInfo) -> str:
     """ok, NaN or collapsed (judged on the saved, best epoch), from a trained model's summary; "running" while
     unfinished."""
     training = info.training
-    if training.get("status") == "nan":
+    if training.status == "nan":
         return "NaN"
-    reconstruction = (training.get("best") or {}).get("reconstruction")
+    if training.status == "imported":
+        return "collapsed" if training.collapsed else "ok"
+    reconstruction = training.best.get("reconstruction")
     if reconstruction is not None and reconstruction >= COLLAPSED_RECONSTRUCTION:
         return "collapsed"
-    return "ok" if training.get("status") in ("finished", "early-stopped", "max-steps") else "running"
+    return "ok" if training.status in ("finished", "early-stopped", "max-steps") else "running"

@@ -64,10 +64,9 @@ def summary(family: str, grid: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
         if path.exists():
             info = store.read_info(path)
             training = info.training
-            final = training.get("final") or {}
-            row.update({"status": run_status(info), "epochs": training.get("epochs_run"),
-                        "best_epoch": training.get("best_epoch"),
-                        **{key: value for key, value in final.items() if key not in ("epoch", "lr", "seconds")}})
+            row.update({"status": run_status(info), "epochs": training.epochs_run, "best_epoch": training.best_epoch,
+                        **{key: value for key, value in training.final.items()
+                           if key not in ("epoch", "lr", "seconds")}})
         else:
             row["status"] = "missing"
         rows.append(row)

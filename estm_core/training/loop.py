@@ -122,13 +122,14 @@ def fit(
     metadata: dict | None = None,
     resume: bool = False,
     force: bool = False,
-    on_step: Callable[[int, int, int, float], None] | None = None,
+    on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train `model` and save it into the store as `name` (its family's folder), holding the name's lock: a second
     run of the same name is refused.
 
-    `metadata` holds `labels` and `audio` for the model file and anything to add to its `training` summary.
+    `metadata` holds the model file's `labels`, its `audio` (store.AudioSettings) and the trainer's part of its
+    `training` summary (store.TrainingSummary; the run's outcome is filled in here).
     `on_step(epoch, step_in_epoch, steps_per_epoch)` and `on_epoch(history_row)` report progress.
     """
     model_path = store.model_path(model.family, name)
@@ -158,11 +159,11 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
 
     def save_model_file(weights: torch.nn.Module) -> None:
         best = next((row for row in state.history if row["epoch"] == state.best_epoch), {})
-        summary = {**metadata.get("training", {}), "config": asdict(config), "epochs_run": state.epoch,
-                   "steps": state.steps, "status": state.status, "best_epoch": state.best_epoch,
-                   "monitor": config.monitor, "best_value": state.best_value, "best": best,
-                   "final": state.history[-1] if state.history else {}, "device": str(dist.device),
-                   "world_size": dist.world}
+        summary = replace(metadata.get("training") or store.TrainingSummary(), config=asdict(config),
+                          epochs_run=state.epoch, steps=state.steps, status=state.status,
+                          best_epoch=state.best_epoch, monitor=config.monitor, best_value=state.best_value,
+                          best=best, final=state.history[-1] if state.history else {}, device=str(dist.device),
+                          world_size=dist.world)
         store.save_model(weights, model_path, labels=metadata.get("labels", ()), audio=metadata.get("audio"),
                          training=summary, force=True)
 
@@ -175,7 +176,7 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
         if state.status != "running":
             # a kill between the last checkpoint and the model file's final rewrite left the file saying "running"
             if dist.main and state.best_epoch is not None and _recorded_status(model_path) != state.status:
-                save_model_file(store.load_model(model_path)[0])
+                save_model_file(store.load_model(model_path).model)
             history = pd.DataFrame(state.history)
             return TrainResult(model_path, history, "already-finished", state.best_epoch, state.best_value,
                                f"{name} already finished ({state.status}); nothing to resume")
@@ -209,7 +210,7 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
         row = {"epoch": epoch, **means}
         if loaders.validation is not None:
             row.update({f"val_{key}": value for key, value in evaluate_terms(
-                trained, step, loaders.validation, dist, config.amp).items()})
+                trained, step, loaders.validation, dist).items()})
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(row)
@@ -228,7 +229,7 @@ def _fit(model, step, train_data, validation_data, config, *, model_path, metada
 
     if dist.main and state.best_epoch is not None:
         # the model file keeps the best epoch's weights; rewrite it with the run's final summary
-        save_model_file(store.load_model(model_path)[0])
+        save_model_file(store.load_model(model_path).model)
     dist.barrier()
     if state.best_epoch is None and dist.main:
         raise EstmError(f"training stopped before a first epoch finished ({message or state.status}); no model saved")
@@ -324,22 +325,22 @@ def _stopped(cause: str, last_good_epoch: int) -> str:
 
 def _recorded_status(model_path: Path) -> str | None:
     try:
-        return store.read_info(model_path).training.get("status")
+        return store.read_info(model_path).training.status
     except store.StoreError:
         return None
 
 
 @torch.no_grad()
-def evaluate_terms(model, step: Step, loader: DataLoader, dist: _Distributed | None = None,
-                   amp: bool = True) -> dict[str, float]:
-    """The mean of every term of `step` over `loader`, weighted by batch size (and across processes)."""
+def evaluate_terms(model, step: Step, loader: DataLoader, dist: _Distributed | None = None) -> dict[str, float]:
+    """The mean of every term of `step` over `loader`, weighted by batch size (and across processes), in float32
+    whatever the training's precision: held-out metrics compare runs and epochs."""
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     seen = 0
     for batch in loader:
         device = dist.device if dist else next(model.parameters()).device
-        with autocast(device, amp):
+        with torch.autocast(device.type, enabled=False):
             terms = step(model, batch, device)
         size = _batch_size(batch)
         seen += size

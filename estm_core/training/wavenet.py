@@ -79,11 +79,11 @@ def train_wavenet(
                                  windows=max(1, (windows_per_epoch or len(train)) // 10), seed=config.seed + 1)
     metadata = {
         "labels": labels,
-        "audio": {"sample_rate": SAMPLE_RATE, "mu_law_classes": model.classes, "receptive_field": model.receptive_field,
-                  "output_length": output_length},
-        "training": {"data": str(Path(data).resolve()), "preset": preset, "holdout": holdout,
-                     "files": {"train": int((cache.index["part"] == "train").sum()),
-                               "validation": int((cache.index["part"] == "validation").sum())}},
+        "audio": store.AudioSettings(SAMPLE_RATE, mu_law_classes=model.classes,
+                                     receptive_field=model.receptive_field, output_length=output_length),
+        "training": store.TrainingSummary(data=str(Path(data).resolve()), preset=preset, holdout=holdout,
+                                          files={part: int((cache.index["part"] == part).sum())
+                                                 for part in ("train", "validation")}),
     }
     result = fit(model, wavenet_step(model.receptive_field), train, held_out, config, name=name, metadata=metadata,
                  resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
