@@ -369,6 +369,8 @@ class Demo:
         source = SOURCES[self.plan.source]
         judged = done["judged"]
         classified = done["classified"][:8]
+        shown = f"the {len(classified)}" if len(classified) == len(done["classified"]) else \
+            f"{len(classified)} of the {len(done['classified'])}"
         example = {role: path for role, path in judged["example"].items() if role != "figure"}
         labeller = "demo-mer"
         generated = [Path(file).stem.removeprefix("generated-") for file in done["generation"]["files"]]
@@ -397,7 +399,7 @@ class Demo:
                                     for name, r in done["recognition"].items()])),
             ("img", self.media / f"{labeller}-confusion.png",
              f"Confusion matrix of {labeller} ({MODELS[labeller][1].split(':')[0]}) on the held-out segments"),
-            ("p", f"`estm classify` on {len(classified)} of the {len(done['classified'])} held-out files:"),
+            ("p", f"`estm classify` on {shown} held-out files:"),
             ("table", pd.DataFrame(classified)),
             ("h2", "Emotion transfer"),
             ("p", f"The paper's metrics on held-out pairs (a content segment, an emotion segment of another {source.unit}), "

@@ -31,8 +31,9 @@ def test_the_report_shows_every_figure_and_links_existing_files(demo_store):
     done = json.loads((demo_store / "demo.json").read_text())["done"]
     roles = [role for role in done["judged"]["example"] if role != "figure"]
     assert re.search(r"One held-out pair \([^)]+\): " + re.escape(", ".join(roles)) + "</figcaption>", html)
-    shown = min(8, len(done["classified"]))
-    assert f"on {shown} of the {len(done['classified'])} held-out files" in markdown
+    shown, held_out = min(8, len(done["classified"])), len(done["classified"])
+    assert (f"on {shown} of the {held_out} held-out files" if shown < held_out else
+            f"on the {held_out} held-out files") in markdown
 
 
 def test_a_report_renders_each_block_in_html_and_markdown(tmp_path):
