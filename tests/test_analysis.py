@@ -84,6 +84,28 @@ def test_chord_progressions_give_their_key_and_mode(shift, tonic, mode, sequence
 # ---------------------------------------------------------------------------------------------------- loudness
 
 
+def test_the_key_profiles_are_music21_s_aarden_essen_weights():
+    from music21.analysis.discrete import AardenEssen
+
+    from estm_core.keys import PROFILES
+
+    for mode in ("major", "minor"):
+        assert PROFILES[mode] == tuple(AardenEssen().getWeights(mode))
+
+
+@pytest.mark.parametrize("kernel, dtype", [((31, 15), np.float32), ((3, 5), np.float64)])
+def test_the_harmonic_and_percussive_masks_are_librosa_s(kernel, dtype):
+    import librosa
+
+    magnitude = np.abs(np.random.default_rng(0).standard_normal((64, 120))).astype(dtype)
+    magnitude[:, 40:60] = 0  # silence: both parts zero, each mask 0.5
+    ours = analysis._hpss_masks(magnitude, kernel)
+    theirs = librosa.decompose.hpss(magnitude, kernel_size=kernel, mask=True)
+    for mine, reference in zip(ours, theirs):
+        assert mine.dtype == dtype
+        np.testing.assert_array_equal(mine, reference)
+
+
 def test_loudness_of_sines_against_bs1770_by_hand():
     """BS.1770's K-weighting gains +0.691 dB at 997 Hz and its offset is -0.691 dB, so a 997 Hz sine of amplitude A in
     one channel reads 10 log10(A^2 / 2) LUFS: -3.01 at full scale (pyloudnorm's filters, from the RBJ cookbook rather

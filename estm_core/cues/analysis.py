@@ -407,7 +407,7 @@ class _Spectrum:
         self.previous_mel_db = mel_db[:, -1]
         self.rms.append(np.sqrt(np.mean(np.square(centred.reshape(count, HOP)), axis=1)))
 
-        harmonic_mask, percussive_mask = librosa.decompose.hpss(np.sqrt(mel), kernel_size=MEL_HPSS_KERNEL, mask=True)
+        harmonic_mask, percussive_mask = _hpss_masks(np.sqrt(mel), MEL_HPSS_KERNEL)
         self.harmonic += float((harmonic_mask**2 * mel).sum())
         self.percussive += float((percussive_mask**2 * mel).sum())
 
@@ -415,7 +415,7 @@ class _Spectrum:
             own = np.concatenate([own, np.zeros(CQT_MIN_SAMPLES - len(own), np.float32)])
         cqt = np.abs(librosa.cqt(own, sr=SAMPLE_RATE, hop_length=CQT_HOP, n_bins=CQT_BINS,
                                  fmin=librosa.midi_to_hz(CQT_LOWEST_MIDI)))
-        harmonic_mask, _ = librosa.decompose.hpss(cqt, kernel_size=CQT_HPSS_KERNEL, mask=True)
+        harmonic_mask, _ = _hpss_masks(cqt, CQT_HPSS_KERNEL)
         harmonic_power = (harmonic_mask * cqt) ** 2 * self.cqt_power_gain[:, None]
         self.pitch_power += harmonic_power.sum(axis=1)
         self.pitch_magnitude += np.sqrt(harmonic_power).sum(axis=1)
@@ -446,6 +446,25 @@ class _Spectrum:
             mode=mode,
             key_confidence=float(confidence),
         )
+
+
+def _hpss_masks(magnitude: np.ndarray, kernel: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic and percussive soft masks of a (bins, frames) magnitude, as librosa.decompose.hpss(mask=True) makes
+    them (Fitzgerald's median filtering: over `kernel[0]` frames for the harmonic part, `kernel[1]` bins for the
+    percussive; Wiener-like masks of power 2, 0.5 each where both parts are zero). Written here because importing
+    librosa.decompose imports scikit-learn, half a second of every transfer's start."""
+    from scipy.ndimage import median_filter
+
+    harmonic = median_filter(magnitude, size=(1, kernel[0]), mode="reflect")
+    percussive = median_filter(magnitude, size=(kernel[1], 1), mode="reflect")
+    largest = np.maximum(harmonic, percussive)
+    silent = largest < np.finfo(magnitude.dtype).tiny
+    largest[silent] = 1
+    harmonic_power, percussive_power = (harmonic / largest) ** 2, (percussive / largest) ** 2
+    total = harmonic_power + percussive_power
+    total[silent] = 1
+    return tuple(np.where(silent, 0.5, power / total).astype(magnitude.dtype)
+                 for power in (harmonic_power, percussive_power))
 
 
 def _onsets(envelope: np.ndarray) -> np.ndarray:
