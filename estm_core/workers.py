@@ -1,14 +1,20 @@
-"""The project's one process pool: workers that never outlive the process that made them.
+"""The project's one process pool: workers that never outlive the process that made them, and leave at once.
 
 A pool's workers block on a queue from their parent; when the parent is killed outright (`kill -9`, the OOM killer)
 nothing closes that queue, and they would keep running (and holding memory) forever. Each worker therefore watches
 its parent and exits as soon as it is gone.
+
+A spawned worker ends like any interpreter, tearing down every module it imported: after librosa, numba and scipy
+that takes half a second, every pool's shutdown waits for it, and it does nothing a worker needs (its results are
+sent by then, and it owns no files). So a worker leaves with os._exit once its work is done.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,13 +26,21 @@ def process_pool(jobs: int) -> ProcessPoolExecutor:
     """A pool of `jobs` worker processes that exit within about a second of their parent's death."""
     # spawn, not fork: a forked copy of a parent that has loaded torch's, numba's or OpenMP's thread pools can hang
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+                               initializer=_start_worker, initargs=(os.getpid(),))
 
 
-def _exit_with_parent(parent_pid: int) -> None:
+def _start_worker(parent_pid: int) -> None:
     # Not prctl(PR_SET_PDEATHSIG): it fires when the parent *thread* that started the worker ends, which kills the
     # workers of a pool that a short-lived thread happened to grow.
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="estm-parent-watch", daemon=True).start()
+    atexit.register(_leave)
+
+
+def _leave() -> None:
+    """The worker's last atexit handler (registered first, so run last): out without the modules' teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _watch_parent(parent_pid: int) -> None:

@@ -21,6 +21,7 @@ from estm_core.datasets import segment as segmenting
 from estm_core.datasets.cache import SegmentDataset
 from estm_core.datasets.segment import SegmentSettings, read_manifest, read_settings, segment_split
 from estm_core.errors import EstmError
+from estm_core.workers import process_pool
 
 from conftest import tone, truncate, write
 
@@ -185,6 +186,32 @@ def test_pool_workers_exit_when_their_parent_is_killed():
             os.kill(pid, signal.SIGKILL)
         parent.kill()
         parent.stdout.close()
+
+
+class _Witness:
+    """Writes its file when destroyed: at the latest by the interpreter's teardown of its module."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __del__(self):
+        Path(self.path).write_text("torn down")
+
+
+def _keep_until_teardown(path: str) -> int:
+    global _witness
+    _witness = _Witness(path)
+    return os.getpid()
+
+
+def test_workers_leave_without_the_interpreters_teardown(tmp_path):
+    """A spawned worker's teardown of librosa's, numba's and scipy's modules took half a second of every pool's
+    shutdown (every cue transfer's); a worker whose work is done and sent has nothing that needs it."""
+    marker = tmp_path / "marker"
+    pool = process_pool(1)
+    pid = pool.submit(_keep_until_teardown, str(marker)).result()
+    pool.shutdown(wait=True)
+    assert not running(pid) and not marker.exists()
 
 
 # ------------------------------------------------ 6: file searches neither loop nor repeat, and skip macOS debris
