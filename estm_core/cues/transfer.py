@@ -169,16 +169,18 @@ def transfer_file(content_path, emotion_path, output_path, *, strength: float = 
     content, the reference (or the quadrant's target) and the output (None unless `measure_output`: that reads the
     output once more).
 
-    Any length in bounded memory: the content is read, edited and written in blocks (render.edit), through a float32
-    spool file beside the output. `jobs` worker processes (default render.default_jobs()) analyse the reference
-    while this process analyses the content, then stretch the pieces of the content."""
+    Any length in bounded memory: the content is decoded once, in blocks that the analysis reads and a float32 spool
+    file beside the output keeps for the edit (render.edit, which spools its first pass too), and written in blocks;
+    the spools take 8 bytes a frame and channel of disk until the end. `jobs` worker processes (default
+    render.default_jobs()) analyse the reference while this process analyses the content, then stretch the pieces of
+    the content."""
     from pathlib import Path
 
     import soundfile as sf
 
     from .. import audio
     from ..files import atomic_write, check_writable
-    from .analysis import _file_blocks, analyze
+    from .analysis import _file_blocks, _measure, analyze
 
     output_path = check_writable(output_path, force)
     if (emotion_path is None) == (quadrant is None):
@@ -188,20 +190,27 @@ def transfer_file(content_path, emotion_path, output_path, *, strength: float = 
         audio.probe(emotion_path)  # the quick checks before any work
     format_, subtype = audio.write_format(output_path, header.sample_rate, header.channels)
     jobs = render.default_jobs() if jobs is None else jobs
-    with render.workers(jobs) as pool:
+    rate, channels, blocks = _file_blocks(Path(content_path))
+    with render.workers(jobs) as pool, render.float32_spool(output_path.parent, channels) as decoded:
         analysing = pool.submit(analyze, emotion_path) if pool and emotion_path is not None else None
-        content = analyze(content_path)
+
+        def kept(blocks):  # the content is decoded once: the blocks the analysis reads are the edit's input
+            for block in blocks:
+                decoded.write(block)
+                yield block
+
+        content = _measure(Path(content_path), rate, channels, kept(blocks))
         if emotion_path is None:
             reference = quadrant_target(content, quadrant)
         else:
             reference = analysing.result() if analysing else analyze(emotion_path)
         moves = plan(content, reference, strength=strength, cues=cues)
-        rate, channels, blocks = _file_blocks(Path(content_path))
         written = 0
         with atomic_write(output_path, force) as temporary:
             with sf.SoundFile(temporary, "w", rate, channels, format=format_, subtype=subtype) as output:
-                for block in render.edit(blocks, rate, channels, moves, content_loudness=content.loudness_lufs,
-                                         ceiling=PEAK, pool=pool, ahead=2 * jobs, spool_folder=output_path.parent):
+                for block in render.edit(decoded.read(), rate, channels, moves,
+                                         content_loudness=content.loudness_lufs, ceiling=PEAK, pool=pool,
+                                         ahead=2 * jobs, spool_folder=output_path.parent):
                     output.write(block)
                     written += len(block)
     return {"content": str(content_path), "emotion": str(emotion_path) if emotion_path is not None else quadrant,
