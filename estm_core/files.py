@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import socket
 import tempfile
@@ -91,3 +92,12 @@ def write_csv(frame, path: str | os.PathLike, force: bool = False) -> Path:
     with atomic_write(path, force) as temporary:
         frame.to_csv(temporary, index=False)
     return Path(path)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The file's SHA-256, hex, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

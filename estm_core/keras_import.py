@@ -21,7 +21,6 @@ The family and its constructor arguments come from the shapes; beta and beta_e f
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from . import store
 from .errors import EstmError, FileError
+from .files import sha256
 from .families import with_codebooks
 from .labels import QUADRANTS
 
@@ -113,7 +113,7 @@ def read_keras(path: str | Path) -> Imported:
         config=dict(model.config),
         state_dict=tensors,
         labels=list(QUADRANTS.labels) if family != "hvqvae" else [],
-        provenance={"source": str(path.resolve()), "sha256": _sha256(path), "keras_version": keras_version},
+        provenance={"source": str(path.resolve()), "sha256": sha256(path), "keras_version": keras_version},
         model=model.eval(),
         from_name=from_name,
     )
@@ -195,14 +195,6 @@ def _layers(weights: dict[str, np.ndarray]) -> tuple[dict[str, list[_Layer]], li
             raise _Refused(f"layer {layer.name} has no {'kernel' if layer.kernel is None else 'bias'}")
         by_kind.setdefault(layer.kind, []).append(layer)
     return by_kind, [value for _, value in sorted(codebooks, key=lambda item: item[0])]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ family and config

@@ -36,6 +36,7 @@ import pandas as pd
 
 from .. import audio
 from ..errors import EstmError
+from ..files import sha256
 from ..keys import PITCH_NAMES, find_key
 from ..workers import process_pool
 from . import synth
@@ -676,8 +677,4 @@ def generate(
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return f"{path.name} sha256:{digest.hexdigest()[:16]}"
+    return f"{path.name} sha256:{sha256(path)[:16]}"
