@@ -245,13 +245,16 @@ def test_two_process_ddp_on_cpu_trains_and_writes_one_checkpoint(tone_cache, sto
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_training import train_tiny\n"
         f"result = train_tiny({str(tone_cache)!r}, 'ddp', epochs=2)\n"
-        "print('RESULT', result.status, len(result.history))\n"
+        "import os\n"
+        f"with open(os.path.join({str(tmp_path)!r}, 'rank' + os.environ['RANK']), 'w') as out:\n"
+        "    out.write(f'{result.status} {len(result.history)}')\n"
     )
     environment = {**os.environ, "ESTM_HOME": str(store_home), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                           "29571", str(script)], capture_output=True, text=True, env=environment, timeout=180)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.count("finished 2") == 2  # both ranks (their lines may interleave)
+    # each rank writes its own file: lines printed by two processes may interleave
+    assert [(tmp_path / f"rank{rank}").read_text() for rank in (0, 1)] == ["finished 2", "finished 2"]
     files = sorted(path.name for path in (store_home / "models" / "genre").iterdir())
     assert files == ["ddp.history.csv", "ddp.resume", "ddp.safetensors"]
     info = store.load_model(store_home / "models" / "genre" / "ddp.safetensors").info
