@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import torch
 
+from . import dsp
+
 SAMPLE_RATE = 22050
 N_FFT = 1024
 HOP_LENGTH = 512
@@ -29,43 +31,13 @@ def frame_count(samples: int, hop_length: int = HOP_LENGTH) -> int:
 # ------------------------------------------------------------------------------------------------ mel filters
 
 
-def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
-    """Slaney's mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above."""
-    linear = hz / (200.0 / 3.0)
-    log_step = math.log(6.4) / 27.0
-    return torch.where(hz >= 1000.0, 15.0 + torch.log(hz.clamp(min=1e-10) / 1000.0) / log_step, linear)
-
-
-def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
-    linear = mel * (200.0 / 3.0)
-    log_step = math.log(6.4) / 27.0
-    return torch.where(mel >= 15.0, 1000.0 * torch.exp(log_step * (mel - 15.0)), linear)
-
-
-def mel_filters_float64(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """(n_mels, n_fft // 2 + 1) triangular filters, Slaney area-normalised (librosa.filters.mel's defaults)."""
-    fft_hz = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
-    edges_mel = torch.linspace(
-        float(hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
-        float(hz_to_mel(torch.tensor(f_max, dtype=torch.float64))),
-        n_mels + 2,
-        dtype=torch.float64,
-    )
-    edges_hz = mel_to_hz(edges_mel)
-    widths = edges_hz[1:] - edges_hz[:-1]
-    ramps = edges_hz[:, None] - fft_hz[None, :]
-    rising = -ramps[:-2] / widths[:-1, None]
-    falling = ramps[2:] / widths[1:, None]
-    filters = torch.clamp(torch.minimum(rising, falling), min=0.0)
-    return filters * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
-
-
 @lru_cache(maxsize=16)
 def mel_filters(
     sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float, device: torch.device
 ) -> torch.Tensor:
     """The float32 filters, built once per settings and device."""
-    return mel_filters_float64(sample_rate, n_fft, n_mels, f_min, f_max).to(device=device, dtype=torch.float32)
+    return torch.from_numpy(dsp.mel_filters(sample_rate, n_fft, n_mels, f_min, f_max)).to(device=device,
+                                                                                 dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------------------------------- log-mel

@@ -332,17 +332,14 @@ def clip_log_mel(clip: Clip) -> tuple[np.ndarray, dict]:
 
 def mel_ticks(sample_rate: int, n_mels: int) -> tuple[list[float], list[str]]:
     """Positions (in mel band index) and labels of round frequencies on a spectrogram's mel axis."""
-    import torch
-
-    from .features import hz_to_mel
+    from .dsp import hz_to_mel
 
     nyquist = sample_rate / 2
-    mel_edges = np.linspace(0.0, float(hz_to_mel(torch.tensor(nyquist, dtype=torch.float64))), n_mels + 2)
+    mel_edges = np.linspace(0.0, float(hz_to_mel(nyquist)), n_mels + 2)
     centres = mel_edges[1:-1]  # each band's centre, in mel
     positions, labels = [], []
     for hz in [*(tick for tick in FREQUENCY_TICKS if tick < nyquist * 0.97), nyquist]:
-        position = float(np.interp(float(hz_to_mel(torch.tensor(float(hz), dtype=torch.float64))), centres,
-                                   np.arange(n_mels)))
+        position = float(np.interp(float(hz_to_mel(hz)), centres, np.arange(n_mels)))
         if positions and position - positions[-1] < 0.07 * n_mels:
             if hz != nyquist:
                 continue

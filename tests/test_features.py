@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from estm_core import features
+from estm_core import dsp, features
 
 
 # ------------------------------------------------------------- a float64 numpy reference of the same formulas
@@ -56,14 +56,14 @@ def music_like(samples, seed=0, rate=22050):
 
 
 def test_mel_filters_match_the_reference():
-    ours = features.mel_filters_float64(22050, 1024, 128, 0.0, 11025.0).numpy()
+    ours = dsp.mel_filters(22050, 1024, 128, 0.0, 11025.0)
     np.testing.assert_allclose(ours, reference_mel_filters(22050, 1024, 128), rtol=1e-9, atol=1e-12)
 
 
 def test_slaney_mel_scale_known_points():
-    hz = torch.tensor([0.0, 200.0, 1000.0, 6400.0], dtype=torch.float64)
-    np.testing.assert_allclose(features.hz_to_mel(hz).numpy(), [0.0, 3.0, 15.0, 42.0], atol=1e-9)
-    np.testing.assert_allclose(features.mel_to_hz(features.hz_to_mel(hz)).numpy(), hz.numpy(), atol=1e-9)
+    hz = np.array([0.0, 200.0, 1000.0, 6400.0])
+    np.testing.assert_allclose(dsp.hz_to_mel(hz), [0.0, 3.0, 15.0, 42.0], atol=1e-9)
+    np.testing.assert_allclose(dsp.mel_to_hz(dsp.hz_to_mel(hz)), hz, atol=1e-9)
 
 
 def test_log_mel_matches_the_float64_reference_with_the_paper_shape():

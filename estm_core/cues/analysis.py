@@ -11,7 +11,8 @@ the constant-Q transform starts afresh in each block (it loses a fraction of a s
 of the file is analysed; what is kept for the whole of it is small: sums per frequency bin, 10 loudness values and
 2 x 43 envelope values per second of audio (about 2.5 MB an hour).
 
-librosa, scipy and pyloudnorm are imported inside the functions that use them, so importing this module is cheap.
+The spectra, onsets and tempo are librosa's methods written in numpy (estm_core/dsp.py), so that measuring does not
+import librosa; scipy and pyloudnorm are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .. import audio
+from .. import audio, dsp
 from ..keys import PITCH_NAMES, find_key
 from ..workers import process_pool
 
@@ -48,12 +49,14 @@ CQT_HOP = 1024  # 46 ms: enough for the pitch content
 # this one drops only single-frame transients. Keys right on 416 scores-corpus renderings: 84 %; with (17, 17) 76 %.
 CQT_HPSS_KERNEL = (3, 5)
 SALIENCE_WEIGHTS = (1.0, 0.6, 0.36, 0.216)  # a pitch's salience: its own bin and its 2nd, 3rd and 4th harmonics
-CQT_MIN_SAMPLES = 1 << 15  # librosa's CQT needs this much input (a short last block is padded with silence)
 
 # An onset is a peak of the spectral flux (mean rise over the mel bands, in dB) this far above its mean over +-100 ms.
 # Steady white noise gives about one onset in 10 s; on 416 renderings of the scores corpus, onset_rate / the notes
 # per second they were played at has median 0.98 and correlation 0.94 (librosa's default, 0.86 and 0.90).
 ONSET_DELTA_DB = 1.0
+# librosa.onset.onset_detect's peak-picking windows at 43 frames a second: a peak is the largest from 1 frame before
+# (30 ms) to itself, compared with the mean from 4 frames before (100 ms) to 4 after, and 1 frame (30 ms) from the last
+ONSET_PEAK_WINDOWS = dict(pre_max=1, post_max=1, pre_avg=4, post_avg=5, wait=1)
 TEMPOGRAM_FRAMES = 384  # librosa's default autocorrelation window, 8.9 s
 TEMPOGRAM_CHUNK = 4096  # tempogram frames computed at a time
 MIN_ONSETS_FOR_TEMPO = 4
@@ -334,13 +337,9 @@ class _Spectrum:
     the signal was cut; frames are analysed once BLOCK_SECONDS of them are ready, and at `finish`."""
 
     def __init__(self):
-        import librosa
-
-        self.mel_basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, norm=None)  # sums power
-        self.frequencies = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+        self.mel_basis = dsp.mel_filters(SAMPLE_RATE, N_FFT, N_MELS, area_normalised=False)  # sums power
+        self.frequencies = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
         self.cqt_midi = CQT_LOWEST_MIDI + np.arange(CQT_BINS)
-        # librosa's scaled CQT gives a sine's power / its frequency; this puts the sine's own power back
-        self.cqt_power_gain = 2.0 ** ((self.cqt_midi - CQT_LOWEST_MIDI) / 12.0)
         self.buffer = np.zeros(N_FFT // 2, np.float32)  # from sample next_frame * HOP - N_FFT / 2 on
         self.pieces: list[np.ndarray] = []
         self.waiting = 0  # samples in pieces
@@ -385,9 +384,7 @@ class _Spectrum:
         self.buffer = buffer[count * HOP:]
 
     def _analyse(self, windowed: np.ndarray, centred: np.ndarray, own: np.ndarray, count: int) -> None:
-        import librosa
-
-        magnitude = np.abs(librosa.stft(windowed, n_fft=N_FFT, hop_length=HOP, center=False))
+        magnitude = dsp.stft_magnitude(windowed, N_FFT, HOP)
         power = magnitude**2
         energy = power.sum(axis=0)
         magnitude_sum = magnitude.sum(axis=0)
@@ -399,10 +396,10 @@ class _Spectrum:
         self.frame_count += count
 
         mel = self.mel_basis @ power
-        mel_db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
+        mel_db = dsp.power_to_db(mel)
         # the frame before the first is silence (a note at the very start is an onset)
         previous = mel_db.min(axis=1) if self.previous_mel_db is None else self.previous_mel_db
-        flux = librosa.onset.onset_strength(S=np.column_stack([previous, mel_db]), center=False)[1:]
+        flux = dsp.spectral_flux(np.column_stack([previous, mel_db]))
         self.onset_envelope.append(flux.astype(np.float32))
         self.previous_mel_db = mel_db[:, -1]
         self.rms.append(np.sqrt(np.mean(np.square(centred.reshape(count, HOP)), axis=1)))
@@ -411,12 +408,9 @@ class _Spectrum:
         self.harmonic += float((harmonic_mask**2 * mel).sum())
         self.percussive += float((percussive_mask**2 * mel).sum())
 
-        if len(own) < CQT_MIN_SAMPLES:
-            own = np.concatenate([own, np.zeros(CQT_MIN_SAMPLES - len(own), np.float32)])
-        cqt = np.abs(librosa.cqt(own, sr=SAMPLE_RATE, hop_length=CQT_HOP, n_bins=CQT_BINS,
-                                 fmin=librosa.midi_to_hz(CQT_LOWEST_MIDI)))
+        cqt = dsp.cqt_magnitude(own, SAMPLE_RATE, CQT_HOP, CQT_LOWEST_MIDI, CQT_BINS)
         harmonic_mask, _ = _hpss_masks(cqt, CQT_HPSS_KERNEL)
-        harmonic_power = (harmonic_mask * cqt) ** 2 * self.cqt_power_gain[:, None]
+        harmonic_power = (harmonic_mask * cqt) ** 2
         self.pitch_power += harmonic_power.sum(axis=1)
         self.pitch_magnitude += np.sqrt(harmonic_power).sum(axis=1)
 
@@ -468,33 +462,26 @@ def _hpss_masks(magnitude: np.ndarray, kernel: tuple[int, int]) -> tuple[np.ndar
 
 
 def _onsets(envelope: np.ndarray) -> np.ndarray:
-    """Frames of the onsets librosa's peak picker finds in the onset-strength envelope, with an absolute threshold
+    """Frames of the onsets librosa's onset_detect finds in the onset-strength envelope, with an absolute threshold
     (ONSET_DELTA_DB) in place of librosa's default, a fraction of the envelope's maximum: that one finds onsets in
     any steady noise, and fewer in music whose loudest attack stands far above the rest."""
-    import librosa
-
     if not np.any(envelope > 0):
         return np.zeros(0, dtype=int)
-    return librosa.onset.onset_detect(onset_envelope=envelope, sr=SAMPLE_RATE, hop_length=HOP, normalize=False,
-                                      delta=ONSET_DELTA_DB)
+    return dsp.peak_pick(envelope, delta=ONSET_DELTA_DB, **ONSET_PEAK_WINDOWS)
 
 
 def _tempo(envelope: np.ndarray) -> float:
     """librosa's tempo estimate (the one beat_track starts from) on the mean tempogram of the whole envelope, built
     TEMPOGRAM_CHUNK frames at a time, and refined by a parabola through the autocorrelation around its peak (lags
     are whole frames: at 120 bpm they are 3 bpm apart)."""
-    import librosa
-
     half = TEMPOGRAM_FRAMES // 2
     padded = np.pad(envelope, half, mode="linear_ramp", end_values=0)  # as librosa's centred tempogram
     total = np.zeros(TEMPOGRAM_FRAMES)
     for start in range(0, len(envelope), TEMPOGRAM_CHUNK):
         piece = padded[start: start + TEMPOGRAM_CHUNK + TEMPOGRAM_FRAMES - 1]
-        total += librosa.feature.tempogram(onset_envelope=piece, sr=SAMPLE_RATE, hop_length=HOP,
-                                           win_length=TEMPOGRAM_FRAMES, center=False).sum(axis=1)
+        total += dsp.tempogram_sum(piece, TEMPOGRAM_FRAMES)
     mean = total / len(envelope)
-    bpm = float(librosa.feature.tempo(tg=mean[:, None], sr=SAMPLE_RATE, hop_length=HOP)[0])
-    lag = int(round(60.0 * SAMPLE_RATE / (HOP * bpm)))
+    lag = dsp.tempo_lag(mean, SAMPLE_RATE / HOP)
     if 1 < lag < TEMPOGRAM_FRAMES - 1:
         before, peak, after = mean[lag - 1: lag + 2]
         curvature = before - 2 * peak + after

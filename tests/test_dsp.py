@@ -1,0 +1,104 @@
+"""estm_core/dsp.py: numpy stand-ins for the librosa calls the cue meter made, checked against librosa itself (a
+dependency of `estm evaluate`) and against hand-made signals."""
+
+import numpy as np
+import pytest
+
+from estm_core import dsp
+
+RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def librosa():
+    return pytest.importorskip("librosa")
+
+
+@pytest.mark.parametrize("area_normalised, norm", [(True, "slaney"), (False, None)])
+def test_mel_filters_are_librosa_s(librosa, area_normalised, norm):
+    theirs = librosa.filters.mel(sr=RATE, n_fft=2048, n_mels=128, norm=norm, dtype=np.float64)
+    np.testing.assert_allclose(dsp.mel_filters(RATE, 2048, 128, area_normalised=area_normalised), theirs,
+                               rtol=1e-6, atol=1e-12)
+
+
+def test_stft_magnitude_is_librosa_s_uncentred_stft(librosa):
+    signal = np.random.default_rng(0).standard_normal(RATE).astype(np.float32)
+    theirs = np.abs(librosa.stft(signal, n_fft=2048, hop_length=512, center=False))
+    ours = dsp.stft_magnitude(signal, 2048, 512)
+    assert ours.shape == theirs.shape == (1025, 1 + (RATE - 2048) // 512)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.max())
+
+
+def test_decibels_and_flux_are_librosa_s(librosa):
+    power = 10.0 ** (np.random.default_rng(1).uniform(-12, 0, (64, 50)))
+    decibels = dsp.power_to_db(power)
+    np.testing.assert_allclose(decibels, librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0))
+    assert decibels.min() == pytest.approx(decibels.max() - 80.0)
+    np.testing.assert_allclose(dsp.spectral_flux(decibels),
+                               librosa.onset.onset_strength(S=decibels, center=False)[1:])
+
+
+def test_peak_pick_by_hand():
+    values = np.array([0.0, 3.0, 0.0, 0.0, 2.9, 3.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0])
+    # 1 and 4 rise and stand over 1 above their windows' means; 5 does too but comes within `wait` of 4; 10 stands
+    # under 1 above its mean. With a window reaching 2 frames ahead, 4 is not the largest of its window: 5 is
+    assert list(dsp.peak_pick(values, pre_max=1, post_max=1, pre_avg=2, post_avg=3, delta=1.0, wait=1)) == [1, 4]
+    assert list(dsp.peak_pick(values, pre_max=1, post_max=2, pre_avg=2, post_avg=3, delta=1.0, wait=1)) == [1, 5]
+    assert list(dsp.peak_pick(np.zeros(0), pre_max=1, post_max=1, pre_avg=2, post_avg=3, delta=1.0, wait=1)) == []
+
+
+def test_peak_pick_is_librosa_s_onset_picking(librosa):
+    rng = np.random.default_rng(2)
+    for trial in range(100):
+        envelope = np.maximum(0.0, 3 * rng.standard_normal(rng.integers(1, 300)))
+        if trial % 2:
+            envelope = np.round(envelope)  # ties
+        theirs = librosa.onset.onset_detect(onset_envelope=envelope, sr=RATE, hop_length=512, normalize=False,
+                                            delta=1.0)
+        ours = dsp.peak_pick(envelope, pre_max=1, post_max=1, pre_avg=4, post_avg=5, delta=1.0, wait=1)
+        assert list(ours) == list(theirs)
+
+
+def test_tempogram_and_tempo_are_librosa_s(librosa):
+    envelope = np.maximum(0.0, np.random.default_rng(3).standard_normal(1500))
+    envelope[::25] += 6.0  # a beat every 25 frames: 103.4 bpm at 43 frames a second
+    padded = np.pad(envelope, 64, mode="linear_ramp", end_values=0)[: len(envelope) + 127]
+    theirs = librosa.feature.tempogram(onset_envelope=padded, sr=RATE, hop_length=512, win_length=128,
+                                       center=False).sum(axis=1)
+    ours = dsp.tempogram_sum(padded, 128)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+    mean = ours / len(envelope)
+    bpm = librosa.feature.tempo(tg=mean[:, None], sr=RATE, hop_length=512)[0]
+    assert dsp.tempo_lag(mean, RATE / 512) == 25 == round(60 * RATE / 512 / bpm)
+
+
+@pytest.mark.parametrize("midi", [24, 40, 57, 69, 88, 107])
+def test_a_sine_reads_its_amplitude_in_its_own_constant_q_bin(midi):
+    seconds = 3.0
+    t = np.arange(int(seconds * RATE)) / RATE
+    sine = 0.4 * np.sin(2 * np.pi * 440.0 * 2 ** ((midi - 69) / 12) * t)
+    magnitude = dsp.cqt_magnitude(sine, RATE, 1024, 24, 84)
+    assert magnitude.shape == (84, 1 + len(sine) // 1024)
+    inside = magnitude[:, 20:-20]  # away from the zeros beyond the ends
+    assert set(np.argmax(inside, axis=0)) == {midi - 24}
+    np.testing.assert_allclose(inside[midi - 24], 0.4, rtol=0.01)
+    # the filters' main lobes reach the next semitone (about half) but not the one after
+    for distance, (low, high) in ((1, (0.35, 0.65)), (2, (0.0, 0.05))):
+        for neighbour in (midi - 24 - distance, midi - 24 + distance):
+            if 0 <= neighbour < 84:
+                assert low <= inside[neighbour].mean() / 0.4 <= high
+
+
+def test_constant_q_frames_follow_the_signal_in_time():
+    signal = np.zeros(RATE * 2)
+    t = np.arange(RATE // 2) / RATE
+    signal[RATE: RATE + len(t)] = np.sin(2 * np.pi * 261.63 * t)  # middle C from 1.0 to 1.5 s
+    level = dsp.cqt_magnitude(signal, RATE, 1024, 24, 84)[60 - 24]
+    loud = np.flatnonzero(level > 0.5)
+    assert loud[0] * 1024 / RATE == pytest.approx(1.0, abs=0.1)
+    assert loud[-1] * 1024 / RATE == pytest.approx(1.5, abs=0.1)
+
+
+def test_constant_q_refuses_a_hop_the_octaves_cannot_share():
+    with pytest.raises(ValueError, match="divisible by 64"):
+        dsp.cqt_magnitude(np.zeros(4096), RATE, 1000, 24, 84)
