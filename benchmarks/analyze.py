@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/analyze.py [AUDIO_FILE] [--minutes 3] [--format flac|wav|mp3]
 
 Without a file it writes a stereo 44.1 kHz piece (chords with overtones, a bass line, drums, a little noise) of
-`--minutes` into a temporary folder. It prints the first call apart (imports and librosa's compiled code load once a
-process), then times `analyze` on the file: decoding, loudness on both channels, and every cue.
+`--minutes` into a temporary folder. It prints the first call apart (the imports load once a process), then times
+`analyze` on the file: decoding, loudness on both channels, and every cue.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A pool's workers block on a queue from their parent; when the parent is killed o
 nothing closes that queue, and they would keep running (and holding memory) forever. Each worker therefore watches
 its parent and exits as soon as it is gone.
 
-A spawned worker ends like any interpreter, tearing down every module it imported: after librosa, numba and scipy
-that takes half a second, every pool's shutdown waits for it, and it does nothing a worker needs (its results are
+A spawned worker ends like any interpreter, tearing down every module it imported: with the numerical libraries
+loaded that took half a second, every pool's shutdown waits for it, and it does nothing a worker needs (its results are
 sent by then, and it owns no files). So a worker leaves with os._exit once its work is done.
 """
 

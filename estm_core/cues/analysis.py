@@ -445,8 +445,7 @@ class _Spectrum:
 def _hpss_masks(magnitude: np.ndarray, kernel: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic and percussive soft masks of a (bins, frames) magnitude, as librosa.decompose.hpss(mask=True) makes
     them (Fitzgerald's median filtering: over `kernel[0]` frames for the harmonic part, `kernel[1]` bins for the
-    percussive; Wiener-like masks of power 2, 0.5 each where both parts are zero). Written here because importing
-    librosa.decompose imports scikit-learn, half a second of every transfer's start."""
+    percussive; Wiener-like masks of power 2, 0.5 each where both parts are zero)."""
     from scipy.ndimage import median_filter
 
     harmonic = median_filter(magnitude, size=(1, kernel[0]), mode="reflect")
