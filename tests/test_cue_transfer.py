@@ -141,3 +141,70 @@ def test_a_move_of_another_cue_leaves_the_loudness_and_a_loudness_move_reaches_i
     assert loudness(lower, 22050) == pytest.approx(before, abs=0.5)  # duller and lower, as loud
     louder = transfer.apply(clip, 22050, transfer.Moves(semitones=-7, gain_db=6.0))
     assert loudness(louder, 22050) == pytest.approx(before + 6.0, abs=0.7)
+
+
+def harmonic_tone(rate: int, seconds: float, midi: float) -> np.ndarray:
+    """A steady tone of 12 harmonics falling 6 dB an octave, over faint noise, as (frames, 1)."""
+    t = np.arange(round(seconds * rate)) / rate
+    hz = 440.0 * 2 ** ((midi - 69) / 12)
+    tone = sum(np.sin(2 * np.pi * k * hz * t) / k for k in range(1, 13) if k * hz < rate / 2)
+    noise = 0.002 * np.random.default_rng(0).standard_normal(len(t))
+    return (0.2 * (tone + noise))[:, None].astype(np.float32)
+
+
+@pytest.mark.parametrize("semitones, setting", [(0, 2.0), (12, 0.0), (-12, 0.0), (12, -2.0)])
+def test_the_spectra_predict_what_an_octave_and_a_tilt_do_to_the_meter(semitones, setting):
+    from estm_core.cues import render
+    from estm_core.cues.analysis import analyze
+
+    rate = 44100
+    samples = harmonic_tone(rate, 6.0, 57)
+    before = analyze(samples, rate)
+    assert before.spectra.changes(0) == (0.0, 0.0)
+    gain = render.Tilt(rate, 1, setting).power_gain if setting else None
+    tilt_change, register_change = before.spectra.changes(semitones, gain)
+    after = analyze(render.tilt(render.stretch(samples, rate, semitones=semitones), rate, setting), rate)
+    assert after.tilt_db_per_octave - before.tilt_db_per_octave == pytest.approx(tilt_change, rel=0.1, abs=0.5)
+    assert after.pitch_centroid_midi - before.pitch_centroid_midi == pytest.approx(register_change, abs=1.5)
+    if semitones:
+        assert abs(tilt_change) > 0.5  # an octave moves the tilt: what plan has to allow for
+
+
+def test_the_tilt_eq_allows_for_the_octave_and_keeps_the_octave_move():
+    from estm_core.cues import render
+    from estm_core.cues.analysis import analyze
+
+    rate = 22050
+    content = analyze(harmonic_tone(rate, 6.0, 69), rate)
+    # lower and brighter: the octave down darkens the tilt, and a bright EQ raises the pitch centroid again
+    target = replace(content, pitch_centroid_midi=content.pitch_centroid_midi - 12,
+                     tilt_db_per_octave=content.tilt_db_per_octave + 1.0)
+    moves = transfer.plan(content, target, cues=("register", "brightness"))
+    tilt_change, register_change = content.spectra.changes(-12, None)
+    assert moves.semitones == -12 and tilt_change < 0
+    assert moves.tilt_db_per_octave > 1.0  # more than the tilt difference: it makes up for the octave
+
+    def predicted(setting):
+        return content.spectra.changes(-12, render.Tilt(rate, 1, setting).power_gain)
+
+    chosen, plain = predicted(moves.tilt_db_per_octave), predicted(1.0)
+    assert abs(chosen[0] - 1.0) < abs(plain[0] - 1.0)  # nearer the tilt asked
+    assert chosen[1] <= -transfer.REGISTER_MARGIN  # and still lower: the EQ does not undo the octave
+    without_spectra = transfer.plan(replace(content, spectra=None), target, cues=("register", "brightness"))
+    assert without_spectra.tilt_db_per_octave == pytest.approx(1.0)
+
+
+def test_a_bright_eq_that_would_undo_the_octave_is_held_back():
+    from estm_core.cues import analysis, render
+
+    # equal power in a low and a high cluster of pitches: a bright EQ pulls the pitch centroid far up
+    pitch_power = np.zeros(analysis.CQT_BINS)
+    pitch_power[[40 - analysis.CQT_LOWEST_MIDI, 100 - analysis.CQT_LOWEST_MIDI]] = 1.0
+    hz = np.linspace(0, 22050, 1025)
+    spectra = analysis.Spectra(1.0 / np.maximum(hz, 50.0) ** 2, 44100, pitch_power)  # -6 dB/oct
+    content = replace(CONTENT, pitch_centroid_midi=70.0, tilt_db_per_octave=-6.0, spectra=spectra)
+    target = replace(content, pitch_centroid_midi=58.0, tilt_db_per_octave=-2.0)
+    setting = transfer.plan(content, target, cues=("register", "brightness")).tilt_db_per_octave
+    assert spectra.changes(-12, render.Tilt(44100, 1, 4.0).power_gain)[1] > 0  # +4 would undo the octave
+    assert 0 < setting < 4.0
+    assert spectra.changes(-12, render.Tilt(44100, 1, setting).power_gain)[1] <= -transfer.REGISTER_MARGIN

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -75,6 +75,58 @@ CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 (L, R, C, Ls, Rs), as p
 LOUDNESS_CHUNK = 1 << 17  # frames filtered at a time
 
 
+FREQUENCIES = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)  # the STFT's bins
+PITCH_HZ = 440.0 * 2.0 ** ((CQT_LOWEST_MIDI + np.arange(CQT_BINS) - 69) / 12.0)  # the constant-Q bins
+
+
+@dataclass(frozen=True)
+class Spectra:
+    """The long-term spectra that brightness (tilt) and register (pitch centroid) are read from, kept with the cues
+    so that a transfer can predict how its edits move both: an octave shift moves the tilt (partials leave or enter
+    the 100 Hz-8 kHz bands, some from above the meter's 11 kHz), and a tilt EQ moves the pitch centroid (it weighs
+    the high partials)."""
+
+    power_density: np.ndarray  # mean power per bin of the mono mix at the file's own rate, up to its Nyquist
+    sample_rate: int  # that rate
+    pitch_power: np.ndarray  # (CQT_BINS,) the pitched part's power in each semitone from CQT_LOWEST_MIDI
+
+    def changes(self, semitones: int, power_gain: Callable[[np.ndarray], np.ndarray] | None = None
+                ) -> tuple[float, float]:
+        """How much the tilt (dB per octave) and the pitch centroid (semitones) the meter reads would change after a
+        pitch shift of `semitones` (whole) and then a filter of power response `power_gain(hz)`."""
+        hz = np.linspace(0.0, self.sample_rate / 2, len(self.power_density))
+        density = np.interp(hz / 2.0 ** (semitones / 12.0), hz, self.power_density, right=0.0)
+        pitch = np.zeros(CQT_BINS)
+        pitch[max(semitones, 0): CQT_BINS + min(semitones, 0)] = \
+            self.pitch_power[max(-semitones, 0): CQT_BINS - max(semitones, 0)]
+        if power_gain is not None:
+            density, pitch = density * power_gain(hz), pitch * power_gain(PITCH_HZ)
+        return _tilt(density, hz) - _tilt(self.power_density, hz), _pitch_centroid(pitch) - _pitch_centroid(
+            self.pitch_power)
+
+
+class _LongTermSpectrum:
+    """Spectra.power_density, pushed in pieces: Hann frames of about N_FFT / SAMPLE_RATE (93 ms), end to end."""
+
+    def __init__(self, rate: int):
+        self.size = 1 << round(math.log2(N_FFT * rate / SAMPLE_RATE))
+        self.window = dsp.hann(self.size).astype(np.float32)
+        self.total = np.zeros(self.size // 2 + 1)
+        self.count = 0
+        self.rest = np.zeros(0, np.float32)
+
+    def push(self, mono: np.ndarray) -> None:
+        samples = np.concatenate([self.rest, mono])
+        whole = len(samples) // self.size * self.size
+        frames = samples[:whole].reshape(-1, self.size)
+        self.total += (np.abs(np.fft.rfft(frames * self.window, axis=1)) ** 2).sum(axis=0)
+        self.count += len(frames)
+        self.rest = samples[whole:]
+
+    def mean(self) -> np.ndarray:
+        return self.total / max(self.count, 1)
+
+
 @dataclass(frozen=True)
 class Cues:
     """What the cue meter measures in one piece of audio. NaN (or None for the key) marks a cue that the audio does
@@ -105,14 +157,15 @@ class Cues:
     key_confidence: float  # Pearson correlation of the pitch-class profile with the chosen key's Aarden-Essen
     #   profile (keys.find_key), NaN with the tonic. Noise reads 0.4-0.5, tonal music mostly 0.6-0.85; it tells tonal
     #   from atonal more than a right key from a wrong one (the relative and the dominant key correlate nearly as well)
+    spectra: Spectra | None = field(default=None, repr=False, compare=False)  # not a cue: what plan predicts from
 
     def to_dict(self) -> dict[str, float | str | None]:
-        """Plain Python floats and strings (NaN stays NaN; the CLI writes it as null / empty)."""
-        return {key: (float(value) if isinstance(value, (float, np.floating)) else value)
-                for key, value in asdict(self).items()}
+        """The cues as plain Python floats and strings (NaN stays NaN; the CLI writes it as null / empty)."""
+        return {name: (float(value) if isinstance(value, (float, np.floating)) else value)
+                for name in FIELDS for value in [getattr(self, name)]}
 
 
-FIELDS = tuple(Cues.__dataclass_fields__)
+FIELDS = tuple(item.name for item in fields(Cues) if item.name != "spectra")
 
 
 def analyze(path_or_samples, sample_rate: int | None = None) -> Cues:
@@ -205,6 +258,7 @@ def _measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cu
 
     loudness = _Loudness(rate, channels)
     spectrum = _Spectrum()
+    long_term = _LongTermSpectrum(rate)
     resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32",
                                                                      quality="HQ")
     frames, peak = 0, 0.0
@@ -213,6 +267,7 @@ def _measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cu
         peak = max(peak, float(np.abs(block).max()))
         loudness.push(block)
         mono = audio.to_mono(block)
+        long_term.push(mono)
         spectrum.push(mono if resampler is None else resampler.resample_chunk(mono))
     if resampler is not None:
         spectrum.push(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
@@ -227,7 +282,8 @@ def _measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cu
 
     lufs, loudness_range = loudness.finish()
     measured = spectrum.finish()
-    return Cues(duration_s=duration, loudness_lufs=lufs, dynamic_range_db=loudness_range, **measured)
+    return Cues(duration_s=duration, loudness_lufs=lufs, dynamic_range_db=loudness_range, **measured,
+                spectra=Spectra(long_term.mean(), rate, spectrum.pitch_power))
 
 
 def loudness(samples: np.ndarray, sample_rate: int) -> float:
@@ -338,8 +394,6 @@ class _Spectrum:
 
     def __init__(self):
         self.mel_basis = dsp.mel_filters(SAMPLE_RATE, N_FFT, N_MELS, area_normalised=False)  # sums power
-        self.frequencies = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
-        self.cqt_midi = CQT_LOWEST_MIDI + np.arange(CQT_BINS)
         self.buffer = np.zeros(N_FFT // 2, np.float32)  # from sample next_frame * HOP - N_FFT / 2 on
         self.pieces: list[np.ndarray] = []
         self.waiting = 0  # samples in pieces
@@ -388,7 +442,7 @@ class _Spectrum:
         power = magnitude**2
         energy = power.sum(axis=0)
         magnitude_sum = magnitude.sum(axis=0)
-        centroid = np.divide(self.frequencies @ magnitude, magnitude_sum, out=np.zeros(count, np.float32),
+        centroid = np.divide(FREQUENCIES @ magnitude, magnitude_sum, out=np.zeros(count, np.float32),
                              where=magnitude_sum > 0)
         self.weighted_centroid += float(centroid @ energy)
         self.energy += float(energy.sum())
@@ -431,11 +485,11 @@ class _Spectrum:
             tempo_bpm=_tempo(envelope) if len(onsets) >= MIN_ONSETS_FOR_TEMPO else math.nan,
             onset_rate=len(onsets) / (self.total / SAMPLE_RATE),
             centroid_hz=self.weighted_centroid / self.energy if self.energy > 0 else math.nan,
-            tilt_db_per_octave=_tilt(self.power_spectrum / max(self.frame_count, 1), self.frequencies),
+            tilt_db_per_octave=_tilt(self.power_spectrum / max(self.frame_count, 1), FREQUENCIES),
             percussive_ratio=(self.percussive / (self.percussive + self.harmonic)
                               if self.percussive + self.harmonic > 0 else math.nan),
             onset_decay=_onset_decay(onsets, rms),
-            pitch_centroid_midi=float(self.pitch_power @ self.cqt_midi / pitch_total) if pitch_total > 0 else math.nan,
+            pitch_centroid_midi=_pitch_centroid(self.pitch_power),
             tonic=tonic,
             mode=mode,
             key_confidence=float(confidence),
@@ -513,6 +567,12 @@ def _tilt(power_density: np.ndarray, frequencies: np.ndarray) -> float:
     levels = 10 * np.log10(np.maximum(bands, bands.max() * 10 ** (-TILT_FLOOR_DB / 10)))
     octaves = np.log2(np.sqrt(edges[:-1] * edges[1:]))
     return float(np.polyfit(octaves, levels, 1)[0])
+
+
+def _pitch_centroid(pitch_power: np.ndarray) -> float:
+    """The power-weighted mean MIDI pitch of (CQT_BINS,) powers per semitone; NaN where all are zero."""
+    total = pitch_power.sum()
+    return float(pitch_power @ (CQT_LOWEST_MIDI + np.arange(CQT_BINS)) / total) if total > 0 else math.nan
 
 
 def _pitch_class_profile(magnitude_by_semitone: np.ndarray) -> np.ndarray:

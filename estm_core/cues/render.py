@@ -416,10 +416,18 @@ class Tilt:
         from scipy.signal import sosfreqz
 
         pivots = [pivot for pivot in TILT_PIVOTS_HZ if pivot < 0.45 * sample_rate]
+        self.sample_rate = sample_rate
         self.sections = np.stack([_high_shelf(sample_rate, pivot, db_per_octave) for pivot in pivots])
         _, at_1k = sosfreqz(self.sections, worN=[1000.0], fs=sample_rate)
         self.scale = 1.0 / abs(at_1k[0])  # 1 kHz keeps its level
         self.state = np.zeros((len(self.sections), 2, channels))
+
+    def power_gain(self, hz: np.ndarray) -> np.ndarray:
+        """The power response at frequencies `hz`."""
+        from scipy.signal import sosfreqz
+
+        _, response = sosfreqz(self.sections, worN=np.asarray(hz, dtype=np.float64), fs=self.sample_rate)
+        return np.abs(response * self.scale) ** 2
 
     def process(self, block: np.ndarray) -> np.ndarray:
         from scipy.signal import sosfilt
