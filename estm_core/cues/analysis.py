@@ -94,15 +94,17 @@ class Spectra:
                 ) -> tuple[float, float]:
         """How much the tilt (dB per octave) and the pitch centroid (semitones) the meter reads would change after a
         pitch shift of `semitones` (whole) and then a filter of power response `power_gain(hz)`."""
-        hz = np.linspace(0.0, self.sample_rate / 2, len(self.power_density))
-        density = np.interp(hz / 2.0 ** (semitones / 12.0), hz, self.power_density, right=0.0)
-        pitch = np.zeros(CQT_BINS)
+        own = np.linspace(0.0, self.sample_rate / 2, len(self.power_density))
+        # read on the meter's bins; nothing above the file's Nyquist (a low-rate file: the meter's floor there)
+        before = np.interp(FREQUENCIES, own, self.power_density, right=0.0)
+        after = np.interp(FREQUENCIES / 2.0 ** (semitones / 12.0), own, self.power_density, right=0.0)
+        pitch = np.zeros(CQT_BINS)  # the semitones move; those pushed past either end are lost
         pitch[max(semitones, 0): CQT_BINS + min(semitones, 0)] = \
             self.pitch_power[max(-semitones, 0): CQT_BINS - max(semitones, 0)]
         if power_gain is not None:
-            density, pitch = density * power_gain(hz), pitch * power_gain(PITCH_HZ)
-        return _tilt(density, hz) - _tilt(self.power_density, hz), _pitch_centroid(pitch) - _pitch_centroid(
-            self.pitch_power)
+            after, pitch = after * power_gain(FREQUENCIES), pitch * power_gain(PITCH_HZ)
+        return (_tilt(after, FREQUENCIES) - _tilt(before, FREQUENCIES),
+                _pitch_centroid(pitch) - _pitch_centroid(self.pitch_power))
 
 
 class _LongTermSpectrum:
@@ -480,7 +482,6 @@ class _Spectrum:
         if self.pitch_magnitude.sum() > 0:
             tonic_index, mode, confidence = find_key(_pitch_class_profile(self.pitch_magnitude))
             tonic = PITCH_NAMES[tonic_index]
-        pitch_total = self.pitch_power.sum()
         return dict(
             tempo_bpm=_tempo(envelope) if len(onsets) >= MIN_ONSETS_FOR_TEMPO else math.nan,
             onset_rate=len(onsets) / (self.total / SAMPLE_RATE),
