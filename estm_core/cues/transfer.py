@@ -28,12 +28,11 @@ LIMITS = {  # the largest move of each cue
     "tilt_db_per_octave": 4.0,
     "articulation": 1.5,
 }
-# The tilt EQ plan chooses among (+-4 dB/oct in steps of 0.05), and how far apart music spreads the two cues that
-# long-term spectrum carries (standard deviations over the 40 Wesnoth tracks): the EQ that brings tilt and register
-# nearest their goals weighs a miss in each by these.
+# Where the asked tilt EQ would leave the tilt or an octave move going the wrong way (as the meter reads them), plan
+# picks the EQ nearest it, in steps of 0.05 within the limit, that moves the tilt by TILT_MARGIN and keeps
+# REGISTER_MARGIN of the octave (the meter's thresholds for a move; twice it for the register, whose prediction errs)
 TILT_SETTINGS = np.arange(-80, 81) / 20.0
-TILT_SPREAD, REGISTER_SPREAD = 1.3, 9.0  # dB per octave, semitones
-TILT_MARGIN, REGISTER_MARGIN = 0.5, 2.0  # a move the meter reads: its threshold; twice it (the predictions err)
+TILT_MARGIN, REGISTER_MARGIN = 0.5, 2.0  # dB per octave, semitones
 ARTICULATION_PER_DECAY = 3.0  # transient-designer amount per unit of onset_decay difference (render.articulation)
 MIN_ONSET_RATE = 0.5  # onsets per second below which the tempo is read from the beat instead (tempo_reading)
 MIN_KEY_CONFIDENCE = 0.6  # below this the key is too unsure to change its mode (noise reads 0.4-0.55)
@@ -132,11 +131,8 @@ def plan(content: Cues, target: Cues, *, strength: float = 1.0, cues: tuple[str,
     if "brightness" in cues and _finite(content.tilt_db_per_octave, target.tilt_db_per_octave):
         ask = float(np.clip(strength * (target.tilt_db_per_octave - content.tilt_db_per_octave),
                             -LIMITS["tilt_db_per_octave"], LIMITS["tilt_db_per_octave"]))
-        register = content.pitch_centroid_midi
-        if "register" in cues and _finite(register, target.pitch_centroid_midi):
-            register += strength * (target.pitch_centroid_midi - register)
-        moves["tilt_db_per_octave"] = ask if content.spectra is None else _tilt_setting(
-            content, round(moves.get("semitones", 0.0)), content.tilt_db_per_octave + ask, register)
+        moves["tilt_db_per_octave"] = ask if content.spectra is None or ask == 0 else _tilt_setting(
+            content, round(moves.get("semitones", 0.0)), ask)
     if "articulation" in cues and _finite(content.onset_decay, target.onset_decay):
         moves["articulation"] = float(np.clip(
             strength * ARTICULATION_PER_DECAY * (content.onset_decay - target.onset_decay),
@@ -148,28 +144,23 @@ def plan(content: Cues, target: Cues, *, strength: float = 1.0, cues: tuple[str,
     return Moves(**moves)
 
 
-def _tilt_setting(content: Cues, semitones: int, tilt_goal: float, register_goal: float) -> float:
-    """The tilt EQ (TILT_SETTINGS) after which the meter would read the tilt and the pitch centroid nearest
-    `tilt_goal` and `register_goal`, predicted from the content's long-term spectra shifted by the register move.
-    Asking the EQ for the tilt difference alone misses: an octave up raises the tilt of orchestral music by 1.5-6
-    dB/oct, and the EQ moves the pitch centroid by about 3 semitones per dB/oct. So the EQ is chosen among those
-    that move both cues the asked way (by TILT_MARGIN and REGISTER_MARGIN), else among those that keep the octave
-    move's way (the octave is the register move), else among all."""
-    costs, tilt_ok, register_ok = [], [], []
-    asked = np.sign(tilt_goal - content.tilt_db_per_octave)
-    for setting in TILT_SETTINGS:
+def _tilt_setting(content: Cues, semitones: int, ask: float) -> float:
+    """The tilt EQ for a tilt move of `ask`: `ask` itself where the content's long-term spectra predict that, after
+    the octave move, it moves the tilt the asked way and leaves the octave move in the pitch centroid; else the
+    setting nearest it that does both (else `ask`). An octave up raises the tilt of orchestral music by 1.5-6 dB/oct
+    (an octave down lowers it), and the EQ moves the pitch centroid by about 3 semitones per dB/oct: with the
+    octave and the tilt asked opposite ways, the asked EQ alone moves one of them the wrong way."""
+    def moves_both(setting: float) -> bool:
         gain = render.Tilt(content.spectra.sample_rate, 1, setting).power_gain if setting else None
         tilt_change, register_change = content.spectra.changes(semitones, gain)
-        tilt, centroid = content.tilt_db_per_octave + tilt_change, content.pitch_centroid_midi + register_change
-        register_miss = (centroid - register_goal) / REGISTER_SPREAD if _finite(centroid, register_goal) else 0.0
-        costs.append(((tilt - tilt_goal) / TILT_SPREAD) ** 2 + register_miss**2)
-        tilt_ok.append(tilt_change * asked >= min(TILT_MARGIN, abs(tilt_goal - content.tilt_db_per_octave)))
-        register_ok.append(not semitones or not _finite(register_change) or
-                           register_change * np.sign(semitones) >= REGISTER_MARGIN)
-    tilt_ok, register_ok = np.array(tilt_ok), np.array(register_ok)
-    for allowed in (tilt_ok & register_ok, register_ok, np.ones(len(costs), bool)):
-        if allowed.any():
-            return float(TILT_SETTINGS[int(np.nanargmin(np.where(allowed, costs, np.inf)))])
+        return (tilt_change * np.sign(ask) >= min(TILT_MARGIN, abs(ask)) and
+                (not semitones or not _finite(register_change) or
+                 register_change * np.sign(semitones) >= REGISTER_MARGIN))
+
+    for setting in sorted(TILT_SETTINGS, key=lambda setting: abs(setting - ask)):
+        if moves_both(setting):
+            return float(setting)
+    return ask
 
 
 def apply(samples: np.ndarray, sample_rate: int, moves: Moves, *, block_frames: int | None = None,
