@@ -157,7 +157,7 @@ def _tilt_setting(content: Cues, semitones: int, ask: float) -> float:
                 (not semitones or not _finite(register_change) or
                  register_change * np.sign(semitones) >= REGISTER_MARGIN))
 
-    for setting in sorted(TILT_SETTINGS, key=lambda setting: abs(setting - ask)):
+    for setting in [ask, *sorted(TILT_SETTINGS, key=lambda setting: abs(setting - ask))]:
         if moves_both(setting):
             return float(setting)
     return ask
