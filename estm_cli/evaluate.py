@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from estm_core.families import METHODS
+
 from .common import (
     Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, cache_folder, handles_errors, note, plain, stdout,
 )
@@ -26,7 +28,7 @@ def classifier(
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Report folder (default: evaluations/MODEL-PART).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments classified at once.")] = 32,
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
@@ -93,9 +95,12 @@ def transfer_(
         "--data", help="A split CSV of a paired corpus (`estm data synth`, then `estm data split`): its --part is "
                        "judged, its train part teaches the cue judge. With --pairs: the segment cache folder (or its "
                        "manifest.csv) that the pairs refer to.")],
+    method: Annotated[Optional[str], typer.Option(
+        "--method", help=f"A transfer method that needs no trained weights, to judge: {', '.join(METHODS)} "
+                         "(the default, unless --model).")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="An estm1 or estm2 model (name or path) to judge (default: the cue method, no model; with "
-                        "--pairs, the newest estm2).")] = None,
+        "--model", help="An estm1 or estm2 model (name or path) to judge instead of a method (with --pairs: "
+                        "default the newest estm2).")] = None,
     judge: Annotated[Optional[str], typer.Option(
         "--judge", help="The mer model that judges; never the one that made the style labels (default: the newest "
                         "mer model; without one, only the cue judge).")] = None,
@@ -123,7 +128,10 @@ def transfer_(
     """
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
+    from estm_core.families import method_module
 
+    if method is not None and (model is not None or pairs is not None):
+        raise EstmError("--method judges a method that needs no weights: leave out --model and --pairs")
     if pairs is not None:
         _paper_metrics(model, pairs, cache_folder(data), judge, output, batch_size, choose_device(device), force,
                        json_, quiet)
@@ -140,10 +148,11 @@ def transfer_(
     split["path"] = [str((Path(data).parent / path).resolve()) for path in split["path"]]
     target = choose_device(device)
     if model is None:
-        method, name, labeller = evaluation.cue_method(), "cues", None
+        name = method or "cues"
+        run, labeller = method_module(name).evaluation_method(), None
     else:
-        method, name, labeller = evaluation.model_method(model, target)
-    methods, labellers = {name: method}, () if labeller is None else (labeller,)
+        run, name, labeller = evaluation.model_method(model, target)
+    methods, labellers = {name: run}, () if labeller is None else (labeller,)
     out_dir = output or Path("evaluations") / f"{name}-transfer-{part}"
     written = [out_dir / "evaluation.json", out_dir / "pairs.csv", out_dir / "example.png"]
     for path in written:  # before the work, not after it

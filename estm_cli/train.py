@@ -20,7 +20,7 @@ from .common import (
 app = typer.Typer(help="Train models into the model store.", no_args_is_help=True)
 
 Name = Annotated[Optional[str], typer.Option(
-    "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name, as in mer-cache).")]
+    "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name).")]
 Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs to train.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Segments per batch.")]
 LearningRate = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
@@ -111,8 +111,6 @@ def _classifier_command(family: str, help_text: str):
     return command
 
 
-
-
 # ------------------------------------------------------------------------------------------- transfer families
 
 TRANSFER_OPTIONS = {family: FAMILIES[family].options for family in trained_by("transfer")}  # and their defaults
@@ -188,7 +186,8 @@ def _transfer_command(family: str, help_text: str):
         latent_dim: Annotated[int, typer.Option("--latent-dim", help="Latent channels.")] = defaults.get("latent_dim"),
         beta: Annotated[float, typer.Option("--beta", help="VQ commitment weight.")] = defaults["beta"],
         beta_e: Annotated[float, typer.Option("--beta-e", help="Style loss weight.")] = defaults.get("beta_e"),
-        codebook_size: Annotated[int, typer.Option("--codebook-size", help="Entries per codebook (K).")] = 1024,
+        codebook_size: Annotated[int, typer.Option(
+            "--codebook-size", help="Entries per codebook (K).")] = defaults["codebook_size"],
         epochs: Epochs = settings.epochs,
         batch_size: BatchSize = settings.batch_size,
         lr: LearningRate = settings.lr,
@@ -226,14 +225,15 @@ def _transfer_command(family: str, help_text: str):
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
                              monitor=monitor, patience=patience,
                              start_epoch=start_epoch, workers=workers, device=device)
-        given = {"d": d, "latent_dim": latent_dim, "beta": beta, "beta_e": beta_e}
+        given = {"d": d, "latent_dim": latent_dim, "beta": beta, "beta_e": beta_e, "codebook_size": codebook_size}
         chosen = {option: given[option] for option in defaults}
 
         def train_one(model_name: str, options: dict, resume_run: bool) -> None:
+            """Train one model: the command's options, those of a grid point (`options`) in their place."""
             note(f"training {family} {model_name} on {choose_device(device)}", quiet)
             run_training(lambda on_step, on_epoch: train_transfer(
                 family, data, model_name, config, style_labels=style_labels or "truth",
-                model_options={"codebook_size": codebook_size, **options}, resume=resume_run, force=force,
+                model_options={**chosen, **options}, resume=resume_run, force=force,
                 on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
 
         if not (grid or grid_file or grid_point is not None):
@@ -321,6 +321,7 @@ for _family in FAMILIES.values():
 
 # ---------------------------------------------------------------------------------------------------- wavenet
 
+WAVENET_TRAINING = TrainConfig(**FAMILIES["wavenet"].training)
 
 @app.command("wavenet", help=FAMILIES["wavenet"].about)
 @handles_errors
@@ -332,18 +333,18 @@ def wavenet(
     unconditioned: Annotated[bool, typer.Option(
         "--unconditioned", help="Ignore the labels: one model of all the audio.")] = False,
     output_length: Annotated[int, typer.Option(
-        "--output-length", help="Samples predicted per training window (the seed: 16).")] = 16,
+        "--output-length", help="Outputs predicted per training window, a count (the seed: 16).")] = 16,
     windows: Annotated[Optional[int], typer.Option(
         "--windows", help="Training windows per epoch (default: the training audio once over).")] = None,
     holdout: Annotated[str, typer.Option(
         "--holdout", help="file (held-out files), time (the end of every file) or auto.")] = "auto",
-    epochs: Epochs = 10,
-    batch_size: BatchSize = 16,
-    lr: LearningRate = 1e-3,
+    epochs: Epochs = WAVENET_TRAINING.epochs,
+    batch_size: BatchSize = WAVENET_TRAINING.batch_size,
+    lr: LearningRate = WAVENET_TRAINING.lr,
     max_steps: MaxSteps = None,
-    seed: Seed = 0,
-    patience: Patience = None,
-    monitor: Monitor = "val_loss",
+    seed: Seed = WAVENET_TRAINING.seed,
+    patience: Patience = WAVENET_TRAINING.patience,
+    monitor: Monitor = WAVENET_TRAINING.monitor,
     resume: Resume = False,
     workers: Workers = 0,
     device: Device = "auto",

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from estm_core.families import METHODS
+
 from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, segment_cache
 
 PairsCache = segment_cache(" that the --pairs refer to")
@@ -23,8 +25,11 @@ def transfer(
         "--output", "-o", help="The audio file to write (format by extension); with --pairs, the folder for the "
                                "transfers. Required: there is no default.")] = None,
     emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant instead of an emotion file: Q1..Q4.")] = None,
+    method: Annotated[Optional[str], typer.Option(
+        "--method", help=f"A transfer method that needs no trained weights: {', '.join(METHODS)} (the default, "
+                         "unless --model).")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="A learned estm2 or estm1 model (name or path) instead of the cue method.")] = None,
+        "--model", help="A learned estm2 or estm1 model (name or path) instead of the method.")] = None,
     mer: Annotated[Optional[str], typer.Option(
         "--mer", help="For estm1: the mer model that decides the emotion file's quadrant (default: the newest).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(
@@ -52,6 +57,7 @@ def transfer(
     content is cut into 10.08 s segments and joined again by crossfades, so OUT has the content's duration.
     """
     from estm_core.errors import EstmError
+    from estm_core.families import method_module
     from estm_core.labels import QUADRANTS
 
     if output is None:
@@ -67,8 +73,11 @@ def transfer(
         for path in (content, emotion_file):
             if path is not None:
                 probe(path)
+    if method is not None and (model is not None or pairs is not None):
+        raise EstmError("--method runs a method that needs no weights: leave out --model and --pairs")
     if model is None and pairs is None:
-        _transfer_cues(content, emotion_file, output, emotion, strength, cues, force, json_, quiet)
+        _transfer_cues(method_module(method or "cues"), content, emotion_file, output, emotion, strength, cues, force, json_,
+                       quiet)
         return
     if strength != 1.0 or cues is not None:
         raise EstmError("--strength and --cues belong to the cue method: leave out --model and --pairs")
@@ -106,21 +115,20 @@ def transfer(
              f"({result['duration'] / elapsed:.1f}x real time)", quiet)
 
 
-def _transfer_cues(content, emotion_file, output, emotion, strength, cues, force, json_, quiet):
-    """The cue method: one content file toward one emotion file or a quadrant's profile, no model."""
-    from estm_core.cues.transfer import CUES, transfer_file
+def _transfer_cues(method, content, emotion_file, output, emotion, strength, cues, force, json_, quiet):
+    """The cue method (module `method`): one content file toward one emotion file or a quadrant's profile."""
     from estm_core.errors import EstmError
 
     if content is None or (emotion_file is None) == (emotion is None):
         raise EstmError("give CONTENT and either an EMOTION file or --emotion Q1..Q4")
     if not 0.0 <= strength <= 1.0:
         raise EstmError(f"--strength must be between 0 and 1 (got {strength})")
-    chosen = tuple(name.strip() for name in cues.split(",") if name.strip()) if cues else CUES
-    unknown = sorted(set(chosen) - set(CUES))
+    chosen = tuple(name.strip() for name in cues.split(",") if name.strip()) if cues else method.CUES
+    unknown = sorted(set(chosen) - set(method.CUES))
     if unknown:
-        raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(CUES)})")
+        raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(method.CUES)})")
     started = time.perf_counter()
-    result = transfer_file(content, emotion_file, output, quadrant=emotion, strength=strength,
+    result = method.transfer_file(content, emotion_file, output, quadrant=emotion, strength=strength,
                            cues=chosen, force=force, measure_output=json_)
     elapsed = time.perf_counter() - started
     result["seconds"] = round(elapsed, 3)

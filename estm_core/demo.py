@@ -302,8 +302,9 @@ class Demo:
         demo-judge and the cue judge (estm evaluate transfer), and the figure of one pair."""
         from . import transfer_evaluation as evaluation
         from .datasets.split import read_split
+        from .families import method_module
 
-        methods = {"cue method": evaluation.cue_method(),
+        methods = {"cue method": method_module("cues").evaluation_method(),
                    "demo-estm2": evaluation.model_method("demo-estm2", self.device)[0]}
         with self.progress("judging transfers", None, "pairs") as bar:
             summary, table = evaluation.evaluate(methods, read_split(self.out / "split.csv"), judge="demo-judge",

@@ -31,7 +31,7 @@ import numpy as np
 from . import store
 from .errors import EstmError, FileError
 from .files import sha256
-from .families import with_codebooks
+from .families import FAMILIES, with_codebooks
 from .labels import QUADRANTS
 
 SAMPLE_RATE = 22050  # every original model's rate (librosa's default)
@@ -112,7 +112,7 @@ def read_keras(path: str | Path) -> Imported:
         family=family,
         config=dict(model.config),
         state_dict=tensors,
-        labels=list(QUADRANTS.labels) if family != "hvqvae" else [],
+        labels=list(FAMILIES[family].labels),
         provenance={"source": str(path.resolve()), "sha256": sha256(path), "keras_version": keras_version},
         model=model.eval(),
         from_name=from_name,

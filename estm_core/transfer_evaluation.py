@@ -179,23 +179,6 @@ def _octaves(ratio: float) -> float:
 # -------------------------------------------------------------------------------------------------- methods
 
 
-def cue_method(strength: float = 1.0) -> Method:
-    """The cue method as the evaluation calls it: a pair's content moved toward its reference's cues."""
-    from .cues import transfer
-
-    analysed: dict[str, Cues] = {}
-
-    def run(pair: Pair) -> tuple[np.ndarray, int]:
-        for path in (pair.content, pair.reference):
-            if path not in analysed:
-                analysed[path] = analyze(path)
-        samples, rate = audio.load(pair.content)
-        moves = transfer.plan(analysed[pair.content], analysed[pair.reference], strength=strength)
-        return transfer.apply(samples, rate, moves), rate
-
-    return run
-
-
 def model_method(name: str, device="cpu") -> tuple[Method, str, str | None]:
     """A learned estm1/estm2 model as the evaluation calls it; returns (run, model name, its style labeller).
     ESTM-2 hears the reference audio; ESTM-1 is told the reference's true quadrant (its best case)."""

@@ -156,7 +156,7 @@ def test_training_defaults_are_the_core_s():
     from estm_core.training.config import TrainConfig
 
     commands = dict(_every_command())
-    for family in ("mer", "genre", "gems", "hvqvae", "estm1", "estm2"):
+    for family in FAMILIES:
         defaults = {parameter.name: parameter.default for parameter in commands[f"train {family}"].params}
         expected = TrainConfig(**FAMILIES[family].training)
         for option in ("epochs", "batch_size", "lr", "monitor", "patience", "seed"):

@@ -117,7 +117,7 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
     bad = estm("transfer", tmp_path / "missing.wav", tmp_path / "emotion.flac", "-o", tmp_path / "x.wav")
     assert bad.code == 1 and "missing.wav" in bad.err and len(bad.err.strip().splitlines()) == 1
     only_tempo = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", tmp_path / "t.wav",
-                      "--cues", "tempo", "--json", "-q")
+                      "--method", "cues", "--cues", "tempo", "--json", "-q")
     moves = json.loads(only_tempo.out)["moves"]
     assert moves["tempo_ratio"] > 1.2 and moves["gain_db"] == 0 and moves["semitones"] == 0
     sad = estm("transfer", tmp_path / "content.wav", "--emotion", "q3", "-o", tmp_path / "sad.wav", "--json", "-q")
@@ -125,7 +125,8 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
     report = json.loads(sad.out)
     assert report["moves"]["tempo_ratio"] < 1 and report["moves"]["mode"] in (None, "minor")
     assert report["cues"]["output"]["loudness_lufs"] == pytest.approx(-24.0, abs=1.0)  # the quadrant's level
-    for wrong in (("--emotion", "Q3"), ("--strength", "0.5", "--model", "any")):  # a file and a quadrant; model
+    for wrong in (("--emotion", "Q3"), ("--strength", "0.5", "--model", "any"),  # a file and a quadrant; model
+                  ("--method", "nope"), ("--method", "cues", "--model", "any")):
         refused = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", *wrong, "-o",
                        tmp_path / "no.wav")
         assert refused.code == 1 and len(refused.err.strip().splitlines()) == 1, refused.err

@@ -90,7 +90,8 @@ def test_the_command_judges_the_cue_method_and_refuses_a_bad_split(estm, tiny_sp
 
     split_path = tmp_path / "split.csv"
     tiny_split.to_csv(split_path, index=False)
-    result = estm("evaluate", "transfer", "--data", split_path, "-n", "3", "-o", tmp_path / "report", "--json")
+    result = estm("evaluate", "transfer", "--data", split_path, "--method", "cues", "-n", "3", "-o",
+                  tmp_path / "report", "--json")
     assert result.code == 0, result.err
     summary = json.loads(result.out)
     assert set(summary["systems"]) == {"copy-content", "copy-reference", "cues", "target"}
@@ -98,6 +99,8 @@ def test_the_command_judges_the_cue_method_and_refuses_a_bad_split(estm, tiny_sp
         assert (tmp_path / "report" / name).is_file()
     again = estm("evaluate", "transfer", "--data", split_path, "-n", "3", "-o", tmp_path / "report")
     assert again.code == 1 and "already exists" in again.err
+    unknown = estm("evaluate", "transfer", "--data", split_path, "--method", "nope", "-o", tmp_path / "other")
+    assert unknown.code == 1 and "known: cues" in unknown.err and len(unknown.err.strip().splitlines()) == 1
     (tmp_path / "bad.csv").write_text("song_id,path\n1,a.wav\n")
     bad = estm("evaluate", "transfer", "--data", tmp_path / "bad.csv")
     assert bad.code == 1 and "bad.csv" in bad.err and len(bad.err.strip().splitlines()) == 1

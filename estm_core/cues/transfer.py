@@ -243,3 +243,22 @@ def transfer_file(content_path, emotion_path, output_path, *, strength: float = 
             "content_duration": content.duration_s, "duration": written / rate, "moves": moves.to_dict(), "cues": {
                 "content": content.to_dict(), "emotion": reference.to_dict(),
                 "output": analyze(output_path).to_dict() if measure_output else None}}
+
+
+def evaluation_method(strength: float = 1.0):
+    """The cue method as `estm evaluate transfer` calls it (a transfer_evaluation.Method): a pair's content moved
+    toward its reference's cues, each file analysed once."""
+    from .. import audio
+    from .analysis import analyze
+
+    analysed: dict[str, Cues] = {}
+
+    def run(pair) -> tuple[np.ndarray, int]:
+        for path in (pair.content, pair.reference):
+            if path not in analysed:
+                analysed[path] = analyze(path)
+        samples, rate = audio.load(pair.content)
+        moves = plan(analysed[pair.content], analysed[pair.reference], strength=strength)
+        return apply(samples, rate, moves), rate
+
+    return run
