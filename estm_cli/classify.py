@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from estm_core.families import trained_by
+
 from .common import (
     Batch, Column, Csv, Debug, Device, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors,
     note, output_mode, readable,
@@ -30,7 +32,7 @@ def _columns(tasks: list[str], labels: dict[str, list[str]], segments: bool) -> 
 def classify(
     files: Files,
     task: Annotated[str, typer.Option(
-        "--task", help="mer (Russell quadrants), genre, gems (GEMS emotions), or all available.")] = "all",
+        "--task", help=f"{', '.join(trained_by('classifier'))}, or all available.")] = "all",
     model: Annotated[Optional[list[str]], typer.Option(
         "--model", help="A model name or path (repeat for several tasks); default: the newest of each family.")] = None,
     hop: Annotated[Optional[float], typer.Option(

@@ -233,7 +233,7 @@ def label(
     data: SegmentCache,
     output: Annotated[Path, typer.Option("--output", "-o", help="The predictions CSV file to write.")],
     model: Annotated[Optional[str], typer.Option("--model", help="A mer model (default: the newest).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments labelled at once.")] = 32,
     device: Device = "auto",
     force: Force = False,
     quiet: Quiet = False,

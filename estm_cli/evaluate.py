@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from estm_core.families import METHODS
+from estm_core.families import METHODS, trained_by, transferring
 
 from .common import (
     Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, cache_folder, handles_errors, note, plain, stdout,
@@ -23,8 +23,8 @@ app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_h
 def classifier(
     data: SegmentCache,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="A classifier (mer, genre, gems): name or path (default: the newest one that knows the "
-                        "data's labels).")] = None,
+        "--model", help=f"A classifier ({', '.join(trained_by('classifier'))}): name or path (default: the newest "
+                        "one that knows the data's labels).")] = None,
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Report folder (default: evaluations/MODEL-PART).")] = None,
@@ -68,7 +68,7 @@ def classifier(
 
 
 def _classifier_for(data: Path, part: str) -> Path:
-    """The newest mer, genre or emotion model whose labels include every label of `part` of the cache `data`."""
+    """The newest classifier whose labels include every label of `part` of the cache `data`."""
     from estm_core import store
     from estm_core.datasets.segment import read_manifest
     from estm_core.errors import EstmError
@@ -99,8 +99,8 @@ def transfer_(
         "--method", help=f"A transfer method that needs no trained weights, to judge: {', '.join(METHODS)} "
                          "(the default, unless --model).")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="An estm1 or estm2 model (name or path) to judge instead of a method (with --pairs: "
-                        "default the newest estm2).")] = None,
+        "--model", help=f"A learned model ({', '.join(transferring())}; name or path) to judge instead of a method "
+                        "(with --pairs: default the newest estm2).")] = None,
     judge: Annotated[Optional[str], typer.Option(
         "--judge", help="The mer model that judges; never the one that made the style labels (default: the newest "
                         "mer model; without one, only the cue judge).")] = None,
@@ -224,11 +224,13 @@ def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force,
 def wavenet_(
     model: Annotated[Optional[str], typer.Option("--model", help="A wavenet model (default: the newest).")] = None,
     judge: Annotated[Optional[str], typer.Option(
-        "--judge", help="A classifier whose labels include the model's: judges clips generated per label.")] = None,
+        "--judge", help="A classifier whose labels include the model's: judges clips generated per label (default: "
+                        "none, the held-out NLL and accuracy only).")] = None,
     count: Annotated[int, typer.Option("--count", "-n", help="Clips generated per label for the judge.")] = 4,
     seconds: Annotated[float, typer.Option("--seconds", help="Length of each judged clip.")] = 4.0,
-    temperature: Annotated[float, typer.Option("--temperature")] = 0.9,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", help="Sampling temperature of the judged clips.")] = 0.9,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the judged clips' sampling.")] = 0,
     device: Device = "auto",
     json_: Json = False,
     quiet: Quiet = False,

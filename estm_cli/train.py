@@ -316,14 +316,14 @@ def _grid_table(table) -> None:
 for _family in FAMILIES.values():
     if _family.recipe in ("classifier", "transfer"):
         make = _classifier_command if _family.recipe == "classifier" else _transfer_command
-        app.command(_family.name)(make(_family.name, _family.about))
+        app.command(_family.name, short_help=_family.task)(make(_family.name, _family.about))
 
 
 # ---------------------------------------------------------------------------------------------------- wavenet
 
 WAVENET_TRAINING = TrainConfig(**FAMILIES["wavenet"].training)
 
-@app.command("wavenet", help=FAMILIES["wavenet"].about)
+@app.command("wavenet", help=FAMILIES["wavenet"].about, short_help=FAMILIES["wavenet"].task)
 @handles_errors
 def wavenet(
     data: Annotated[Path, typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from estm_core.families import METHODS
+from estm_core.families import METHODS, transferring
 
 from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, segment_cache
 
@@ -29,7 +29,7 @@ def transfer(
         "--method", help=f"A transfer method that needs no trained weights: {', '.join(METHODS)} (the default, "
                          "unless --model).")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="A learned estm2 or estm1 model (name or path) instead of the method.")] = None,
+        "--model", help=f"A learned model ({', '.join(transferring())}; name or path) instead of the method.")] = None,
     mer: Annotated[Optional[str], typer.Option(
         "--mer", help="For estm1: the mer model that decides the emotion file's quadrant (default: the newest).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(

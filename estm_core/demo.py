@@ -22,13 +22,15 @@ import pandas as pd
 
 from . import store
 from .errors import EstmError
+from .families import FAMILIES
+from .labels import GEMS_OF_QUADRANT
 from .files import atomic_write
 from .report import write_report
 
 MODELS = {  # store name -> (family, what it is)
     "demo-judge": ("mer", "MER judge: scores transfers and generated clips (trained apart from the labeller)"),
     "demo-mer": ("mer", "MER labeller: the quadrant labels ESTM-1 and ESTM-2 train on"),
-    "demo-gems": ("gems", "GEMS ResNet, trained on the quadrants"),
+    "demo-gems": ("gems", "GEMS ResNet, on the GEMS category nearest each quadrant (four of the nine)"),
     "demo-genre": ("genre", "genre ResNet, on the corpus's mode (major/minor) as the 'genre'"),
     "demo-hvqvae": ("hvqvae", "content-only hierarchical VQ-VAE (the baseline)"),
     "demo-estm1": ("estm1", "ESTM-1: emotion one-hot appended to the latents"),
@@ -163,6 +165,7 @@ class Demo:
 
         def segments():
             table = read_dataset(self.corpus).table
+            table["gems"] = table["label"].map(GEMS_OF_QUADRANT)  # the corpora are rendered in quadrants
             split = split_table(table, test=0.25, validation=0.125, seed=0)
             split.to_csv(self.out / "split.csv", index=False)
             with self.progress("segments", len(split), "songs") as bar:
@@ -177,7 +180,7 @@ class Demo:
     # ------------------------------------------------------------------------------------------ training
 
     def _config(self, epochs: int, batch_size: int, seed: int = 0, **options):
-        from .training.loop import TrainConfig
+        from .training.config import TrainConfig
 
         return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=self.device, **options)
 
@@ -208,7 +211,7 @@ class Demo:
             self._train(name, lambda on_step, seed=seed, name=name: train_classifier(
                 "mer", self.cache, name, self._config(plan.mer_epochs, 8, seed, monitor="val_accuracy"),
                 model_options={"width": plan.mer_width}, force=True, on_step=on_step))
-        for name, column in (("demo-gems", "label"), ("demo-genre", "mode")):
+        for name, column in (("demo-gems", "gems"), ("demo-genre", "mode")):
             self._train(name, lambda on_step, name=name, column=column: train_classifier(
                 MODELS[name][0], self.cache, name, self._config(plan.resnet_epochs, 16, monitor="val_accuracy"),
                 label_column=column, model_options={"widths": plan.resnet_widths}, force=True, on_step=on_step))
@@ -227,8 +230,8 @@ class Demo:
         self.stage("style-labels", label)
         for name in ("demo-hvqvae", "demo-estm1", "demo-estm2"):
             family = MODELS[name][0]
-            options = ({"latent_dim": plan.estm_d} if family == "hvqvae" else {"d": plan.estm_d}) | {
-                "codebook_size": plan.estm_codebook}
+            width = "latent_dim" if "latent_dim" in FAMILIES[family].options else "d"
+            options = {width: plan.estm_d, "codebook_size": plan.estm_codebook}
             # small batches at a higher rate: a few minutes of CPU give enough steps to leave the near-silent
             # start (the original's batch 128 needs hours); the best epoch by held-out reconstruction is kept
             self._train(name, lambda on_step, name=name, family=family, options=options: train_transfer(

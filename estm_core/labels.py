@@ -46,6 +46,10 @@ GEMS9 = LabelSet(
      "sadness"),
 )
 
+# The GEMS category nearest each of Russell's quadrants (by the valence and arousal of the GEMS factors): the label
+# that a corpus rendered in quadrants (the demo's) gives a GEMS classifier, four of the nine.
+GEMS_OF_QUADRANT = {"Q1": "joyful_activation", "Q2": "tension", "Q3": "sadness", "Q4": "calmness"}
+
 # DEAM's static annotations are 1-9 means; the original scaled them to [-1, 1] by the midrange and half-range of the
 # observed values before taking signs.
 DEAM_VALENCE_CENTRE, DEAM_VALENCE_HALF_RANGE = 5.0, 3.4
