@@ -168,17 +168,21 @@ def transfer_(
     if json_:
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
         return
+    _print_judged(name, part, summary, evaluation.summary_rows(summary))
+    note(f"report: {', '.join(str(path) for path in written)}", quiet)
+
+
+def _print_judged(name: str, part: str, summary: dict, rows: list[dict]) -> None:
+    """The judged transfer's table: a row for the method and each baseline, a column for each measure."""
     stdout.print(f"{name} on {summary['pairs']} pairs of {summary['excerpts']} {part} excerpts; judges: "
                  f"{summary['judges']['mer'] or 'no mer model'} and the cue judge (chance 0.25 for the quadrant, "
                  "0.5 for each flip)", highlight=False)
-    rows = evaluation.summary_rows(summary)
     view = Table(show_edge=False)
     for column in rows[0]:
         view.add_column(column.replace(" ", "\n"), justify="left" if column == "system" else "right")
     for row in rows:
         view.add_row(*(value if isinstance(value, str) else f"{value:.2f}" for value in row.values()))
     stdout.print(view)
-    note(f"report: {', '.join(str(path) for path in written)}", quiet)
 
 
 def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force, json_, quiet) -> None:

@@ -216,7 +216,6 @@ def _transfer_command(family: str, help_text: str):
     ) -> None:
         from estm_core.device import choose_device
         from estm_core.errors import EstmError
-        from estm_core.training import grid as grids
         from estm_core.training.estm import train_transfer
 
         if family in LEARNS_EMOTION and style_labels is None:
@@ -236,31 +235,39 @@ def _transfer_command(family: str, help_text: str):
                 model_options={**chosen, **options}, resume=resume_run, force=force,
                 on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
 
-        if not (grid or grid_file or grid_point is not None):
+        if grid or grid_file or grid_point is not None:
+            _train_grid(family, grid_file, grid_point, name or "", slurm, jobs, summary, train_one, resume, force,
+                        json_, quiet)
+        else:
             train_one(name or default_name(family, data), chosen, resume)
-            return
-        points = grids.read_grid(family, grid_file)
-        prefix = name or ""
-        if grid_point is not None:
-            point_name, options = grids.point(points, grid_point)
-            if grids.is_finished(family, prefix + point_name) and not force:
-                note(f"{prefix + point_name} is already trained", quiet)
-                return
-            train_one(prefix + point_name, options, resume or grids.resumes(family, prefix + point_name, force))
-            return
-        if slurm is not None:
-            from estm_core.files import atomic_write
-
-            with atomic_write(slurm, force) as temporary:
-                temporary.write_text(grids.slurm_script(family, points, _point_command()))
-            note(f"wrote {slurm}: {len(points)} array tasks; submit it with `sbatch {slurm}`", quiet)
-            return
-        failed = _run_grid(family, points, prefix, jobs, train_one, force, quiet)
-        _report_grid(family, points, prefix, failed, summary, json_, quiet)
 
     command.__doc__ = help_text
     unused = {option for options in TRANSFER_OPTIONS.values() for option in options} - set(defaults)
     return _without(command, unused if family in LEARNS_EMOTION else unused | {"style_labels"})
+
+
+def _train_grid(family, grid_file, grid_point, prefix, slurm, jobs, summary, train_one, resume, force, json_,
+                quiet) -> None:
+    """The paper's grid (or `grid_file`): one point, an sbatch script for all, or every unfinished point here."""
+    from estm_core.training import grid as grids
+
+    points = grids.read_grid(family, grid_file)
+    if grid_point is not None:
+        point_name, options = grids.point(points, grid_point)
+        if grids.is_finished(family, prefix + point_name) and not force:
+            note(f"{prefix + point_name} is already trained", quiet)
+            return
+        train_one(prefix + point_name, options, resume or grids.resumes(family, prefix + point_name, force))
+        return
+    if slurm is not None:
+        from estm_core.files import atomic_write
+
+        with atomic_write(slurm, force) as temporary:
+            temporary.write_text(grids.slurm_script(family, points, _point_command()))
+        note(f"wrote {slurm}: {len(points)} array tasks; submit it with `sbatch {slurm}`", quiet)
+        return
+    failed = _run_grid(family, points, prefix, jobs, train_one, force, quiet)
+    _report_grid(family, points, prefix, failed, summary, json_, quiet)
 
 
 def _run_grid(family, points, prefix, jobs, train_one, force, quiet) -> list[tuple[int, str]]:

@@ -76,12 +76,20 @@ def transfer(
     if method is not None and (model is not None or pairs is not None):
         raise EstmError("--method runs a method that needs no weights: leave out --model and --pairs")
     if model is None and pairs is None:
-        _transfer_cues(method_module(method or "cues"), content, emotion_file, output, emotion, strength, cues, force, json_,
-                       quiet)
+        _transfer_cues(method_module(method or "cues"), content, emotion_file, output, emotion, strength, cues, force,
+                       json_, quiet)
         return
     if strength != 1.0 or cues is not None:
         raise EstmError("--strength and --cues belong to the cue method: leave out --model and --pairs")
+    _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs, data, overlap, batch_size, device,
+                      force, json_, quiet)
+
+
+def _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs, data, overlap, batch_size, device,
+                      force, json_, quiet):
+    """A learned ESTM model: one content file, or every pair of a pairs CSV."""
     from estm_core.device import choose_device  # torch: only the learned models need it
+    from estm_core.errors import EstmError
     from estm_core.transfer import load_transfer_model, transfer_file, transfer_pairs
 
     target = choose_device(device)
