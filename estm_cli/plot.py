@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-
 from rich.markup import escape
+
+from estm_core.families import with_codebooks
 
 from .common import (
     EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors, note,
@@ -61,7 +62,7 @@ def history(
     from estm_core import store
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
-    from estm_core.plots import best_epoch, history_png, read_history
+    from estm_core.plots import best_epoch, history_png
 
     given = Path(model).expanduser()
     if given.suffix.lower() == ".csv" or (given.is_file() and not given.name.endswith(store.MODEL_SUFFIX)):
@@ -78,7 +79,7 @@ def history(
             raise EstmError(f"{model_path}: no training history beside it ({csv_path.name} is missing)")
     output = output or Path(f"{name}-history.png")
     check_writable(output, force)
-    frame = read_history(csv_path)
+    frame = store.read_history(csv_path)
     best, title = None, name
     if model_path is not None:
         try:
@@ -112,7 +113,8 @@ def spectrogram(
     """Each file's waveform above its log-mel spectrogram, one column per file."""
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
-    from estm_core.plots import load_clip, spectrogram_png
+    from estm_core.audio import load_clip
+    from estm_core.plots import spectrogram_png
 
     if not seconds > 0:
         raise EstmError("--seconds must be more than 0")
@@ -140,7 +142,8 @@ def confusion(
 ) -> None:
     """The confusion matrix of a classifier evaluation (rows: true label, columns: predicted)."""
     from estm_core.files import check_writable
-    from estm_core.plots import evaluation_confusion_png, read_evaluation
+    from estm_core.evaluate import read_evaluation
+    from estm_core.plots import evaluation_confusion_png
 
     summary = read_evaluation(evaluation)
     stem = "-".join(str(summary[key]) for key in ("model", "part") if summary.get(key)) or evaluation.stem
@@ -155,7 +158,8 @@ def codebook(
     files: Annotated[Optional[list[str]], typer.Argument(
         metavar="AUDIO", help="Audio to encode: files, folders, globs, or - for paths on stdin.")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="An hvqvae, estm1 or estm2 model: store name or path (default: the newest estm2).")] = None,
+        "--model", help=f"A model with codebooks ({', '.join(with_codebooks())}): store name or path (default: the "
+                        "newest estm2).")] = None,
     data: CodebookCache = None,
     part: Annotated[Optional[str], typer.Option(
         "--part", help="With --data: only this part (train, validation, test).")] = None,

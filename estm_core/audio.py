@@ -301,6 +301,44 @@ def stream(
         raise AudioError(path, "truncated", problem)
 
 
+CLIP_SECONDS = 30.0  # what a figure shows of a file by default
+
+
+@dataclass
+class Clip:
+    """Mono audio to show: `samples` (frames,) float32 at `sample_rate`; `duration` is the whole source's, in
+    seconds (more than the samples hold when only its start was read; by default what they hold)."""
+
+    name: str
+    samples: np.ndarray
+    sample_rate: int
+    duration: float | None = None
+
+    def __post_init__(self) -> None:
+        self.samples = np.asarray(self.samples, dtype=np.float32)
+        if self.samples.ndim != 1:
+            raise ValueError(f"a Clip holds mono samples (frames,), not an array of shape {self.samples.shape}")
+        if self.duration is None:
+            self.duration = self.shown
+
+    @property
+    def shown(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def cut(self) -> bool:
+        return self.duration > self.shown + 0.5 / self.sample_rate
+
+
+def load_clip(path: str | os.PathLike, seconds: float | None = CLIP_SECONDS) -> Clip:
+    """The first `seconds` of a file (all of it if None), mixed to mono at its own rate."""
+    header = probe(path)
+    samples, rate = load(path, mono=True, duration=seconds)
+    shown = len(samples) / rate
+    duration = max(header.duration, shown) if seconds is not None and shown >= seconds - 1 / rate else shown
+    return Clip(Path(path).name, samples, rate, duration)
+
+
 def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
     """Decode all of `path` block by block (bounded memory) and measure it.
 

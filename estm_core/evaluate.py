@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from . import audio, store
-from .classify import predict_segments
-from .datasets.cache import SegmentDataset
-from .errors import EstmError
+from .errors import EstmError, FileError
 from .files import atomic_write, write_csv
 
 
@@ -45,6 +44,9 @@ def classification_metrics(truth: np.ndarray, predicted: np.ndarray, labels: lis
 def evaluate_classifier(model_name: str, cache_dir: str | Path, *, part: str = "test", device="cpu",
                         batch_size: int = 32, on_progress=None) -> tuple[dict, pd.DataFrame]:
     """Classify every segment of `part` of a segment cache; returns (summary, per-segment predictions)."""
+    from .classify import predict_segments  # torch: imported here, so that reading an evaluation stays light
+    from .datasets.cache import SegmentDataset
+
     classifier = store.load_model(store.resolve(model_name), device=device)
     info = classifier.info
     label_column = info.training.label_column
@@ -95,6 +97,25 @@ def write_classifier_report(summary: dict, predictions: pd.DataFrame, out_dir: s
                   title=f"{summary['model']} on {summary['part']}: accuracy {summary['accuracy']:.1%}", force=force)
     write_csv(predictions, written[3], force)
     return written
+
+
+def read_evaluation(path: str | Path) -> dict:
+    """The summary JSON of `estm evaluate classifier` (evaluation.json), checked to hold a confusion matrix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(path, "is a folder, not an evaluation file" if path.is_dir() else "no such file")
+    try:
+        summary = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FileError(path, f"not a JSON file ({error})") from None
+    if not isinstance(summary, dict) or not {"confusion", "labels"} <= set(summary):
+        raise FileError(path, "not a classifier evaluation: no 'confusion' and 'labels' "
+                              "(`estm evaluate classifier` writes one)")
+    labels, confusion = summary["labels"], np.asarray(summary["confusion"])
+    if confusion.shape != (len(labels), len(labels)) or not np.issubdtype(confusion.dtype, np.number):
+        raise FileError(path, f"its confusion matrix is not {len(labels)} x {len(labels)} numbers, one row and "
+                              "column per label")
+    return summary
 
 
 # ------------------------------------------------------------------------------------------------ transfer
@@ -206,23 +227,22 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
     from torch.utils.data import DataLoader
 
     from .classify import TASKS, classify_file
-    from .datasets.mulaw import MulawCache, WindowDataset, cache_folder, spans
+    from .datasets.mulaw import WindowDataset, built_cache, cache_folder, spans
     from .generate import generate
-    from .training.loop import evaluate_terms
-    from .training.wavenet import wavenet_step
+    from .models.wavenet import wavenet_step
+    from .steps import held_out_sums
 
     wavenet = store.load_model(store.find_model("wavenet", model_name), "wavenet", device)
     model, info = wavenet.model, wavenet.info
     summary = {"model": wavenet.name, "labels": info.labels}
-    folder = cache_folder(info.training.data)
-    if (folder / "index.csv").is_file():
-        index = pd.read_csv(folder / "index.csv", dtype={"song_id": str, "label": str}, keep_default_na=False)
-        cache = MulawCache(folder, index, [])
+    cache = built_cache(cache_folder(info.training.data))
+    if cache is not None:
         window = model.receptive_field + info.audio.output_length
-        held_out = spans(index, "validation", info.training.holdout)
+        held_out = spans(cache.index, "validation", info.training.holdout)
         if (held_out["length"] >= window).any():
             windows = WindowDataset(cache, held_out, window, info.labels, windows=256, seed=seed)
-            terms = evaluate_terms(model, wavenet_step(model.receptive_field), DataLoader(windows, batch_size=16))
+            terms = held_out_sums(model, wavenet_step(model.receptive_field),
+                                  DataLoader(windows, batch_size=16)).means()
             summary.update({"held_out_nll": terms["loss"], "held_out_accuracy": terms["accuracy"]})
     if judge is not None:
         if not info.labels:
@@ -246,8 +266,8 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
                         "judged_label_accuracy": float(np.mean([a == j for a, j in zip(asked, judged)])),
                         "chance": 1 / len(info.labels),
                         "judged": [{"asked": a, "judged": j} for a, j in zip(asked, judged)]})
-        if (folder / "index.csv").is_file():
-            summary.update(label_cues(info.labels, asked, clips, index, info.audio.sample_rate))
+        if cache is not None:
+            summary.update(label_cues(info.labels, asked, clips, cache.index, info.audio.sample_rate))
     return summary
 
 

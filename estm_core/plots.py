@@ -3,27 +3,30 @@ these same functions.
 
 Each figure has a `*_figure(...)` function that builds and returns a matplotlib Figure (for a caller that wants to
 look at or change it) and a `*_png(..., path, force=False)` function that writes it atomically and closes it.
-matplotlib and torch are imported inside the functions, so importing this module stays cheap.
+matplotlib and torch are imported inside the functions, so importing this module stays cheap. Figures are drawn
+from what callers read: histories with store.read_history, evaluations with evaluate.read_evaluation, audio with
+audio.load_clip.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .errors import EstmError, FileError
+from .errors import EstmError
 from .files import atomic_write
+from .store import check_history
+from .training.config import TrainConfig
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from .audio import Clip
     from .models.codebook_usage import LevelUsage
 
 DPI = 120
@@ -83,25 +86,6 @@ def confusion_png(confusion: np.ndarray, labels: list[str], path: str | Path, *,
     return save_png(confusion_figure(confusion, labels, title=title), path, force=force)
 
 
-def read_evaluation(path: str | Path) -> dict:
-    """The summary JSON of `estm evaluate classifier` (evaluation.json), checked to hold a confusion matrix."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileError(path, "is a folder, not an evaluation file" if path.is_dir() else "no such file")
-    try:
-        summary = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FileError(path, f"not a JSON file ({error})") from None
-    if not isinstance(summary, dict) or not {"confusion", "labels"} <= set(summary):
-        raise FileError(path, "not a classifier evaluation: no 'confusion' and 'labels' "
-                              "(`estm evaluate classifier` writes one)")
-    labels, confusion = summary["labels"], np.asarray(summary["confusion"])
-    if confusion.shape != (len(labels), len(labels)) or not np.issubdtype(confusion.dtype, np.number):
-        raise FileError(path, f"its confusion matrix is not {len(labels)} x {len(labels)} numbers, one row and "
-                              "column per label")
-    return summary
-
-
 def evaluation_title(summary: dict) -> str:
     """"MODEL on PART: accuracy 81.2%" from an evaluation summary (what `estm evaluate classifier` puts on its PNG)."""
     parts = [str(summary.get("model") or "classifier")]
@@ -113,14 +97,13 @@ def evaluation_title(summary: dict) -> str:
 
 
 def evaluation_confusion_png(summary: dict, path: str | Path, *, force: bool = False) -> Path:
-    """The confusion matrix of an evaluation summary (from `read_evaluation` or `evaluate_classifier`)."""
+    """The confusion matrix of an evaluation summary (evaluate.read_evaluation's or evaluate_classifier's)."""
     return confusion_png(np.asarray(summary["confusion"]), list(summary["labels"]), path,
                          title=evaluation_title(summary), force=force)
 
 
 # ----------------------------------------------------------------------------------------------------- history
 
-HISTORY_NEEDS = ("epoch", "loss")  # every family's history has these (estm_core.training.loop)
 HISTORY_NOT_PLOTTED = ("epoch", "seconds")
 LEVEL_SUFFIXES = ("_bottom", "_middle", "_top")
 COUNTED = ("perplexity", "codes_used")  # counts of codes: a linear axis, whatever their range
@@ -132,39 +115,6 @@ PANEL_LABELS = {
     "codes_used": "codes used",
     "lr": "learning rate",
 }
-
-
-def read_history(path: str | Path) -> "pd.DataFrame":
-    """A training history CSV (NAME.history.csv: one row per epoch), checked to have epochs and a loss."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileError(path, "is a folder, not a history file" if path.is_dir() else "no such file")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise FileError(path, "empty file, not a training history") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise FileError(path, f"not a CSV file ({str(error).strip().splitlines()[0]})") from None
-    check_history(frame, str(path))
-    return frame
-
-
-def check_history(history: "pd.DataFrame", source: str = "the history") -> None:
-    """EstmError unless `history` has numeric 'epoch' and 'loss' columns and at least one row."""
-    import pandas as pd
-
-    missing = [column for column in HISTORY_NEEDS if column not in history.columns]
-    if missing:
-        has = ", ".join(map(str, history.columns[:8])) + (", ..." if len(history.columns) > 8 else "")
-        raise EstmError(f"{source}: not a training history: no {' or '.join(map(repr, missing))} column "
-                        f"(it has {has or 'no columns'})")
-    if history.empty:
-        raise EstmError(f"{source}: the history has no epochs yet")
-    for column in HISTORY_NEEDS:
-        if not pd.api.types.is_numeric_dtype(history[column]):
-            raise EstmError(f"{source}: the {column!r} column holds non-numbers")
 
 
 def history_panels(history: "pd.DataFrame") -> list[tuple[str, list[str]]]:
@@ -198,7 +148,7 @@ def best_epoch(history: "pd.DataFrame", monitor: str | None = None) -> int | Non
     if monitor not in history.columns or history[monitor].isna().all():
         return None
     values = history[monitor]
-    higher = any(word in monitor for word in ("accuracy", "perplexity", "codes_used"))
+    higher = TrainConfig(monitor=monitor).direction == "max"
     return int(history.loc[values.idxmax() if higher else values.idxmin(), "epoch"])
 
 
@@ -254,57 +204,17 @@ def history_figure(history: "pd.DataFrame", *, title: str = "", best: int | None
     return figure
 
 
-def history_png(history: "pd.DataFrame | str | Path", path: str | Path, *, title: str = "",
-                best: int | None = None, force: bool = False) -> Path:
-    """Training curves of a history (a DataFrame or a NAME.history.csv path) as a PNG; see `history_figure`."""
-    if not hasattr(history, "columns"):
-        history = read_history(history)
+def history_png(history: "pd.DataFrame", path: str | Path, *, title: str = "", best: int | None = None,
+                force: bool = False) -> Path:
+    """Training curves of a history as a PNG; see `history_figure`."""
     return save_png(history_figure(history, title=title, best=best), path, force=force)
 
 
 # ------------------------------------------------------------------------------------------------- spectrogram
 
-SPECTROGRAM_SECONDS = 30.0
 TOP_DB = 80.0
 FREQUENCY_TICKS = (0, 250, 500, 1000, 2000, 4000, 8000, 16000)
 ENVELOPE_BINS = 2000  # longer waveforms are drawn as a min/max envelope of this many columns
-
-
-@dataclass
-class Clip:
-    """Mono audio to show: `samples` (frames,) float32 at `sample_rate`; `duration` is the whole source's, in
-    seconds (more than the samples hold when only its start was read; by default what they hold)."""
-
-    name: str
-    samples: np.ndarray
-    sample_rate: int
-    duration: float | None = None
-
-    def __post_init__(self) -> None:
-        self.samples = np.asarray(self.samples, dtype=np.float32)
-        if self.samples.ndim != 1:
-            raise ValueError(f"a Clip holds mono samples (frames,), not an array of shape {self.samples.shape}")
-        if self.duration is None:
-            self.duration = self.shown
-
-    @property
-    def shown(self) -> float:
-        return len(self.samples) / self.sample_rate
-
-    @property
-    def cut(self) -> bool:
-        return self.duration > self.shown + 0.5 / self.sample_rate
-
-
-def load_clip(path: str | Path, seconds: float | None = SPECTROGRAM_SECONDS) -> Clip:
-    """The first `seconds` of a file (all of it if None), mixed to mono at its own rate."""
-    from . import audio
-
-    header = audio.probe(path)
-    samples, rate = audio.load(path, mono=True, duration=seconds)
-    shown = len(samples) / rate
-    duration = max(header.duration, shown) if seconds is not None and shown >= seconds - 1 / rate else shown
-    return Clip(Path(path).name, samples, rate, duration)
 
 
 def spectrogram_settings(sample_rate: int) -> dict:
@@ -380,13 +290,11 @@ def _waveform(axes, clip: Clip, limit: float) -> None:
     axes.set_ylabel("amplitude")
 
 
-def spectrogram_figure(clips: Sequence[Clip | str | Path], *, seconds: float | None = SPECTROGRAM_SECONDS,
-                       title: str = "") -> "Figure":
-    """For each clip (a Clip, or a file path whose first `seconds` are read) a column: its waveform above its
-    log-mel spectrogram (time in s, mel frequency with Hz ticks, dB relative to the clip's maximum). Columns side
-    by side in the order given, titled with the clip's name (and how much of a long file is shown)."""
+def spectrogram_figure(clips: Sequence[Clip], *, title: str = "") -> "Figure":
+    """For each clip a column: its waveform above its log-mel spectrogram (time in s, mel frequency with Hz ticks, dB
+    relative to the clip's maximum). Columns side by side in the order given, titled with the clip's name (and how
+    much of a long file is shown)."""
     plt = _pyplot()
-    clips = [clip if isinstance(clip, Clip) else load_clip(clip, seconds) for clip in clips]
     if not clips:
         raise EstmError("no audio to show")
     count = len(clips)
@@ -423,13 +331,12 @@ def spectrogram_figure(clips: Sequence[Clip | str | Path], *, seconds: float | N
     return figure
 
 
-def spectrogram_png(clips: Sequence[Clip | str | Path], path: str | Path, *,
-                    seconds: float | None = SPECTROGRAM_SECONDS, title: str = "", force: bool = False) -> Path:
-    """Waveforms above log-mel spectrograms, one column per clip or file; see `spectrogram_figure`."""
+def spectrogram_png(clips: Sequence[Clip], path: str | Path, *, title: str = "", force: bool = False) -> Path:
+    """Waveforms above log-mel spectrograms, one column per clip; see `spectrogram_figure`."""
     from .files import check_writable
 
-    check_writable(path, force)  # before decoding anything
-    return save_png(spectrogram_figure(clips, seconds=seconds, title=title), path, force=force)
+    check_writable(path, force)  # before the spectrograms are computed
+    return save_png(spectrogram_figure(clips, title=title), path, force=force)
 
 
 # ---------------------------------------------------------------------------------------------------- codebook

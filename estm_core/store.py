@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import EstmError
+from .errors import EstmError, FileError
 from .families import FAMILIES, FORMER_NAMES, current_name
 from .files import atomic_write
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
 
 try:
@@ -37,6 +38,7 @@ except ImportError:  # Windows: no advisory locks; runs of one name are not kept
 
 MODEL_SUFFIX = ".safetensors"
 HISTORY_SUFFIX = ".history.csv"
+HISTORY_NEEDS = ("epoch", "loss")  # every family's history has these (estm_core.training.loop)
 RESUME_SUFFIX = ".resume"  # NAME.resume: the last epoch's weights and optimiser, for `estm train --resume`
 METADATA_KEY = "estm"
 
@@ -256,6 +258,39 @@ def history_path(path: Path) -> Path:
 def resume_path(path: Path) -> Path:
     """NAME.safetensors -> NAME.resume beside it (a safetensors file, named so it is never taken for a model)."""
     return path.with_name(path.name.removesuffix(MODEL_SUFFIX) + RESUME_SUFFIX)
+
+
+def read_history(path: str | os.PathLike) -> pd.DataFrame:
+    """A training history CSV (NAME.history.csv: one row per epoch), checked to have epochs and a loss."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(path, "is a folder, not a history file" if path.is_dir() else "no such file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise FileError(path, "empty file, not a training history") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise FileError(path, f"not a CSV file ({str(error).strip().splitlines()[0]})") from None
+    check_history(frame, str(path))
+    return frame
+
+
+def check_history(history: pd.DataFrame, source: str = "the history") -> None:
+    """EstmError unless `history` has numeric 'epoch' and 'loss' columns and at least one row."""
+    import pandas as pd
+
+    missing = [column for column in HISTORY_NEEDS if column not in history.columns]
+    if missing:
+        has = ", ".join(map(str, history.columns[:8])) + (", ..." if len(history.columns) > 8 else "")
+        raise EstmError(f"{source}: not a training history: no {' or '.join(map(repr, missing))} column "
+                        f"(it has {has or 'no columns'})")
+    if history.empty:
+        raise EstmError(f"{source}: the history has no epochs yet")
+    for column in HISTORY_NEEDS:
+        if not pd.api.types.is_numeric_dtype(history[column]):
+            raise EstmError(f"{source}: the {column!r} column holds non-numbers")
 
 
 def list_models(family: str | None = None) -> list[StoredModel]:

@@ -12,14 +12,13 @@ import pytest
 import torch
 
 from estm_core import store
+from estm_core.audio import Clip, load_clip
 from estm_core.evaluate import classification_metrics
 from estm_core.models.estm import HVQVAE
 from estm_core.models.vq import VectorQuantizer
 from estm_core.datasets.segment import file_segments
 from estm_core.models.codebook_usage import LevelUsage, codebook_usage
-from estm_core.plots import (
-    Clip, best_epoch, clip_log_mel, history_figure, history_panels, load_clip, mel_ticks, spectrogram_figure,
-)
+from estm_core.plots import best_epoch, clip_log_mel, history_figure, history_panels, mel_ticks, spectrogram_figure
 
 from conftest import tone, write
 
@@ -181,7 +180,7 @@ def test_spectrogram_shows_the_start_of_a_long_file_and_says_so(tmp_path):
     clip = load_clip(long_file, seconds=1.0)
     assert len(clip.samples) == 8000 and clip.duration == pytest.approx(5.0) and clip.cut
     short = write(tmp_path / "short.wav", tone(0.1, 8000, channels=2), 8000)
-    figure = spectrogram_figure([long_file, short], seconds=1.0)
+    figure = spectrogram_figure([clip, load_clip(short, seconds=1.0)])
     titles = [axes.get_title() for axes in figure.axes[:4]]
     assert titles[0] == "long.wav\nfirst 1 s of 5.0 s" and titles[1] == "short.wav"
     waveform = figure.axes[1].lines[0]  # 800 samples: drawn sample by sample, the channels' mean

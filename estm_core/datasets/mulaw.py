@@ -51,8 +51,7 @@ def build_cache(table: pd.DataFrame, folder: str | Path, *, sample_rate: int = S
         [sample_rate, *table[["song_id", "path", "part"]].astype(str).values.tolist()]).encode()).hexdigest()
     settings = folder / "cache.json"
     if settings.is_file() and json.loads(settings.read_text()).get("fingerprint") == fingerprint:
-        index = pd.read_csv(folder / INDEX, dtype={"song_id": str, "label": str}, keep_default_na=False)
-        return MulawCache(folder, index, json.loads(settings.read_text())["problems"])
+        return MulawCache(folder, _read_index(folder), json.loads(settings.read_text())["problems"])
     folder.mkdir(parents=True, exist_ok=True)
     rows, problems, start = [], [], 0
     with atomic_write(folder / CODES, force=True) as temporary, open(temporary, "wb") as output:
@@ -77,6 +76,16 @@ def build_cache(table: pd.DataFrame, folder: str | Path, *, sample_rate: int = S
         temporary.write_text(json.dumps({"fingerprint": fingerprint, "sample_rate": sample_rate,
                                          "problems": problems}))
     return MulawCache(folder, index, problems)
+
+
+def built_cache(folder: str | Path) -> MulawCache | None:
+    """The cache a training run built in `folder` (its skipped files not listed), or None when there is none."""
+    folder = Path(folder)
+    return MulawCache(folder, _read_index(folder), []) if (folder / INDEX).is_file() else None
+
+
+def _read_index(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / INDEX, dtype={"song_id": str, "label": str}, keep_default_na=False)
 
 
 def spans(index: pd.DataFrame, part: str, holdout: str, holdout_fraction: float = 0.1) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 """WaveNet on mu-law audio, with optional global conditioning (a label embedding added inside every gated unit, as in
-the WaveNet paper), and its fast incremental form for generation.
+the WaveNet paper), the step that trains and evaluates it, and its fast incremental form for generation.
 
 The `seed` preset is the second seed project's model (pytorch-wavenet): 3 blocks x 10 layers, kernel 2, dilations
 1..512, residual and dilation channels 32, skip 1 024, end 512: receptive field 3 070, 1 834 592 parameters.
@@ -63,6 +63,20 @@ class WaveNet(nn.Module):
             skip = skip + skip_conv(z[:, :, -output_length:])
             x = residual(z) + x[:, :, dilation:]
         return self.output(torch.relu(self.end(torch.relu(skip))))
+
+
+def wavenet_step(receptive_field: int):
+    """The step that trains and evaluates a WaveNet (estm_core.steps): cross-entropy and accuracy of the next-sample
+    predictions after the first `receptive_field` codes of each window."""
+
+    def step(model, batch, device) -> dict:
+        codes, labels = (tensor.to(device, non_blocking=True) for tensor in batch)
+        logits = model(codes[:, :-1], labels if (labels >= 0).all() else None)
+        targets = codes[:, receptive_field:]
+        cross_entropy = F.cross_entropy(logits.float(), targets)
+        return {"loss": cross_entropy, "accuracy": (logits.argmax(dim=1) == targets).float().mean()}
+
+    return step
 
 
 class FastWaveNet:

@@ -10,13 +10,11 @@ import torch.nn.functional as F
 
 from .. import features, store
 from ..features import FeatureSettings
-from ..datasets.cache import SegmentDataset
 from ..datasets.segment import read_manifest, read_settings
 from ..errors import EstmError
-from ..families import trained_by
-from ..labels import QUADRANTS
-from ..device import seed_everything
+from ..families import FAMILIES, trained_by
 from .loop import TrainConfig, TrainResult, fit, unwrap
+from .recipe import check_family, seeded_model, segment_parts
 
 CLASSIFIER_FAMILIES = trained_by("classifier")
 
@@ -52,27 +50,18 @@ def train_classifier(
     on_epoch=None,
 ) -> TrainResult:
     """Train a `family` classifier on the train part of a segment cache, validating on its validation part."""
-    if family not in CLASSIFIER_FAMILIES:
-        raise EstmError(f"unknown classifier family {family!r} (use {', '.join(CLASSIFIER_FAMILIES)})")
+    check_family(family, "classifier")
     segments = read_settings(cache_dir)
     manifest = read_manifest(cache_dir)
-    labels = list(QUADRANTS.labels) if family == "mer" else sorted(set(manifest[label_column]) - {""})
+    labels = list(FAMILIES[family].labels or sorted(set(manifest[label_column]) - {""}))
     if len(labels) < 2:
         raise EstmError(f"{cache_dir}: a classifier needs at least two labels in column {label_column!r}")
-    train_data = SegmentDataset(cache_dir, "train", label_column=label_column, labels=labels)
-    validation_data = None
-    if (manifest["part"] == "validation").any():
-        validation_data = SegmentDataset(cache_dir, "validation", label_column=label_column, labels=labels)
-
-    seed_everything(config.seed)  # the same seed, the same initial weights
-    model = store.model_class(family)(classes=len(labels), **(model_options or {}))
+    data = segment_parts(cache_dir, manifest, label_column=label_column, labels=labels)
+    model = seeded_model(family, config.seed, classes=len(labels), **(model_options or {}))
     settings = asdict(feature_settings)
-    metadata = {
-        "labels": labels,
-        "audio": store.AudioSettings(segments.sample_rate, segments.segment_length, features=settings),
-        "training": store.TrainingSummary(data=str(Path(cache_dir).resolve()), label_column=label_column,
-                                          segments={"train": len(train_data),
-                                                    "validation": len(validation_data or [])}),
-    }
-    return fit(model, classifier_step(segments.sample_rate, settings), train_data, validation_data, config,
-               name=name, metadata=metadata, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+    audio = store.AudioSettings(segments.sample_rate, segments.segment_length, features=settings)
+    summary = store.TrainingSummary(data=str(Path(cache_dir).resolve()), label_column=label_column,
+                                    segments={part: len(data.get(part, [])) for part in ("train", "validation")})
+    return fit(model, classifier_step(segments.sample_rate, settings), data["train"], data.get("validation"), config,
+               name=name, labels=labels, audio=audio, training=summary, resume=resume, force=force, on_step=on_step,
+               on_epoch=on_epoch)

@@ -13,16 +13,14 @@ import numpy as np
 import torch
 
 from .. import store
-from ..datasets.cache import SegmentDataset
 from ..datasets.segment import INT16_SCALE, open_cache, read_manifest, read_settings
 from ..datasets.style_labels import read_style_labels
 from ..errors import EstmError
-from ..families import ESTM_TRAINING, trained_by
+from ..families import ESTM_TRAINING, FAMILIES
 from ..labels import QUADRANTS
-from ..device import seed_everything
 from .loop import TrainConfig, TrainResult, fit, unwrap
+from .recipe import check_family, seeded_model, segment_parts
 
-ESTM_FAMILIES = trained_by("transfer")
 ORIGINAL_CONFIG = TrainConfig(**ESTM_TRAINING)
 COLLAPSED_RECONSTRUCTION = 0.9  # the original's collapsed runs ended near 0.99: a near-silent output
 
@@ -76,31 +74,22 @@ def train_transfer(
     on_epoch=None,
 ) -> TrainResult:
     """Train `family` on the train part of a segment cache (its validation part held out and reported)."""
-    if family not in ESTM_FAMILIES:
-        raise EstmError(f"unknown transfer family {family!r} (use {', '.join(ESTM_FAMILIES)})")
+    check_family(family, "transfer")
     segments = read_settings(cache_dir)
     label_map, teacher = (None, None) if family == "hvqvae" else read_style_labels(style_labels, cache_dir)
-    data = {}
-    parts = set(read_manifest(cache_dir)["part"])
-    for part in ("train", "validation"):
-        if part == "train" or part in parts:
-            data[part] = SegmentDataset(cache_dir, part, labels=QUADRANTS.labels, label_map=label_map,
-                                        label_column=None if label_map is None else "label")
+    data = segment_parts(cache_dir, read_manifest(cache_dir), labels=QUADRANTS.labels, label_map=label_map,
+                         label_column=None if label_map is None else "label")
     variance = training_variance(cache_dir)
     if variance <= 0:
         raise EstmError(f"{cache_dir}: the training audio is silent")
-    seed_everything(config.seed)  # the same seed, the same initial weights
-    model = store.model_class(family)(**(model_options or {}))
-    metadata = {
-        "labels": list(QUADRANTS.labels) if family != "hvqvae" else [],
-        "audio": store.AudioSettings(segments.sample_rate, segments.segment_length),
-        "training": store.TrainingSummary(data=str(Path(cache_dir).resolve()), train_variance=variance,
-                                          style_labels=_source(style_labels) if family != "hvqvae" else None,
-                                          style_labeller=teacher,
-                                          segments={part: len(dataset) for part, dataset in data.items()}),
-    }
+    model = seeded_model(family, config.seed, **(model_options or {}))
+    summary = store.TrainingSummary(data=str(Path(cache_dir).resolve()), train_variance=variance,
+                                    style_labels=_source(style_labels) if family != "hvqvae" else None,
+                                    style_labeller=teacher,
+                                    segments={part: len(dataset) for part, dataset in data.items()})
     return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
-               metadata=metadata, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+               labels=FAMILIES[family].labels, audio=store.AudioSettings(segments.sample_rate, segments.segment_length),
+               training=summary, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
 
 
 def _source(style_labels: str | Path) -> str:

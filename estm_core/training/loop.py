@@ -1,7 +1,8 @@
 """The one training loop every model family uses.
 
 A family supplies a model (registered in the store) and a `step(model, batch, device) -> {term: scalar tensor}`
-whose "loss" is minimised; every other term (accuracy, reconstruction, perplexity, ...) is averaged and logged.
+(estm_core.steps) whose "loss" is minimised; every other term (accuracy, reconstruction, perplexity, ...) is averaged
+and logged.
 The loop owns the rest: epochs, validation, a history CSV (one row per epoch), the best model and a resume checkpoint
 in the store (both atomic), early stopping, a NaN guard, max steps, bf16 autocast on CUDA, and DDP under torchrun.
 """
@@ -14,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -24,10 +25,9 @@ from .. import store
 from ..device import autocast, choose_device, seed_everything
 from ..errors import EstmError
 from ..files import write_csv
+from ..steps import Step, TermSums, held_out_sums
 from .checkpoint import load_resume_state, save_resume_state
 from .config import TrainConfig
-
-Step = Callable[[torch.nn.Module, object, torch.device], dict]
 
 
 @dataclass
@@ -75,25 +75,18 @@ class _Distributed:
     def main(self) -> bool:
         return self.rank == 0
 
-    def mean(self, values: dict[str, float], weight: float) -> tuple[dict[str, float], float]:
-        """Weighted means across processes (keys are the same on every rank)."""
+    def means(self, sums: TermSums) -> dict[str, float]:
+        """Each term's mean per item over every process's items (the terms are the same on every rank)."""
+        means = sums.means()
         if self.world == 1:
-            return values, weight
-        keys = sorted(values)
-        packed = torch.tensor([values[key] * weight for key in keys] + [weight], dtype=torch.float64)
+            return means
+        keys = sorted(means)
+        packed = torch.tensor([means[key] * sums.items for key in keys] + [sums.items], dtype=torch.float64)
         if self.device.type == "cuda":
             packed = packed.to(self.device)
         torch.distributed.all_reduce(packed)
         total = packed[-1].item()
-        return {key: packed[i].item() / total for i, key in enumerate(keys)}, total
-
-    def any(self, flag: bool) -> bool:
-        """True on every process if `flag` is true on any (so all stop together)."""
-        if self.world == 1:
-            return flag
-        packed = torch.tensor([float(flag)], device=self.device if self.device.type == "cuda" else "cpu")
-        torch.distributed.all_reduce(packed)
-        return packed.item() > 0
+        return {key: packed[i].item() / total for i, key in enumerate(keys)}
 
     def barrier(self) -> None:
         if self.world > 1:
@@ -119,7 +112,9 @@ def fit(
     config: TrainConfig,
     *,
     name: str,
-    metadata: dict | None = None,
+    labels: Sequence[str] = (),
+    audio: store.AudioSettings | None = None,
+    training: store.TrainingSummary | None = None,
     resume: bool = False,
     force: bool = False,
     on_step: Callable[[int, int, int], None] | None = None,
@@ -128,113 +123,150 @@ def fit(
     """Train `model` and save it into the store as `name` (its family's folder), holding the name's lock: a second
     run of the same name is refused.
 
-    `metadata` holds the model file's `labels`, its `audio` (store.AudioSettings) and the trainer's part of its
-    `training` summary (store.TrainingSummary; the run's outcome is filled in here).
-    `on_step(epoch, step_in_epoch, steps_per_epoch)` and `on_epoch(history_row)` report progress.
+    `labels`, `audio` and `training` (the trainer's part of the summary; the run's outcome is filled in here) go into
+    the model file. `on_step(epoch, step_in_epoch, steps_per_epoch)` and `on_epoch(history_row)` report progress.
     """
     model_path = store.model_path(model.family, name)
     main = int(os.environ.get("RANK", "0")) == 0
     with store.training_lock(model_path) if main else contextlib.nullcontext():
-        return _fit(model, step, train_data, validation_data, config, model_path=model_path, metadata=metadata,
-                    resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+        dist = _Distributed(config.device)
+        seed_everything(config.seed)
+        if validation_data is not None and not len(validation_data):
+            validation_data = None
+        if validation_data is None and config.monitor.startswith("val_"):
+            config = replace(config, monitor=config.monitor.removeprefix("val_"))  # nothing held out: watch training
+        run = _Run(model, model_path, config, dist, labels=labels, audio=audio, training=training)
+        ended = run.start(resume, force)
+        if ended is not None:
+            return ended
+        trained = model
+        if dist.world > 1:
+            trained = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        loaders = _Loaders(train_data, validation_data, run.config, dist)
+        message = ""
+        while run.state.status == "running" and run.state.epoch < run.config.epochs:
+            message = run.epoch(trained, step, loaders, on_step, on_epoch)
+        return run.end(message)
 
 
-def _fit(model, step, train_data, validation_data, config, *, model_path, metadata, resume, force, on_step,
-         on_epoch) -> TrainResult:
-    family, name = model.family, store.model_name(model_path)
-    resume_path = store.resume_path(model_path)
-    history_file = store.history_path(model_path)
-    metadata = dict(metadata or {})
-    dist = _Distributed(config.device)
-    seed_everything(config.seed)
+class _Run:
+    """One run: the model, its optimiser and the loop's state, and the files they go to (the model file, holding the
+    best epoch and the run's summary; the history; the resume checkpoint), each written atomically."""
 
-    if validation_data is None or not len(validation_data):
-        validation_data = None
-        if config.monitor.startswith("val_"):  # nothing held out: watch the training value instead
-            config = replace(config, monitor=config.monitor.removeprefix("val_"))
+    def __init__(self, model: torch.nn.Module, model_path: Path, config: TrainConfig, dist: _Distributed, *,
+                 labels: Sequence[str], audio: store.AudioSettings | None, training: store.TrainingSummary | None):
+        self.model, self.path, self.config, self.dist = model, model_path, config, dist
+        self.labels, self.audio, self.training = list(labels), audio, training or store.TrainingSummary()
+        model.to(dist.device)  # before the optimiser, so that a resumed optimiser state lands on the same device
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.state = _State(config=asdict(config))
 
-    model.to(dist.device)  # before the optimiser, so that a resumed optimiser state lands on the same device
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    state = _State(config=asdict(config))
-
-    def save_model_file(weights: torch.nn.Module) -> None:
-        best = next((row for row in state.history if row["epoch"] == state.best_epoch), {})
-        summary = replace(metadata.get("training") or store.TrainingSummary(), config=asdict(config),
-                          epochs_run=state.epoch, steps=state.steps, status=state.status,
-                          best_epoch=state.best_epoch, monitor=config.monitor, best_value=state.best_value,
-                          best=best, final=state.history[-1] if state.history else {}, device=str(dist.device),
-                          world_size=dist.world)
-        store.save_model(weights, model_path, labels=metadata.get("labels", ()), audio=metadata.get("audio"),
-                         training=summary, force=True)
-
-    if resume:
+    def start(self, resume: bool, force: bool) -> TrainResult | None:
+        """Load the resume checkpoint (`resume`), or refuse to replace an existing model unless `force`. A result
+        when the resumed run had already ended."""
+        resume_path, name = store.resume_path(self.path), store.model_name(self.path)
+        if not resume:
+            if self.dist.main and not force and (self.path.exists() or resume_path.exists()):
+                raise EstmError(f"a {self.model.family} model named {name!r} already exists; --resume continues it, "
+                                "--force starts over")
+            return None
         if not resume_path.exists():
             raise EstmError(f"nothing to resume: no checkpoint {resume_path}")
-        state = _State(**load_resume_state(resume_path, model, optimizer))
+        self.state = _State(**load_resume_state(resume_path, self.model, self.optimizer))
         # the run continues with its own settings; only where it runs may change
-        config = TrainConfig(**{**state.config, "device": config.device, "workers": config.workers})
-        if state.status != "running":
-            # a kill between the last checkpoint and the model file's final rewrite left the file saying "running"
-            if dist.main and state.best_epoch is not None and _recorded_status(model_path) != state.status:
-                save_model_file(store.load_model(model_path).model)
-            history = pd.DataFrame(state.history)
-            return TrainResult(model_path, history, "already-finished", state.best_epoch, state.best_value,
-                               f"{name} already finished ({state.status}); nothing to resume")
-    elif dist.main and not force and (model_path.exists() or resume_path.exists()):
-        raise EstmError(f"a {family} model named {name!r} already exists; --resume continues it, --force starts over")
+        self.config = TrainConfig(**{**self.state.config, "device": self.config.device,
+                                     "workers": self.config.workers})
+        if self.state.status == "running":
+            return None
+        # a kill between the last checkpoint and the model file's final rewrite left the file saying "running"
+        if self.dist.main and self.state.best_epoch is not None and _recorded_status(self.path) != self.state.status:
+            self.save_model_file(store.load_model(self.path).model)
+        return TrainResult(self.path, pd.DataFrame(self.state.history), "already-finished", self.state.best_epoch,
+                           self.state.best_value, f"{name} already finished ({self.state.status}); nothing to resume")
 
-    trained = model
-    if dist.world > 1:
-        trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
-        )
-    loaders = _Loaders(train_data, validation_data, config, dist)
-
-    def checkpoint() -> None:
-        if dist.main:
-            write_csv(pd.DataFrame(state.history), history_file, force=True)
-            save_resume_state(resume_path, model, optimizer, asdict(state))
-
-    message = ""
-    while state.status == "running" and state.epoch < config.epochs:
-        epoch = state.epoch + 1
+    def epoch(self, trained, step: Step, loaders: _Loaders, on_step, on_epoch) -> str:
+        """Train, check and validate one epoch, then record it; returns why the run stopped if the epoch was bad."""
+        state, epoch = self.state, self.state.epoch + 1
         started = time.perf_counter()
-        means = _train_one_epoch(trained, step, loaders.train(epoch), optimizer, config, dist, state, epoch, on_step)
+        means = self.dist.means(self._train_pass(trained, step, loaders.train(epoch), epoch, on_step))
         problem = (f"the loss became NaN or infinite in epoch {epoch}" if not math.isfinite(means["loss"]) else
-                   _diverged(model, epoch))
+                   _diverged(self.model, epoch))
         if problem:
             state.status = "nan"
-            message = _stopped(problem, state.epoch)
-            break  # the resume checkpoint still holds the last good epoch
+            return _stopped(problem, state.epoch)  # the resume checkpoint still holds the last good epoch
 
         row = {"epoch": epoch, **means}
         if loaders.validation is not None:
-            row.update({f"val_{key}": value for key, value in evaluate_terms(
-                trained, step, loaders.validation, dist).items()})
-        row["lr"] = optimizer.param_groups[0]["lr"]
+            held_out = self.dist.means(held_out_sums(trained, step, loaders.validation, self.dist.device))
+            row.update({f"val_{key}": value for key, value in held_out.items()})
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
         row["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(row)
         state.epoch = epoch
-        if on_epoch and dist.main:
+        if on_epoch and self.dist.main:
             on_epoch(row)
 
-        improved, status = _judge(state, config, row)
-        if improved and dist.main:
-            save_model_file(model)  # the best epoch so far, saved while the run still reads "running"
+        improved, status = _judge(state, self.config, row)
+        if improved and self.dist.main:
+            self.save_model_file(self.model)  # the best epoch so far, saved while the run still reads "running"
         state.status = status
-        checkpoint()
-    if state.status == "running":  # a resumed run that had already reached its last epoch
-        state.status = "finished"
-        checkpoint()
+        self.checkpoint()
+        return ""
 
-    if dist.main and state.best_epoch is not None:
-        # the model file keeps the best epoch's weights; rewrite it with the run's final summary
-        save_model_file(store.load_model(model_path).model)
-    dist.barrier()
-    if state.best_epoch is None and dist.main:
-        raise EstmError(f"training stopped before a first epoch finished ({message or state.status}); no model saved")
-    return TrainResult(model_path, pd.DataFrame(state.history), state.status, state.best_epoch, state.best_value,
-                       message)
+    def _train_pass(self, trained, step: Step, loader: DataLoader, epoch: int, on_step) -> TermSums:
+        """One pass over `loader`, its terms summed on the device: the host waits for them once per epoch, not at
+        every step."""
+        config, device = self.config, self.dist.device
+        trained.train()
+        sums = TermSums()
+        for index, batch in enumerate(loader):
+            with autocast(device, config.amp):
+                terms = step(trained, batch, device)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(unwrap(trained).parameters(), config.grad_clip)
+            self.optimizer.step()
+            self.state.steps += 1
+            sums.add(terms, batch)
+            if on_step and self.dist.main:
+                on_step(epoch, index + 1, len(loader))
+            if config.max_steps and self.state.steps >= config.max_steps:
+                self.state.status = "max-steps"
+                break
+        return sums
+
+    def end(self, message: str) -> TrainResult:
+        """The model file rewritten with the run's final summary; refused if no epoch finished."""
+        state = self.state
+        if state.status == "running":  # a resumed run that had already reached its last epoch
+            state.status = "finished"
+            self.checkpoint()
+        if self.dist.main and state.best_epoch is not None:
+            # the model file keeps the best epoch's weights; rewrite it with the run's final summary
+            self.save_model_file(store.load_model(self.path).model)
+        self.dist.barrier()
+        if state.best_epoch is None and self.dist.main:
+            raise EstmError(f"training stopped before a first epoch finished ({message or state.status}); "
+                            "no model saved")
+        return TrainResult(self.path, pd.DataFrame(state.history), state.status, state.best_epoch, state.best_value,
+                           message)
+
+    def save_model_file(self, weights: torch.nn.Module) -> None:
+        state, config = self.state, self.config
+        best = next((row for row in state.history if row["epoch"] == state.best_epoch), {})
+        summary = replace(self.training, config=asdict(config), epochs_run=state.epoch, steps=state.steps,
+                          status=state.status, best_epoch=state.best_epoch, monitor=config.monitor,
+                          best_value=state.best_value, best=best, final=state.history[-1] if state.history else {},
+                          device=str(self.dist.device), world_size=self.dist.world)
+        store.save_model(weights, self.path, labels=self.labels, audio=self.audio, training=summary, force=True)
+
+    def checkpoint(self) -> None:
+        """The history and the resume checkpoint, as of the last finished epoch."""
+        if self.dist.main:
+            write_csv(pd.DataFrame(self.state.history), store.history_path(self.path), force=True)
+            save_resume_state(store.resume_path(self.path), self.model, self.optimizer, asdict(self.state))
 
 
 class _Loaders:
@@ -285,34 +317,6 @@ def _judge(state: _State, config: TrainConfig, row: dict) -> tuple[bool, str]:
     return improved, state.status
 
 
-def _train_one_epoch(trained, step: Step, loader: DataLoader, optimizer, config: TrainConfig, dist: _Distributed,
-                     state: _State, epoch: int, on_step) -> dict[str, float]:
-    """One pass over `loader`: the mean of every term over its items (and over the processes). The terms stay on
-    the device until the pass ends, so the host waits for it once per epoch, not at every step."""
-    trained.train()
-    sums: dict[str, torch.Tensor] = {}
-    seen = 0
-    for index, batch in enumerate(loader):
-        with autocast(dist.device, config.amp):
-            terms = step(trained, batch, dist.device)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(unwrap(trained).parameters(), config.grad_clip)
-        optimizer.step()
-        state.steps += 1
-        size = _batch_size(batch)
-        seen += size
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + value.detach().double() * size
-        if on_step and dist.main:
-            on_step(epoch, index + 1, len(loader))
-        if config.max_steps and state.steps >= config.max_steps:
-            state.status = "max-steps"
-            break
-    return _means(sums, seen, dist)
-
-
 def _diverged(model: torch.nn.Module, epoch: int) -> str | None:
     """Why the weights are unusable after `epoch` (a NaN or an infinity even though the loss stayed finite)."""
     name = store.nonfinite_weights(model.state_dict())
@@ -328,36 +332,3 @@ def _recorded_status(model_path: Path) -> str | None:
         return store.read_info(model_path).training.status
     except store.StoreError:
         return None
-
-
-@torch.no_grad()
-def evaluate_terms(model, step: Step, loader: DataLoader, dist: _Distributed | None = None) -> dict[str, float]:
-    """The mean of every term of `step` over `loader`, weighted by batch size (and across processes), in float32
-    whatever the training's precision: held-out metrics compare runs and epochs."""
-    was_training = model.training
-    model.eval()
-    sums: dict[str, torch.Tensor] = {}
-    seen = 0
-    for batch in loader:
-        device = dist.device if dist else next(model.parameters()).device
-        with torch.autocast(device.type, enabled=False):
-            terms = step(model, batch, device)
-        size = _batch_size(batch)
-        seen += size
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + value.double() * size
-    model.train(was_training)
-    return _means(sums, seen, dist)
-
-
-def _means(sums: dict[str, torch.Tensor], seen: int, dist: _Distributed | None) -> dict[str, float]:
-    """Each term's mean per item from its sum on the device, all brought to the host at once (the one wait for the
-    device), and across processes."""
-    totals = torch.stack(list(sums.values())).cpu().tolist() if sums else []
-    means = {key: total / max(seen, 1) for key, total in zip(sums, totals)}
-    return dist.mean(means, seen)[0] if dist else means
-
-
-def _batch_size(batch) -> int:
-    first = batch[0] if isinstance(batch, (list, tuple)) else batch
-    return len(first)

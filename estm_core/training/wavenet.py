@@ -6,27 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch.nn.functional as F
-
 from .. import store
 from ..datasets.layouts import read_dataset
 from ..datasets.mulaw import SAMPLE_RATE, WindowDataset, build_cache, cache_folder, spans
 from ..datasets.split import read_split, split_table
-from ..device import seed_everything
 from ..errors import EstmError
-from ..models.wavenet import PRESETS
+from ..models.wavenet import PRESETS, wavenet_step
 from .loop import TrainConfig, TrainResult, fit
-
-
-def wavenet_step(receptive_field: int):
-    def step(model, batch, device) -> dict:
-        codes, labels = (tensor.to(device, non_blocking=True) for tensor in batch)
-        logits = model(codes[:, :-1], labels if (labels >= 0).all() else None)
-        targets = codes[:, receptive_field:]
-        cross_entropy = F.cross_entropy(logits.float(), targets)
-        return {"loss": cross_entropy, "accuracy": (logits.argmax(dim=1) == targets).float().mean()}
-
-    return step
+from .recipe import seeded_model
 
 
 def training_table(data: str | Path, validation: float, seed: int):
@@ -67,8 +54,7 @@ def train_wavenet(
     problems = problems + [tuple(problem) for problem in cache.problems]
     if holdout == "auto":  # whole files when there are enough to spare, else the end of every file
         holdout = "file" if (cache.index["part"] == "validation").sum() >= 1 else "time"
-    seed_everything(config.seed)
-    model = store.model_class("wavenet")(**{**PRESETS[preset], **(model_options or {}), "labels": len(labels)})
+    model = seeded_model("wavenet", config.seed, **{**PRESETS[preset], **(model_options or {}), "labels": len(labels)})
     window = model.receptive_field + output_length
     train = WindowDataset(cache, spans(cache.index, "train", holdout), window, labels, windows=windows_per_epoch,
                           seed=config.seed)
@@ -77,14 +63,11 @@ def train_wavenet(
     if (validation_spans["length"] >= window).any():
         held_out = WindowDataset(cache, validation_spans, window, labels,
                                  windows=max(1, (windows_per_epoch or len(train)) // 10), seed=config.seed + 1)
-    metadata = {
-        "labels": labels,
-        "audio": store.AudioSettings(SAMPLE_RATE, mu_law_classes=model.classes,
-                                     receptive_field=model.receptive_field, output_length=output_length),
-        "training": store.TrainingSummary(data=str(Path(data).resolve()), preset=preset, holdout=holdout,
-                                          files={part: int((cache.index["part"] == part).sum())
-                                                 for part in ("train", "validation")}),
-    }
-    result = fit(model, wavenet_step(model.receptive_field), train, held_out, config, name=name, metadata=metadata,
-                 resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+    audio = store.AudioSettings(SAMPLE_RATE, mu_law_classes=model.classes, receptive_field=model.receptive_field,
+                                output_length=output_length)
+    summary = store.TrainingSummary(data=str(Path(data).resolve()), preset=preset, holdout=holdout,
+                                    files={part: int((cache.index["part"] == part).sum())
+                                           for part in ("train", "validation")})
+    result = fit(model, wavenet_step(model.receptive_field), train, held_out, config, name=name, labels=labels,
+                 audio=audio, training=summary, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
     return result, problems
