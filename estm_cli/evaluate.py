@@ -100,7 +100,7 @@ def transfer_(
                          "(the default, unless --model).")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help=f"A learned model ({', '.join(transferring())}; name or path) to judge instead of a method "
-                        "(with --pairs: default the newest estm2).")] = None,
+                        "(with --pairs: default the newest of them).")] = None,
     judge: Annotated[Optional[str], typer.Option(
         "--judge", help="The mer model that judges; never the one that made the style labels (default: the newest "
                         "mer model; without one, only the cue judge).")] = None,
@@ -194,7 +194,7 @@ def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force,
     from estm_core.evaluate import evaluate_transfer
     from estm_core.files import atomic_write, check_writable, write_csv
 
-    model_path = store.resolve(model) if model is not None else store.find_model("estm2")
+    model_path = store.find_model(transferring(), model)
     judge_path = store.find_model("mer", judge)
     out_dir = output or Path("evaluations") / f"{store.model_name(model_path)}-transfer-{store.model_name(judge_path)}"
     for path in (out_dir / "evaluation.json", out_dir / "pairs.csv"):  # before the work, not after it

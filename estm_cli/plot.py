@@ -159,7 +159,7 @@ def codebook(
         metavar="AUDIO", help="Audio to encode: files, folders, globs, or - for paths on stdin.")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help=f"A model with codebooks ({', '.join(with_codebooks())}): store name or path (default: the "
-                        "newest estm2).")] = None,
+                        "newest of them).")] = None,
     data: CodebookCache = None,
     part: Annotated[Optional[str], typer.Option(
         "--part", help="With --data: only this part (train, validation, test).")] = None,
@@ -192,7 +192,7 @@ def codebook(
         raise EstmError("--part and --count go with --data")
     if batch_size < 1 or (count is not None and count < 1):
         raise EstmError("--batch-size and --count must be at least 1")
-    model_path = store.resolve(model) if model is not None else store.find_model("estm2")
+    model_path = store.find_model(with_codebooks(), model)
     check_vq_family(store.read_info(model_path).family, str(model_path))
     output = output or Path(f"{store.model_name(model_path)}-codebook.png")
     check_writable(output, force)

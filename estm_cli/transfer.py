@@ -34,7 +34,7 @@ def transfer(
         "--mer", help="For estm1: the mer model that decides the emotion file's quadrant (default: the newest).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(
         "--pairs", help="A pairs CSV (`estm data pairs`): transfer each pair with --model (default: the newest "
-                        "estm2).")] = None,
+                        f"{' or '.join(transferring())} model).")] = None,
     data: PairsCache = None,
     strength: Annotated[float, typer.Option(
         "--strength", help="Cue method: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,

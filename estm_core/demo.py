@@ -269,12 +269,11 @@ class Demo:
         return results
 
     def _classify_files(self) -> list[dict]:
-        from .classify import classify_file, load_classifiers
+        from .classify import TASKS, classify_file, load_classifiers
 
         split = pd.read_csv(self.out / "split.csv")
         held_out = split[split["part"] == "test"]
-        classifiers = load_classifiers(["mer", "gems", "genre"], {"mer": "demo-mer", "gems": "demo-gems",
-                                                                  "genre": "demo-genre"}, device=self.device)
+        classifiers = load_classifiers(list(TASKS), {task: f"demo-{task}" for task in TASKS}, device=self.device)
         rows = []
         with self.progress("classifying held-out files", len(held_out), "files") as bar:
             for number, song in enumerate(held_out.itertuples(index=False)):
@@ -339,16 +338,17 @@ class Demo:
     # ------------------------------------------------------------------------------------------ report
 
     def figures(self) -> dict[str, Path]:
-        from . import plots
+        from . import audio, plots
         from .datasets.segment import cache_segments
         from .models.codebook_usage import codebook_usage
 
         figures = {}
         for name in MODELS:
             path = store.find_model(MODELS[name][0], name)
-            figures[f"history:{name}"] = plots.history_png(store.history_path(path), self.media / f"{name}-history.png",
+            history = store.read_history(store.history_path(path))
+            figures[f"history:{name}"] = plots.history_png(history, self.media / f"{name}-history.png",
                                                             title=f"{name} ({MODELS[name][0]})", force=True)
-        clips = [plots.load_clip(file) for file in self.state["done"]["generation"]["files"]]
+        clips = [audio.load_clip(file) for file in self.state["done"]["generation"]["files"]]
         for clip in clips:
             clip.name = f"WaveNet, asked for {clip.name.removesuffix('.wav').split('-')[-1]}"
         figures["generated"] = plots.spectrogram_png(clips, self.media / "generated.png", force=True)

@@ -355,14 +355,17 @@ def newest(family: str) -> Path | None:
     return (finished or paths)[-1]
 
 
-def find_model(family: str, name_or_path: str | os.PathLike | None = None) -> Path:
-    """The model a task should use: the one named, else the newest of `family`; says how to make one if none."""
+def find_model(family: str | tuple[str, ...], name_or_path: str | os.PathLike | None = None) -> Path:
+    """The model a task should use: the one named, else the newest of `family` (or of any of several families that
+    serve the task); says how to make one if none."""
     if name_or_path is not None:
-        return resolve(name_or_path, family)
-    path = newest(family)
-    if path is None:
-        raise StoreError(f"no {family} model in the store ({models_dir()}); make one with `estm train {family}`")
-    return path
+        return resolve(name_or_path, family if isinstance(family, str) else None)
+    families = (family,) if isinstance(family, str) else family
+    paths = [path for path in map(newest, families) if path is not None]
+    if not paths:
+        raise StoreError(f"no {' or '.join(families)} model in the store ({models_dir()}); make one with "
+                         f"`estm train {families[-1]}`")
+    return max(paths, key=lambda path: path.stat().st_mtime)
 
 
 def remove(name: str, family: str | None = None) -> list[Path]:

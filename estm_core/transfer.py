@@ -25,14 +25,8 @@ TRANSFER_FAMILIES = transferring()
 
 
 def load_transfer_model(name_or_path: str | None = None, device="cpu") -> store.LoadedModel:
-    """The named estm1/estm2 model, or the newest estm2 (then estm1) in the store."""
-    if name_or_path is None:
-        path = store.newest("estm2") or store.newest("estm1")
-        if path is None:
-            raise EstmError(f"no estm2 or estm1 model in the store ({store.models_dir()}); make one with "
-                            "`estm train estm2 --data CACHE --style-labels truth`")
-    else:
-        path = store.resolve(name_or_path)
+    """The named estm1/estm2 model, or the newest of them in the store."""
+    path = store.find_model(TRANSFER_FAMILIES, name_or_path)
     transfer = store.load_model(path, device=device)
     if transfer.family not in TRANSFER_FAMILIES:
         raise EstmError(f"{path}: a {transfer.family} model; emotion transfer needs an estm1 or estm2 model")

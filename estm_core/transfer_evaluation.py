@@ -376,7 +376,8 @@ def example_png(methods: dict[str, Method], table: pd.DataFrame, path: str | Pat
     """The figure of one pair (example_pair): content, emotion reference, each method's output and the true target,
     side by side, as waveforms over log-mel spectrograms. With `audio_folder`, each output is written there too
     (METHOD.wav). Returns the figure and the audio files shown, as {role: path}."""
-    from .plots import Clip, load_clip, spectrogram_png
+    from .audio import Clip, load_clip
+    from .plots import spectrogram_png
 
     pair = example_pair(table)
     shown = {f"content ({pair.content_quadrant})": load_clip(pair.content, None),
@@ -391,6 +392,6 @@ def example_png(methods: dict[str, Method], table: pd.DataFrame, path: str | Pat
     shown[target], files[target] = load_clip(pair.target, None), pair.target
     for role, clip in shown.items():
         clip.name = f"{role}: {clip.name}"
-    files["figure"] = str(spectrogram_png(list(shown.values()), path, seconds=None, force=force,
+    files["figure"] = str(spectrogram_png(list(shown.values()), path, force=force,
                                           title=f"{pair.excerpt}: {pair.content_quadrant} -> {pair.target_quadrant}"))
     return files

@@ -11,7 +11,7 @@ import torch
 
 h5py = pytest.importorskip("h5py")
 
-from estm_core import keras_import, plots, store  # noqa: E402
+from estm_core import keras_import, store  # noqa: E402
 from estm_core.errors import EstmError  # noqa: E402
 
 LEVELS = ("bottom", "middle", "top")
@@ -336,7 +336,7 @@ def test_an_import_lands_in_the_store_with_its_history_and_reloads(tmp_path, sto
         == (0.0438, "imported", False, 4)
     assert training.source["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
 
-    history = plots.read_history(store.history_path(target))
+    history = store.read_history(store.history_path(target))
     assert list(history.columns) == ["epoch", "loss", "reconstruction", "vq", "style_loss"]
     assert list(history["epoch"]) == [1, 2, 3, 4] and history["loss"].iloc[0] == pytest.approx(1.5)
 
@@ -354,7 +354,7 @@ def test_a_collapsed_model_imports_flagged(tmp_path, store_home):
     assert status == "collapsed" and target.parent.name == "hvqvae"
     info = store.read_info(target)
     assert info.training.collapsed is True and info.labels == []
-    assert "vq" in plots.read_history(store.history_path(target)).columns
+    assert "vq" in store.read_history(store.history_path(target)).columns
 
 
 def test_a_mer_import_records_its_features(tmp_path, store_home):

@@ -122,6 +122,20 @@ def test_lookup_newest_ambiguity_and_removal(store_home):
         store.resolve("newer")
 
 
+def test_a_task_served_by_several_families_takes_the_newest_of_them(store_home):
+    import os
+
+    with pytest.raises(StoreError, match="no tiny-test or tiny-other model"):
+        store.find_model(("tiny-test", "tiny-other"))
+    first = store.save_model(make_tiny(), store.model_path("tiny-test", "first"))
+    second = store.save_model(make_tiny(1), store.model_path("tiny-other", "second"))
+    os.utime(first, (1_000_000, 1_000_000))
+    assert store.find_model(("tiny-test", "tiny-other")) == second
+    os.utime(second, (500_000, 500_000))
+    assert store.find_model(("tiny-test", "tiny-other")) == first
+    assert store.find_model(("tiny-test", "tiny-other"), "second") == second
+
+
 def test_unknown_family_is_a_clear_error():
     with pytest.raises(StoreError, match="family 'nope' is not available"):
         store.model_class("nope")

@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS, AudioError, inspect, probe
 from ..errors import EstmError
-from ..finding import audio_files, visible
+from ..finding import audio_files, files_in, visible
 from ..labels import GEMS9, GTZAN_GENRES, QUADRANTS, deam_quadrant
 from ..workers import process_pool
 
@@ -242,7 +242,7 @@ def _taffc_metadata(root: Path) -> pd.DataFrame | None:
     taken from the CSVs in name order; CSVs without a song id column (a split file, say) are not per-song tables.
     """
     merged = None
-    for path in sorted(root.glob("*.csv")):
+    for path in files_in(root, {".csv"}, recursive=False):
         frame = _read_csv(path)
         id_column = next((name for name in frame.columns if _squashed(name) in ("song", "songid")), None)
         if id_column is None:
