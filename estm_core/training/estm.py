@@ -76,7 +76,8 @@ def train_transfer(
     """Train `family` on the train part of a segment cache (its validation part held out and reported)."""
     check_family(family, "transfer")
     segments = read_settings(cache_dir)
-    label_map, teacher = (None, None) if family == "hvqvae" else read_style_labels(style_labels, cache_dir)
+    learns_emotion = FAMILIES[family].transfers
+    label_map, teacher = read_style_labels(style_labels, cache_dir) if learns_emotion else (None, None)
     data = segment_parts(cache_dir, read_manifest(cache_dir), labels=QUADRANTS.labels, label_map=label_map,
                          label_column=None if label_map is None else "label")
     variance = training_variance(cache_dir)
@@ -84,7 +85,7 @@ def train_transfer(
         raise EstmError(f"{cache_dir}: the training audio is silent")
     model = seeded_model(family, config.seed, **(model_options or {}))
     summary = store.TrainingSummary(data=str(Path(cache_dir).resolve()), train_variance=variance,
-                                    style_labels=_source(style_labels) if family != "hvqvae" else None,
+                                    style_labels=_source(style_labels) if learns_emotion else None,
                                     style_labeller=teacher,
                                     segments={part: len(dataset) for part, dataset in data.items()})
     return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
