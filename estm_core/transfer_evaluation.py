@@ -102,9 +102,13 @@ def log_mel_frames(samples: np.ndarray) -> np.ndarray:
 
 
 def chroma_frames(samples: np.ndarray) -> np.ndarray:
+    import warnings
+
     import librosa
 
-    return librosa.feature.chroma_stft(y=samples, sr=RATE, n_fft=4096, hop_length=HOP).T
+    with warnings.catch_warnings():  # a near-silent output (a collapsed model's) has no pitch to estimate tuning from
+        warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
+        return librosa.feature.chroma_stft(y=samples, sr=RATE, n_fft=4096, hop_length=HOP).T
 
 
 def best_alignment(reference: np.ndarray, other: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
