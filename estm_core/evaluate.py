@@ -140,21 +140,14 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
 
     The judge is a mer model that must differ from the one whose labels trained the transfer model.
     """
-    import torch
-
     from .classify import segment_probabilities
     from .datasets.segment import check_fits, open_cache, read_manifest, to_float
     from .labels import QUADRANTS
-    from .transfer import decode_segments, load_transfer_model, pair_outputs, quadrant_one_hot
+    from .transfer import load_transfer_model, pair_outputs
 
     transfer = load_transfer_model(model_name, device)
-    judge_path = store.find_model("mer", judge_name)
-    judge = store.model_name(judge_path)
-    teacher = transfer.info.training.style_labeller
-    if teacher is not None and teacher == judge:
-        raise EstmError(f"the judge {judge} made {transfer.name}'s training labels; judge with another mer model, "
-                        "so that a model cannot pass by fitting its own teacher")
-    classifier = store.load_model(judge_path, "mer", device)
+    classifier = _independent_judge(transfer, judge_name, device)
+    judge, teacher = classifier.name, transfer.info.training.style_labeller
     judge_labels = classifier.info.labels
     variance = transfer.info.training.train_variance
     for model in (transfer, classifier):
@@ -196,13 +189,7 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
     known = table["style_truth"].notna()
     table["aea"] = np.where(known, table["output_emotion"] == table["style_truth"], np.nan)
 
-    deviations = []  # CD: one content decoded with each of the four quadrants
-    emotions = torch.stack([quadrant_one_hot(label) for label in QUADRANTS.labels])
-    for pair in pairs[pairs["content_dev"] == 1].itertuples(index=False):
-        content = torch.from_numpy(to_float(cache[manifest.loc[pair.content, "index"]]))
-        outputs = decode_segments(transfer, content[None].expand(len(QUADRANTS), -1), emotions).cpu().numpy()
-        deviations.append(float(np.mean((outputs - outputs.mean(axis=0)) ** 2)))
-
+    deviations = _content_deviations(transfer, pairs, cache, manifest)
     summary = {
         "model": transfer.name, "family": transfer.family, "judge": judge, "style_labeller": teacher,
         "pairs": len(table), "mse_c": float(table["mse_c"].mean()), "pea": float(table["pea"].mean()),
@@ -215,6 +202,33 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
         summary["lsd_target_db"] = float(table["lsd_target"].mean())
         summary["lsd_content_target_db"] = float(table["lsd_content_target"].mean())
     return summary, table
+
+
+def _independent_judge(transfer: store.LoadedModel, judge_name: str, device) -> store.LoadedModel:
+    """The mer judge, refused if it made the transfer model's training labels (a model must not pass by fitting its
+    own teacher)."""
+    judge_path = store.find_model("mer", judge_name)
+    if transfer.info.training.style_labeller == store.model_name(judge_path):
+        raise EstmError(f"the judge {store.model_name(judge_path)} made {transfer.name}'s training labels; judge "
+                        "with another mer model, so that a model cannot pass by fitting its own teacher")
+    return store.load_model(judge_path, "mer", device)
+
+
+def _content_deviations(transfer: store.LoadedModel, pairs: pd.DataFrame, cache, manifest: pd.DataFrame) -> list[float]:
+    """CD's terms: each content_dev pair's content decoded with each of the four quadrants, the outputs' variance."""
+    import torch
+
+    from .datasets.segment import to_float
+    from .labels import QUADRANTS
+    from .transfer import decode_segments, quadrant_one_hot
+
+    emotions = torch.stack([quadrant_one_hot(label) for label in QUADRANTS.labels])
+    deviations = []
+    for pair in pairs[pairs["content_dev"] == 1].itertuples(index=False):
+        content = torch.from_numpy(to_float(cache[manifest.loc[pair.content, "index"]]))
+        outputs = decode_segments(transfer, content[None].expand(len(QUADRANTS), -1), emotions).cpu().numpy()
+        deviations.append(float(np.mean((outputs - outputs.mean(axis=0)) ** 2)))
+    return deviations
 
 
 # ------------------------------------------------------------------------------------------------- wavenet
