@@ -26,8 +26,8 @@ def transfer(
                                "transfers. Required: there is no default.")] = None,
     emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant instead of an emotion file: Q1..Q4.")] = None,
     method: Annotated[Optional[str], typer.Option(
-        "--method", help=f"A transfer method that needs no trained weights: {', '.join(METHODS)} (the default, "
-                         "unless --model).")] = None,
+        "--method", help="A transfer method that needs no trained weights (default, unless --model: cues): "
+                         + "; ".join(f"{method.name}, {method.about}" for method in METHODS.values()) + ".")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help=f"A learned model ({', '.join(transferring())}; name or path) instead of the method.")] = None,
     mer: Annotated[Optional[str], typer.Option(

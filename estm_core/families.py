@@ -48,8 +48,8 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
            codebooks=True, options={"latent_dim": 20, "beta": 0.25, "codebook_size": 1024}, training=ESTM_TRAINING),
     Family("estm1", "estm", "emotion transfer to a given quadrant (ESTM-1)", "transfer",
            "ESTM-1: the emotion as a one-hot quadrant appended to the quantised latents; --grid for the paper's 12.",
-           labels=QUADRANTS.labels, codebooks=True, transfers=True, options={"d": 24, "beta": 1.5, "codebook_size": 1024},
-           training=ESTM_TRAINING),
+           labels=QUADRANTS.labels, codebooks=True, transfers=True,
+           options={"d": 24, "beta": 1.5, "codebook_size": 1024}, training=ESTM_TRAINING),
     Family("estm2", "estm", "emotion transfer from an emotion reference (ESTM-2)", "transfer",
            "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
            "paper's 36.", labels=QUADRANTS.labels, codebooks=True, transfers=True,
