@@ -137,7 +137,7 @@ def _transfer_cues(method, content, emotion_file, output, emotion, strength, cue
         raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(method.CUES)})")
     started = time.perf_counter()
     result = method.transfer_file(content, emotion_file, output, quadrant=emotion, strength=strength,
-                           cues=chosen, force=force, measure_output=json_)
+                                  cues=chosen, force=force, measure_output=json_)
     elapsed = time.perf_counter() - started
     result["seconds"] = round(elapsed, 3)
     if json_:
