@@ -25,6 +25,19 @@ def test_alignment_finds_the_tempo_and_scores_a_slowed_copy_as_the_same():
     assert np.isnan(evaluation.mel_distance(frames, frames[:10]))  # too little to align with
 
 
+
+def test_alignment_finds_a_tempo_between_the_coarse_scales():
+    # smooth features (as chroma and mel frames are), 30 s at 43 frames a second, played 1.7 % slower: halfway between
+    # two of TIME_SCALES, where the best coarse scale leaves the last frames 11 frames out
+    rng = np.random.default_rng(0)
+    kernel = np.hanning(21) / np.hanning(21).sum()
+    frames = np.stack([np.convolve(rng.normal(size=1300), kernel, mode="same") for _ in range(12)], axis=1)
+    scale = 2.0 ** (np.log2(evaluation.TIME_SCALES[40:42]).mean())
+    times = np.arange(round(1300 * scale)) / scale
+    slower = np.stack([np.interp(times, np.arange(1300), column) for column in frames.T], axis=1)
+    assert evaluation.chroma_correlation(frames, slower) > 0.99
+    assert evaluation.mel_distance(frames, slower) < 0.1 * evaluation.mel_distance(frames, frames[::-1])
+
 BASE = Cues(duration_s=10.0, tempo_bpm=100.0, onset_rate=2.0, loudness_lufs=-20.0, dynamic_range_db=5.0,
             centroid_hz=800.0, tilt_db_per_octave=-6.0, percussive_ratio=0.1, onset_decay=0.7,
             pitch_centroid_midi=60.0, tonic="C", mode="major", key_confidence=0.8)
