@@ -58,6 +58,13 @@ def test_legato_music_with_few_onsets_takes_its_tempo_from_the_beat():
     assert transfer.plan(CONTENT, replace(TARGET, tempo_bpm=160.0)).tempo_ratio == pytest.approx(1.5)  # onsets
 
 
+def test_a_quadrant_asks_no_articulation_beyond_the_meters_range():
+    fully_legato = replace(CONTENT, onset_decay=1.0)  # the meter's end: a quadrant cannot ask for more legato
+    assert transfer.quadrant_target(fully_legato, "Q3").onset_decay == 1.0
+    assert transfer.plan(fully_legato, transfer.quadrant_target(fully_legato, "Q3")).articulation == 0.0
+    assert transfer.quadrant_target(replace(CONTENT, onset_decay=0.1), "Q2").onset_decay == 0.0
+
+
 def test_a_quadrant_asks_its_literature_directions_from_wherever_the_content_is():
     sad = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q3"))
     happy = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q1"))

@@ -73,10 +73,12 @@ QUADRANT_PROFILES = {
 def quadrant_target(content: Cues, quadrant: str) -> Cues:
     """The cues `content` would have in `quadrant` (QUADRANT_PROFILES): the target for `plan` without a reference."""
     mode, tempo, lufs, octaves, tilt, articulation = QUADRANT_PROFILES[quadrant]
+    decay = content.onset_decay - articulation / ARTICULATION_PER_DECAY  # the meter reads 0 to 1: legato music at 1
+    #   cannot be asked to be more legato
     return replace(content, onset_rate=content.onset_rate * tempo, loudness_lufs=lufs,
                    pitch_centroid_midi=content.pitch_centroid_midi + 12 * octaves,
-                   tilt_db_per_octave=content.tilt_db_per_octave + tilt,
-                   onset_decay=content.onset_decay - articulation / ARTICULATION_PER_DECAY, mode=mode)
+                   tilt_db_per_octave=content.tilt_db_per_octave + tilt, onset_decay=float(np.clip(decay, 0.0, 1.0)),
+                   mode=mode)
 
 
 def _finite(*values: float) -> bool:
