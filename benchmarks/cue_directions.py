@@ -52,11 +52,11 @@ def main() -> None:
         measured.append(cues)
     rows = []
     for number, ((path, samples, rate), content) in enumerate(zip(clips, measured)):
-        targets = ({quadrant: transfer.quadrant_target(content, quadrant) for quadrant in transfer.QUADRANT_PROFILES}
-                   if arguments.quadrants else {Path(clips[(number + 1) % len(clips)][0]).name:
-                                                measured[(number + 1) % len(clips)]})
-        for target_name, target in targets.items():
-            moves = transfer.plan(content, target)
+        reference = measured[(number + 1) % len(clips)]
+        plans = ({quadrant: transfer.quadrant_plan(content, quadrant) for quadrant in transfer.QUADRANT_PROFILES}
+                 if arguments.quadrants else
+                 {Path(clips[(number + 1) % len(clips)][0]).name: (reference, transfer.plan(content, reference))})
+        for target_name, (target, moves) in plans.items():
             output = transfer.apply(samples, rate, moves)
             after = analyze(output, rate)
             # as `estm evaluate transfer` counts them: a cue asked to move by at least its threshold, and moved

@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import audio
 from .cues.analysis import Cues, analyze, analyze_files
-from .cues.transfer import tempo_ratio, tempo_reading
+from .cues.transfer import tempo_ratio
 from .errors import EstmError
 from .labels import QUADRANTS
 
@@ -176,13 +176,12 @@ def hear(samples: np.ndarray, rate: int, cues: Cues | None = None) -> Heard:
 
 
 def cue_changes(before: Cues, after: Cues, asked: Cues | None = None) -> dict[str, float]:
-    """The change of each cue from `before` to `after`; the tempo in the measure that the move toward `asked` (default
-    `after`) was read in (tempo_reading), so that a move and its ask are on one scale even where an edit takes the
-    output's onset rate below the rate at which the meter would read the beat instead."""
+    """The change of each cue from `before` to `after`. With `asked`, the tempo change is measured wherever the ask
+    could be read (tempo_ratio), even where the output's onsets fall below the rate the meter reads an ask at."""
     changes = {name: change(before, after) for name, change, _ in CUE_CHANGES}
     if asked is not None:
-        reading = tempo_reading(before, asked)
-        changes["tempo"] = _octaves(tempo_ratio(before, after, reading)) if reading else math.nan
+        readable = math.isfinite(tempo_ratio(before, asked))  # then before.onset_rate > 0
+        changes["tempo"] = _octaves(after.onset_rate / before.onset_rate) if readable else math.nan
     return changes
 
 

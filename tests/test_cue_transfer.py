@@ -52,9 +52,10 @@ def test_an_unsure_key_or_a_missing_measurement_does_not_move():
     assert transfer.plan(silent_rhythm, TARGET).tempo_ratio == 1.0
 
 
-def test_legato_music_with_few_onsets_takes_its_tempo_from_the_beat():
-    legato = replace(CONTENT, onset_rate=0.1, tempo_bpm=60.0)  # 30x fewer onsets than the target: not a tempo
-    assert transfer.plan(legato, replace(TARGET, tempo_bpm=90.0)).tempo_ratio == pytest.approx(1.5)
+def test_music_with_too_few_onsets_to_read_a_tempo_keeps_its_tempo():
+    legato = replace(CONTENT, onset_rate=0.1, tempo_bpm=60.0)  # about what steady noise reads: not a tempo
+    assert transfer.plan(legato, replace(TARGET, tempo_bpm=90.0)).tempo_ratio == 1.0  # nor is the beat estimate
+    assert transfer.plan(CONTENT, replace(TARGET, onset_rate=0.4)).tempo_ratio == 1.0
     assert transfer.plan(CONTENT, replace(TARGET, tempo_bpm=160.0)).tempo_ratio == pytest.approx(1.5)  # onsets
 
 
@@ -66,15 +67,24 @@ def test_a_quadrant_asks_no_articulation_beyond_the_meters_range():
 
 
 def test_a_quadrant_asks_its_literature_directions_from_wherever_the_content_is():
-    sad = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q3"))
-    happy = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q1"))
-    assert sad.tempo_ratio < 1 < happy.tempo_ratio and sad.semitones == -12 and happy.semitones == 12
+    _, sad = transfer.quadrant_plan(CONTENT, "Q3")
+    happy_target, happy = transfer.quadrant_plan(CONTENT, "Q1")
+    assert happy == transfer.plan(CONTENT, happy_target)  # the plan toward the profile's target
+    assert sad.tempo_ratio == pytest.approx(0.7) and happy.tempo_ratio == pytest.approx(1.3)
+    assert sad.semitones == -12 and happy.semitones == 12
     assert sad.tilt_db_per_octave < 0 < happy.tilt_db_per_octave and sad.articulation < 0 < happy.articulation
     assert happy.mode == "major" and sad.mode is None  # the content is minor already
     assert CONTENT.loudness_lufs + happy.gain_db == pytest.approx(-14.0)  # loudness goes to a level, not by a step
     assert CONTENT.loudness_lufs + sad.gain_db == pytest.approx(-24.0)
-    halfway = transfer.plan(CONTENT, transfer.quadrant_target(CONTENT, "Q1"), strength=0.5)
-    assert halfway.tempo_ratio == pytest.approx(math.sqrt(happy.tempo_ratio))
+    _, halfway = transfer.quadrant_plan(CONTENT, "Q1", strength=0.5)
+    assert halfway.tempo_ratio == pytest.approx(math.sqrt(1.3))
+    assert transfer.quadrant_plan(CONTENT, "Q1", cues=("mode",))[1].tempo_ratio == 1.0
+
+
+def test_a_quadrant_moves_the_tempo_of_music_too_legato_to_read_one():
+    legato = replace(CONTENT, onset_rate=0.1)  # no tempo to compare with a reference's, but a step is still a step
+    assert transfer.plan(legato, transfer.quadrant_target(legato, "Q3")).tempo_ratio == 1.0
+    assert transfer.quadrant_plan(legato, "Q3")[1].tempo_ratio == pytest.approx(0.7)
 
 
 def test_applying_no_moves_returns_the_input_and_a_tempo_move_changes_the_length():
