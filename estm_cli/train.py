@@ -74,11 +74,15 @@ def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
 
 def _classifier_command(family: str, help_text: str):
     settings = TrainConfig(**FAMILIES[family].training)
+    defaults = FAMILIES[family].options
 
     @handles_errors
     def command(
         data: SegmentCache,
         name: Name = None,
+        width: Annotated[float, typer.Option(
+            "--width", help="Scales every convolution's channels: 1 is the paper's; 0.25 trains about 10x faster "
+                            "on a CPU.")] = defaults.get("width"),
         epochs: Epochs = settings.epochs,
         batch_size: BatchSize = settings.batch_size,
         lr: LearningRate = settings.lr,
@@ -105,10 +109,11 @@ def _classifier_command(family: str, help_text: str):
         model_name = name or default_name(family, data)
         run_training(lambda on_step, on_epoch: train_classifier(
             family, data, model_name, config, label_column=label_column, resume=resume, force=force,
+            model_options={"width": width} if "width" in defaults else None,
             on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
 
     command.__doc__ = help_text
-    return command
+    return _without(command, set() if "width" in defaults else {"width"})
 
 
 # ------------------------------------------------------------------------------------------- transfer families

@@ -36,7 +36,7 @@ ESTM_TRAINING = {"epochs": 50, "monitor": "loss", "mode": "min", "patience": 3, 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family("mer", "mer", "the Russell quadrant of a song (the paper's MER CNN)", "classifier",
            "The MER paper's CNN (1 793 220 parameters): four quadrants from 10.08 s log-mel segments.",
-           labels=QUADRANTS.labels, decides="quadrant"),
+           labels=QUADRANTS.labels, decides="quadrant", options={"width": 1.0}),
     Family("genre", "resnet", "a song's genre (ResNet on log-mel)", "classifier",
            "A ResNet genre classifier (labels from the manifest, e.g. GTZAN's ten), trained from scratch.",
            decides="genre"),

@@ -145,10 +145,27 @@ def test_every_flag_means_one_thing_in_every_command():
 def test_each_training_command_offers_only_its_own_options():
     commands = dict(_every_command())
     offered = {family: {name for parameter in commands[f"train {family}"].params for name in parameter.opts}
-               for family in ("hvqvae", "estm1", "estm2")}
+               for family in ("hvqvae", "estm1", "estm2", "mer", "genre", "gems")}
     assert not {"--d", "--beta-e", "--style-labels"} & offered["hvqvae"]
     assert "--latent-dim" not in offered["estm1"] | offered["estm2"] and "--beta-e" not in offered["estm1"]
     assert {"--d", "--beta-e", "--style-labels"} <= offered["estm2"]
+    assert "--width" in offered["mer"] and "--width" not in offered["genre"] | offered["gems"]
+
+
+def test_train_mer_builds_the_network_at_the_width_asked(estm, tmp_path, monkeypatch):
+    from estm_core.errors import EstmError
+    from estm_core.training import classifier
+
+    asked = []
+
+    def recorded(family, data, name, config, **options):
+        asked.append((family, options["model_options"]))
+        raise EstmError("recorded")
+
+    monkeypatch.setattr(classifier, "train_classifier", recorded)
+    for family, width in (("mer", ()), ("mer", ("--width", "0.25")), ("genre", ())):
+        assert estm("train", family, "--data", tmp_path, *width, "-q").code == 1
+    assert asked == [("mer", {"width": 1.0}), ("mer", {"width": 0.25}), ("genre", None)]
 
 
 def test_training_defaults_are_the_core_s():
