@@ -73,6 +73,13 @@ def test_mer_is_the_papers_network():
     assert model(torch.randn(2, 1, 128, 435)).shape == (2, 4)
 
 
+@pytest.mark.parametrize("width", [0.0, -1.0, float("nan"), 1 / 128])
+def test_a_mer_width_that_leaves_a_layer_no_channel_is_refused_in_one_line(width):
+    with pytest.raises(EstmError, match="^width must leave every convolution a channel"):
+        MER(width=width)
+    assert MER(width=1 / 64)(torch.randn(1, 1, 128, 435)).shape == (1, 4)  # one channel in the first layers
+
+
 def test_training_lowers_the_loss_and_saves_a_model_that_reloads_identically(tone_cache, store_home):
     result = train_tiny(tone_cache, "tones")
     history = result.history

@@ -6,9 +6,12 @@ layers is `regularization()`, which the training step adds to the loss.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+from ..errors import EstmError
 from ..store import register
 from . import keras_init
 
@@ -30,6 +33,8 @@ class MER(nn.Module):
     def __init__(self, classes: int = 4, hidden: int = 256, dense_dropout: float = 0.4, l2: float = 1e-3,
                  slope: float = 0.01, width: float = 1.0):
         """`width` scales every convolution's channels (1: the paper's; the demo's CPU models use less)."""
+        if not (math.isfinite(width) and round(min(STAGES[0][0]) * width) >= 1):
+            raise EstmError(f"width must leave every convolution a channel: above 1/128 (got {width})")
         super().__init__()
         layers: list[nn.Module] = []
         channels = 1
