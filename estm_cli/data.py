@@ -169,6 +169,9 @@ def synth(
     factorial: Annotated[bool, typer.Option(
         "--factorial", help="Scores only: play each excerpt 4 times with every cue drawn from its own levels "
                             "(Eerola et al. 2013) into factorial/, unlabelled, the cue values in the table.")] = False,
+    collections: Annotated[Optional[list[str]], typer.Option(
+        "--collection", help="Scores only: take works from this collection of music21's corpus (repeat for several; "
+                             "default all). A held-out corpus takes collections that development never saw.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Works parsed in parallel (scores only).")] = 1,
     seed: Seed = 0,
     force: Force = False,
@@ -181,8 +184,8 @@ def synth(
 
     if source not in ("scores", "tones"):
         raise EstmError(f"--source must be scores or tones, not {source!r}")
-    if source == "tones" and (channels != 1 or soundfont is not None or factorial or jobs != 1):
-        raise EstmError("--channels, --soundfont, --factorial and --jobs are for --source scores")
+    if source == "tones" and (channels != 1 or soundfont is not None or factorial or jobs != 1 or collections):
+        raise EstmError("--channels, --soundfont, --factorial, --collection and --jobs are for --source scores")
     started = time.perf_counter()
     with ProgressBar("rendering", count if source == "scores" else count * 4,
                      unit="excerpts" if source == "scores" else "files", quiet=quiet) as bar:
@@ -190,7 +193,8 @@ def synth(
             from estm_core.datasets.scores import generate
 
             manifest = generate(output, count=count, seconds=seconds, seed=seed, sample_rate=sample_rate,
-                                channels=channels, soundfont=soundfont, factorial=factorial, jobs=jobs, force=force,
+                                channels=channels, soundfont=soundfont, factorial=factorial, collections=collections,
+                                jobs=jobs, force=force,
                                 on_progress=bar)
         else:
             from estm_core.datasets.synth import generate

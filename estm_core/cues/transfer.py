@@ -248,20 +248,28 @@ def transfer_file(content_path, emotion_path, output_path, *, strength: float = 
                 "output": analyze(output_path).to_dict() if measure_output else None}}
 
 
-def evaluation_method(strength: float = 1.0):
+def evaluation_method(strength: float = 1.0, *, asked: str = "reference", range_: str = "natural"):
     """The cue method as `estm evaluate transfer` calls it (a transfer_evaluation.Method): a pair's content moved
-    toward its reference's cues, each file analysed once."""
+    toward its reference's emotion (`asked` "reference", as `estm transfer C R`) or toward the pair's target quadrant
+    (`asked` "quadrant", as `estm transfer C --emotion Qk`), each file analysed once."""
     from .. import audio
     from .analysis import analyze
 
+    if asked not in ("reference", "quadrant"):
+        raise ValueError(f"asked must be reference or quadrant, not {asked!r}")
     analysed: dict[str, Cues] = {}
 
+    def cues_of(path: str) -> Cues:
+        if path not in analysed:
+            analysed[path] = analyze(path)
+        return analysed[path]
+
     def run(pair) -> tuple[np.ndarray, int]:
-        for path in (pair.content, pair.reference):
-            if path not in analysed:
-                analysed[path] = analyze(path)
         samples, rate = audio.load(pair.content)
-        moves = plan(analysed[pair.content], analysed[pair.reference], strength=strength)
+        if asked == "quadrant":
+            _, moves = quadrant_plan(cues_of(pair.content), pair.target_quadrant, strength=strength)
+        else:
+            moves = plan(cues_of(pair.content), cues_of(pair.reference), strength=strength)
         return apply(samples, rate, moves), rate
 
     return run
