@@ -32,13 +32,16 @@ COLUMNS = [
     Column("onset_decay", "decay", _number(2), "right"),
     Column("pitch_centroid_midi", "pitch MIDI", _number(1), "right"),
     Column("key_confidence", "key r", _number(2), "right"),
+    Column("arousal", "arousal", _number(2), "right"),
+    Column("valence", "valence", _number(2), "right"),
+    Column("quadrant", "heard"),
 ]
 
 
 def _columns(mode: str) -> list[Column]:
     """The table shows the key as one column; --csv has the tonic and the mode apart, as --json does."""
     key = [Column("key", "key")] if mode == "table" else [Column("tonic", "tonic"), Column("mode", "mode")]
-    return COLUMNS[:-1] + key + COLUMNS[-1:]
+    return COLUMNS[:-4] + key + COLUMNS[-4:]
 
 
 @handles_errors
@@ -52,16 +55,19 @@ def analyze(
     debug: Debug = False,
 ) -> None:
     """Measure the emotion cues of whole files: tempo and onsets per second, loudness (LUFS) and its range,
-    spectral centroid and tilt, percussive share and note decay, pitch register, key and mode.
+    spectral centroid and tilt, percussive share and note decay, pitch register, key and mode; and the emotion the
+    cue recogniser hears in them: arousal and valence (-1 to +1) and the quadrant.
 
     Exit code 0 when every file was analysed, 3 when some failed, 1 when none could be.
     """
     from estm_core.cues.analysis import analyze_files
+    from estm_core.cues.emotion import active_recogniser
     from estm_core.errors import EstmError
 
     if jobs < 1:
         raise EstmError("--jobs must be at least 1")
     mode = output_mode(json_, csv_)
+    recogniser = active_recogniser()
     paths, problems = expand_inputs(files, recursive)
     paths, unreadable = readable(paths)
     problems += unreadable
@@ -75,7 +81,10 @@ def analyze(
                 batch.failed(path, result.cause)
             else:
                 cues = result.to_dict()
-                record = {"path": path, **{key: _rounded(value) for key, value in cues.items()}}
+                emotion = recogniser.recognise(result)
+                record = {"path": path, **{key: _rounded(value) for key, value in cues.items()},
+                          "arousal": _rounded(emotion.arousal), "valence": _rounded(emotion.valence),
+                          "quadrant": emotion.quadrant}
                 if mode == "table":
                     record["key"] = f"{cues['tonic']} {cues['mode']}" if cues["tonic"] else ""
                 batch.ok(record)

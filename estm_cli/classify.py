@@ -46,12 +46,13 @@ def classify(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Classify whole files: each is cut into the model's segments, and their probabilities are averaged.
+    """Classify whole files: each is cut into the model's segments, and their probabilities are averaged. Where
+    the store holds no mer model, the cue recogniser (no network) gives the quadrant of the whole file, and says so.
 
     Exit code 0 when every file was classified, 3 when some failed, 1 when none could be.
     """
     from estm_core import audio
-    from estm_core.classify import TASKS, classify_file, load_classifiers
+    from estm_core.classify import RECOGNISER, TASKS, classify_file, load_classifiers, recognised_decision
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
     from estm_core.store import read_info, resolve
@@ -71,12 +72,23 @@ def classify(
             raise EstmError(f"{name} is a {family} model, not a classifier")
         chosen[family] = name
     tasks = list(chosen) if chosen and task == "all" else list(TASKS) if task == "all" else [task]
+    recognising = "mer" in tasks and "mer" not in chosen and not _has_model("mer")
     target = choose_device(device)
-    classifiers = load_classifiers(tasks, chosen, target, skip_missing=task == "all" and not chosen)
-    note(f"device: {target}; models: " + ", ".join(f"{c.family} {c.name}" for c in classifiers), quiet)
+    if recognising:  # the other tasks as far as the store has models for them
+        modelled = [name for name in tasks if name != "mer" and _has_model(name)]
+        classifiers = load_classifiers(modelled, chosen, target) if modelled else []
+    else:
+        classifiers = load_classifiers(tasks, chosen, target, skip_missing=task == "all" and not chosen)
+    used = [f"{c.family} {c.name}" for c in classifiers] + ([f"mer: the {RECOGNISER} (no mer model in the store)"]
+                                                             if recognising else [])
+    note(f"device: {target}; models: " + ", ".join(used), quiet)
 
-    tasks = [classifier.family for classifier in classifiers]
+    tasks = (["mer"] if recognising else []) + [classifier.family for classifier in classifiers]
     labels = {classifier.family: classifier.info.labels for classifier in classifiers}
+    if recognising:
+        from estm_core.labels import QUADRANTS
+
+        labels["mer"] = list(QUADRANTS.labels)
     batch = Batch(_columns(tasks, labels, segments), mode)
     for item, cause in problems:
         batch.failed(item, cause)
@@ -85,6 +97,9 @@ def classify(
             try:
                 result = classify_file(path, classifiers, hop_seconds=hop, batch_size=batch_size,
                                        keep_segments=segments)
+                if recognising:
+                    result.decisions = {"mer": recognised_decision(path), **result.decisions}
+                    result.duration = result.duration or audio.probe(path).duration
             except audio.AudioError as error:
                 batch.failed(path, error.cause)
             else:
@@ -106,3 +121,13 @@ def classify(
                     })
             bar.advance()
     raise typer.Exit(batch.finish())
+
+
+def _has_model(family: str) -> bool:
+    from estm_core.store import StoreError, find_model
+
+    try:
+        find_model(family)
+    except StoreError:
+        return False
+    return True

@@ -388,3 +388,44 @@ def wavenet(
         for path, cause in problems:
             stderr.print(f"  {escape(path)}: {escape(cause)}", highlight=False)
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+# ------------------------------------------------------------------------------------------------- recogniser
+
+@app.command("recogniser", short_help="the cue recogniser: arousal and valence from the cue meter (no network)")
+@handles_errors
+def recogniser(
+    data: Annotated[Path, typer.Option(
+        "--data", help="A split CSV of quadrant-labelled audio (`estm data split`): its --part teaches it.")],
+    part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "train",
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="The recogniser file to write (default: recogniser.json in the model store, which "
+                               "estm then uses instead of the one it ships).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files analysed in parallel (processes).")] = 1,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Fit the cue recogniser (what estm transfer, analyze and, without a mer model, classify hear emotion with):
+    two logistic regressions on the cue meter's measurements, one for arousal and one for valence. The one estm
+    ships was made by this command on the development corpus (the README says how)."""
+    from estm_core.cues.emotion import fit_split, store_path
+    from estm_core.datasets.split import PARTS, read_split
+    from estm_core.errors import EstmError
+    from estm_core.files import atomic_write, check_writable
+
+    if part not in PARTS:
+        raise EstmError(f"--part must be one of {', '.join(PARTS)}, not {part!r}")
+    if jobs < 1:
+        raise EstmError("--jobs must be at least 1")
+    output = check_writable(output or store_path(), force)
+    split = read_split(data)
+    split["path"] = [str((Path(data).parent / path).resolve()) for path in split["path"]]
+    with ProgressBar("analysing", None, unit="files", quiet=quiet) as bar:
+        fitted = fit_split(split, part=part, jobs=jobs, on_progress=bar)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(output, force) as temporary:
+        temporary.write_text(fitted.to_json())
+    typical = ", ".join(f"{q} ({e.arousal:+.2f}, {e.valence:+.2f})" for q, e in fitted.typical.items())
+    note(f"fitted on {fitted.fitted_on}; typical (arousal, valence): {typical}", quiet)
+    note(f"wrote {output}", quiet)

@@ -41,6 +41,13 @@ def transfer(
     cues: Annotated[Optional[str], typer.Option(
         "--cues", help="Cue method: the cues to move, comma-separated (default: tempo,register,loudness,"
                        "dynamics,brightness,articulation,mode).")] = None,
+    range_: Annotated[str, typer.Option(
+        "--range", help="Cue method: natural (default: what a mixing engineer would do to a finished mix: a few "
+                        "semitones, tempo x0.75-x1.33, a mastering tilt) or wide (octaves, tempo x0.25-x4).")] = "natural",
+    match: Annotated[str, typer.Option(
+        "--match", help="Cue method with an EMOTION file: emotion (default: move the content by the difference "
+                        "between the emotions heard in the two files) or cues (copy the file's raw cue values).")
+    ] = "emotion",
     overlap: Annotated[float, typer.Option("--overlap", help="--model: seconds of crossfade between segments.")] = 1.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="--model: segments decoded at once.")] = 4,
     device: Device = "auto",
@@ -51,9 +58,10 @@ def transfer(
 ) -> None:
     """Combine the content of CONTENT with the emotion of EMOTION (a file, or --emotion Q1..Q4); any length.
 
-    By default the cue method, with no trained model: the content's tempo, register, loudness, dynamics,
-    brightness, articulation and mode move toward the EMOTION file's (or the quadrant's profile); OUT keeps the
-    content's rate and channels, and a tempo move changes its length. With --model, a learned ESTM model: the
+    By default the cue method, with no trained model: the emotion (arousal and valence) of the content and of the
+    EMOTION file (or the quadrant) is recognised from their cues, and the content's tempo, register, loudness,
+    brightness, articulation and mode move from where they are by the difference; OUT keeps the content's rate and
+    channels, and a tempo move changes its length. With --model, a learned ESTM model: the
     content is cut into 10.08 s segments and joined again by crossfades, so OUT has the content's duration.
     """
     from estm_core.errors import EstmError
@@ -76,11 +84,12 @@ def transfer(
     if method is not None and (model is not None or pairs is not None):
         raise EstmError("--method runs a method that needs no weights: leave out --model and --pairs")
     if model is None and pairs is None:
-        _transfer_cues(method_module(method or "cues"), content, emotion_file, output, emotion, strength, cues, force,
-                       json_, quiet)
+        _transfer_cues(method_module(method or "cues"), content, emotion_file, output, emotion, strength, cues,
+                       range_, match, force, json_, quiet)
         return
-    if strength != 1.0 or cues is not None:
-        raise EstmError("--strength and --cues belong to the cue method: leave out --model and --pairs")
+    if strength != 1.0 or cues is not None or range_ != "natural" or match != "emotion":
+        raise EstmError("--strength, --cues, --range and --match belong to the cue method: leave out --model and "
+                        "--pairs")
     _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs, data, overlap, batch_size, device,
                       force, json_, quiet)
 
@@ -123,30 +132,44 @@ def _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs,
              f"({result['duration'] / elapsed:.1f}x real time)", quiet)
 
 
-def _transfer_cues(method, content, emotion_file, output, emotion, strength, cues, force, json_, quiet):
-    """The cue method (module `method`): one content file toward one emotion file or a quadrant's profile."""
+def _transfer_cues(method, content, emotion_file, output, emotion, strength, cues, range_, match, force, json_,
+                   quiet):
+    """The cue method (module `method`): one content file toward one emotion file or a quadrant."""
     from estm_core.errors import EstmError
 
     if content is None or (emotion_file is None) == (emotion is None):
         raise EstmError("give CONTENT and either an EMOTION file or --emotion Q1..Q4")
     if not 0.0 <= strength <= 1.0:
         raise EstmError(f"--strength must be between 0 and 1 (got {strength})")
+    if range_ not in method.RANGES:
+        raise EstmError(f"--range must be one of {', '.join(method.RANGES)}, not {range_!r}")
+    if match not in method.MATCHES:
+        raise EstmError(f"--match must be one of {', '.join(method.MATCHES)}, not {match!r}")
+    if match != "emotion" and emotion_file is None:
+        raise EstmError(f"--match {match} copies an EMOTION file's cues: give one instead of --emotion")
     chosen = tuple(name.strip() for name in cues.split(",") if name.strip()) if cues else method.CUES
     unknown = sorted(set(chosen) - set(method.CUES))
     if unknown:
         raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(method.CUES)})")
     started = time.perf_counter()
-    result = method.transfer_file(content, emotion_file, output, quadrant=emotion, strength=strength,
-                                  cues=chosen, force=force, measure_output=json_)
+    result = method.transfer_file(content, emotion_file, output, quadrant=emotion, strength=strength, cues=chosen,
+                                  range_=range_, match=match, force=force, measure_output=json_)
     elapsed = time.perf_counter() - started
     result["seconds"] = round(elapsed, 3)
     if json_:
         print(json.dumps(plain(result)))
         return
+    heard, asked = result["content_emotion"], result["target_emotion"]
+    note(f"heard: the content as {_emotion(heard)}; asked: {_emotion(asked)}"
+         + (f" ({emotion_file})" if emotion_file is not None else f" ({emotion}, typical)"), quiet)
     moves = result["moves"]
-    note(f"moves: tempo x{moves['tempo_ratio']:.2f}, {moves['semitones']:+.0f} semitones, "
+    note(f"moves ({range_}): tempo x{moves['tempo_ratio']:.2f}, {moves['semitones']:+.0f} semitones, "
          f"{moves['gain_db']:+.1f} dB, dynamics ratio {moves['dynamics_ratio']:.2f}, "
          f"tilt {moves['tilt_db_per_octave']:+.1f} dB/octave, articulation {moves['articulation']:+.2f}"
          + (f", {moves['key'][1]} -> {moves['mode']}" if moves["mode"] else ""), quiet)
-    note(f"wrote {output}: {result['duration']:.1f} s with the cues of {emotion_file or emotion} in {elapsed:.1f} s "
+    note(f"wrote {output}: {result['duration']:.1f} s with the emotion of {emotion_file or emotion} in {elapsed:.1f} s "
          f"({result['content_duration'] / elapsed:.1f}x real time)", quiet)
+
+
+def _emotion(emotion: dict) -> str:
+    return f"{emotion['quadrant']} (arousal {emotion['arousal']:+.2f}, valence {emotion['valence']:+.2f})"

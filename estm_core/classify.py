@@ -111,6 +111,23 @@ def classify_file(path: str | Path, classifiers: list[store.LoadedModel], *, hop
     return result
 
 
+RECOGNISER = "cue recogniser"  # the model column of a mer decision made by the cue recogniser
+
+
+def recognised_decision(path: str | Path) -> dict:
+    """A mer decision without a mer model: the quadrant the cue recogniser (cues/emotion.py) hears in the whole file,
+    with its arousal and valence."""
+    from . import __version__
+    from .cues.analysis import analyze
+    from .cues.emotion import active_recogniser
+
+    emotion = active_recogniser().recognise(analyze(path))
+    probabilities = emotion.probabilities
+    return {"label": emotion.quadrant, "probability": probabilities[emotion.quadrant], "probabilities": probabilities,
+            "segments": 1, "model": RECOGNISER, "model_version": __version__, "arousal": emotion.arousal,
+            "valence": emotion.valence}
+
+
 def segment_probabilities(classifier: store.LoadedModel, waveforms: np.ndarray) -> torch.Tensor:
     """(n, segment_length) waveforms -> (n, classes) softmax probabilities (float64 on the CPU)."""
     device = classifier.device

@@ -10,6 +10,8 @@ import pytest
 
 from estm_core.cues import transfer
 from estm_core.cues.analysis import Cues
+from estm_core.cues.emotion import Recogniser
+from estm_core.errors import EstmError
 
 CONTENT = Cues(duration_s=10.0, tempo_bpm=80.0, onset_rate=2.0, loudness_lufs=-24.0, dynamic_range_db=6.0,
                centroid_hz=600.0, tilt_db_per_octave=-8.0, percussive_ratio=0.2, onset_decay=0.9,
@@ -59,32 +61,93 @@ def test_music_with_too_few_onsets_to_read_a_tempo_keeps_its_tempo():
     assert transfer.plan(CONTENT, replace(TARGET, tempo_bpm=160.0)).tempo_ratio == pytest.approx(1.5)  # onsets
 
 
-def test_a_quadrant_asks_no_articulation_beyond_the_meters_range():
-    fully_legato = replace(CONTENT, onset_decay=1.0)  # the meter's end: a quadrant cannot ask for more legato
-    assert transfer.quadrant_target(fully_legato, "Q3").onset_decay == 1.0
-    assert transfer.plan(fully_legato, transfer.quadrant_target(fully_legato, "Q3")).articulation == 0.0
-    assert transfer.quadrant_target(replace(CONTENT, onset_decay=0.1), "Q2").onset_decay == 0.0
+def fitted_recogniser(seed: int = 0) -> Recogniser:
+    """A recogniser fitted on made-up cues where high arousal is fast, loud and detached, and valence is the mode."""
+    rng = np.random.default_rng(seed)
+    cues, labels = [], []
+    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
+        high, positive = quadrant in ("Q1", "Q2"), quadrant in ("Q1", "Q4")
+        for _ in range(12):
+            cues.append(replace(CONTENT, onset_rate=(4.0 if high else 1.3) * rng.uniform(0.8, 1.25),
+                                loudness_lufs=(-15.0 if high else -22.0) + rng.normal(0, 2),
+                                onset_decay=(0.4 if high else 0.8) + rng.normal(0, 0.05),
+                                mode="major" if positive else "minor", pitch_centroid_midi=60 + rng.normal(0, 3)))
+            labels.append(quadrant)
+    return Recogniser.fit(cues, labels, "made-up cues")
 
 
-def test_a_quadrant_asks_its_literature_directions_from_wherever_the_content_is():
-    _, sad = transfer.quadrant_plan(CONTENT, "Q3")
-    happy_target, happy = transfer.quadrant_plan(CONTENT, "Q1")
-    assert happy == transfer.plan(CONTENT, happy_target)  # the plan toward the profile's target
-    assert sad.tempo_ratio == pytest.approx(0.7) and happy.tempo_ratio == pytest.approx(1.3)
-    assert sad.semitones == -12 and happy.semitones == 12
-    assert sad.tilt_db_per_octave < 0 < happy.tilt_db_per_octave and sad.articulation < 0 < happy.articulation
-    assert happy.mode == "major" and sad.mode is None  # the content is minor already
-    assert CONTENT.loudness_lufs + happy.gain_db == pytest.approx(-14.0)  # loudness goes to a level, not by a step
-    assert CONTENT.loudness_lufs + sad.gain_db == pytest.approx(-24.0)
-    _, halfway = transfer.quadrant_plan(CONTENT, "Q1", strength=0.5)
-    assert halfway.tempo_ratio == pytest.approx(math.sqrt(1.3))
-    assert transfer.quadrant_plan(CONTENT, "Q1", cues=("mode",))[1].tempo_ratio == 1.0
+RECOGNISER = fitted_recogniser()
+SAD = replace(CONTENT, onset_rate=1.2, loudness_lufs=-22.0, onset_decay=0.85, mode="minor")  # heard as Q3
+
+
+def test_the_recogniser_hears_the_axes_and_survives_its_file():
+    assert RECOGNISER.recognise(SAD).quadrant == "Q3"
+    happy = replace(SAD, onset_rate=4.5, loudness_lufs=-14.0, onset_decay=0.4, mode="major")
+    assert RECOGNISER.recognise(happy).quadrant == "Q1"
+    assert RECOGNISER.recognise(replace(SAD, loudness_lufs=-16.0)).arousal > RECOGNISER.recognise(SAD).arousal
+    again = Recogniser.from_json(RECOGNISER.to_json(), "test")
+    assert again.recognise(happy) == RECOGNISER.recognise(happy) and again.typical == RECOGNISER.typical
+    assert sum(RECOGNISER.recognise(happy).probabilities.values()) == pytest.approx(1.0)
+    with pytest.raises(EstmError, match="bad.json: not a usable recogniser file"):
+        Recogniser.from_json('{"format": 1, "axes": {}}', "bad.json")
+
+
+def plan_for(content, **ask):
+    return transfer.emotion_plan(content, recogniser=RECOGNISER, **ask)
+
+
+def test_a_quadrant_moves_every_cue_from_the_contents_own_value_the_asked_way_within_the_range():
+    happy = plan_for(SAD, quadrant="Q1")
+    assert happy.content.quadrant == "Q3" and happy.steps["arousal"] > 0.8 and happy.steps["valence"] > 0.8
+    moves = happy.moves
+    assert moves.tempo_ratio == pytest.approx(4 / 3) and moves.semitones == 3 and moves.gain_db > 5
+    assert 0 < moves.tilt_db_per_octave <= 2.0 and moves.articulation > 0 and moves.mode == "major"
+    assert set(happy.reasons) >= {"tempo", "loudness", "register", "brightness", "articulation", "mode"}
+    wide = plan_for(SAD, quadrant="Q1", range_="wide").moves
+    assert wide.tempo_ratio > 1.6 and wide.semitones == 12 and wide.tilt_db_per_octave > 2.0
+    calm = plan_for(SAD, quadrant="Q4").moves  # a valence step only: the mode and the register, not the tempo
+    assert calm.mode == "major" and calm.tempo_ratio == 1.0 and calm.gain_db == 0.0 and calm.semitones > 0
+
+
+def test_loudness_moves_by_a_step_never_against_the_asked_arousal():
+    quiet = replace(SAD, loudness_lufs=-30.0)  # a soft classical recording asked for sadness: softer, not louder
+    assert plan_for(quiet, quadrant="Q3").moves.gain_db <= 0.0
+    assert plan_for(replace(quiet, onset_rate=4.0, onset_decay=0.4), quadrant="Q3").moves.gain_db < 0.0
+    loud = replace(SAD, loudness_lufs=-7.0)  # a loud master asked for joy: no quieter (nor louder past -9 LUFS)
+    assert plan_for(loud, quadrant="Q1").moves.gain_db == 0.0
+    assert plan_for(replace(SAD, loudness_lufs=-12.0), quadrant="Q1").moves.gain_db == pytest.approx(3.0)
+
+
+def test_the_contents_own_emotion_asks_nothing():
+    assert plan_for(SAD, reference=SAD).moves == transfer.Moves()
+    sadder = replace(SAD, onset_rate=1.0, loudness_lufs=-26.0)  # already past the typical sad music: not pulled back
+    assert plan_for(sadder, quadrant="Q3").moves == transfer.Moves()
+    assert plan_for(SAD, quadrant="Q1", strength=0.0).moves == transfer.Moves()
+
+
+def test_a_reference_moves_the_content_by_the_emotions_difference_as_a_quadrant_does():
+    happy = replace(SAD, onset_rate=4.5, loudness_lufs=-14.0, onset_decay=0.4, mode="major", pitch_centroid_midi=40.0)
+    by_file = plan_for(SAD, reference=happy)
+    assert by_file.target.quadrant == "Q1"
+    assert by_file.moves.semitones > 0  # the emotion's direction, though the reference's register is lower
+    by_quadrant = plan_for(SAD, quadrant="Q1").moves
+    for name in ("tempo_ratio", "gain_db", "semitones", "tilt_db_per_octave", "articulation"):
+        assert np.sign(getattr(by_file.moves, name) - getattr(transfer.Moves(), name)) == \
+            np.sign(getattr(by_quadrant, name) - getattr(transfer.Moves(), name)), name
+    half, quarter = (plan_for(SAD, reference=happy, strength=strength) for strength in (0.5, 0.25))
+    assert 0 < quarter.steps["arousal"] == pytest.approx(half.steps["arousal"] / 2)
+    matched = plan_for(SAD, reference=happy, match="cues")
+    assert matched.moves == transfer.plan(SAD, happy, range_="natural") and matched.moves.semitones < 0
+    with pytest.raises(ValueError, match="range"):
+        plan_for(SAD, quadrant="Q1", range_="huge")
 
 
 def test_a_quadrant_moves_the_tempo_of_music_too_legato_to_read_one():
-    legato = replace(CONTENT, onset_rate=0.1)  # no tempo to compare with a reference's, but a step is still a step
-    assert transfer.plan(legato, transfer.quadrant_target(legato, "Q3")).tempo_ratio == 1.0
-    assert transfer.quadrant_plan(legato, "Q3")[1].tempo_ratio == pytest.approx(0.7)
+    legato = replace(SAD, onset_rate=0.1)  # no tempo to compare with a reference's, but a step is still a step
+    assert transfer.plan(legato, replace(legato, onset_rate=2.0)).tempo_ratio == 1.0
+    assert plan_for(legato, quadrant="Q1").moves.tempo_ratio == pytest.approx(4 / 3)
+    fully_legato = replace(SAD, onset_decay=1.0, onset_rate=4.0, loudness_lufs=-14.0)  # asked Q3: no more legato
+    assert plan_for(fully_legato, quadrant="Q3").moves.articulation == 0.0
 
 
 def test_applying_no_moves_returns_the_input_and_a_tempo_move_changes_the_length():
@@ -118,7 +181,8 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
     sf.write(tmp_path / "content.wav", notes(22050, 8.0, 2.0, 220.0, 0.1), 22050)
     sf.write(tmp_path / "emotion.flac", notes(44100, 6.0, 3.0, 440.0, 0.6), 44100)
     out = tmp_path / "out.wav"
-    result = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out, "--json", "-q")
+    result = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o", out, "--json", "-q",
+                  "--match", "cues", "--range", "wide")
     assert result.code == 0, result.err
     report = json.loads(result.out)
     measured = report["cues"]
@@ -137,13 +201,22 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
                       "--method", "cues", "--cues", "tempo", "--json", "-q")
     moves = json.loads(only_tempo.out)["moves"]
     assert moves["tempo_ratio"] > 1.2 and moves["gain_db"] == 0 and moves["semitones"] == 0
-    sad = estm("transfer", tmp_path / "content.wav", "--emotion", "q3", "-o", tmp_path / "sad.wav", "--json", "-q")
-    assert sad.code == 0, sad.err
-    report = json.loads(sad.out)
-    assert report["moves"]["tempo_ratio"] < 1 and report["moves"]["mode"] in (None, "minor")
-    assert report["cues"]["output"]["loudness_lufs"] == pytest.approx(-24.0, abs=1.0)  # the quadrant's level
+    by_emotion = json.loads(estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", "-o",
+                                 tmp_path / "e.wav", "--json", "-q").out)
+    assert {"content_emotion", "target_emotion", "steps", "reasons"} <= set(by_emotion)
+    assert np.sign(by_emotion["moves"]["gain_db"]) == np.sign(by_emotion["steps"]["arousal"])
+    for quadrant, slower in (("q3", True), ("Q1", False)):
+        asked = estm("transfer", tmp_path / "content.wav", "--emotion", quadrant, "-o", tmp_path / f"{quadrant}.wav",
+                     "--json", "-q")
+        assert asked.code == 0, asked.err
+        report = json.loads(asked.out)
+        moves, cues = report["moves"], report["cues"]
+        assert (moves["tempo_ratio"] <= 1) if slower else (moves["tempo_ratio"] >= 1)
+        change = cues["output"]["loudness_lufs"] - cues["content"]["loudness_lufs"]  # a step from its own level
+        assert change == pytest.approx(moves["gain_db"], abs=0.5) and (change <= 0.5 if slower else change >= -0.5)
     for wrong in (("--emotion", "Q3"), ("--strength", "0.5", "--model", "any"),  # a file and a quadrant; model
-                  ("--method", "nope"), ("--method", "cues", "--model", "any")):
+                  ("--method", "nope"), ("--method", "cues", "--model", "any"), ("--range", "huge"),
+                  ("--range", "wide", "--model", "any")):
         refused = estm("transfer", tmp_path / "content.wav", tmp_path / "emotion.flac", *wrong, "-o",
                        tmp_path / "no.wav")
         assert refused.code == 1 and len(refused.err.strip().splitlines()) == 1, refused.err

@@ -1,11 +1,16 @@
-"""Emotion transfer in cue space: measure the cues of the content and of the emotion reference, then edit the
-content's audio so that its cues move toward the reference's (render.py). No trained weights.
+"""Emotion transfer in cue space: hear the emotion of the content and of the ask (an emotion file, or a quadrant),
+then edit the content's audio so that its cues move by the difference (render.py). No trained weights.
 
-    moves = plan(analyze(content), analyze(reference), strength=1.0)
-    output = apply(samples, sample_rate, moves)
+    plan = emotion_plan(analyze(content), reference=analyze(reference))   # or quadrant="Q3"
+    output = apply(samples, sample_rate, plan.moves)
 
-Each cue moves by `strength` (0 nothing, 1 all the way) of the distance between the two measurements, within limits
-that keep the audio natural (LIMITS). `cues` picks which of CUES move.
+The emotion of each file is recognised from its cues (emotion.py: arousal and valence). The difference, in whole
+steps between music typical of one side of an axis and of the other (`Plan.steps`), scaled by `strength`, moves each
+cue from the content's own value in the direction the literature gives it (AROUSAL_STEP, VALENCE_STEP): never an
+absolute target, so soft music asked for sadness gets softer, and loud music asked for joy no quieter. The moves stay
+within a range (RANGES): "natural" keeps to what a mixing engineer would do to a finished recording, "wide" allows
+octaves and large tempo changes. With `match="cues"` the content's cues move toward the reference's raw values
+instead (`plan`), the method before emotion was recognised. `cues` picks which of CUES move.
 """
 
 from __future__ import annotations
@@ -16,18 +21,48 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from ..keys import PITCH_NAMES
+from ..labels import QUADRANTS
 from . import render
 from .analysis import Cues, loudness
+from .emotion import HIGH_SIDE, Emotion, Recogniser, active_recogniser
 
 CUES = ("tempo", "register", "loudness", "dynamics", "brightness", "articulation", "mode")
-LIMITS = {  # the largest move of each cue
-    "tempo_ratio": (0.25, 4.0),  # the stretcher's range; the scores corpus's quadrants lie up to 3.7x apart
-    "octaves": 1,  # register moves in whole octaves, so the key and the melody's pitch classes stay
-    "gain_db": 20.0,
-    "dynamics_ratio": (0.25, 4.0),
-    "tilt_db_per_octave": 4.0,
-    "articulation": 1.5,
+MATCHES = ("emotion", "cues")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The largest move of each cue."""
+
+    tempo_ratio: tuple[float, float]
+    semitones: int  # the largest transposition of the whole mix
+    whole_octaves: bool  # transpose only in whole octaves, so that the key and the melody's pitch classes stay
+    gain_db: float
+    dynamics_ratio: tuple[float, float]
+    tilt_db_per_octave: float
+    articulation: float
+
+
+RANGES = {
+    # a mixing engineer's moves on a finished recording: a few semitones (more turns drums to mud and voices to
+    # monsters), about x0.75-x1.33 of tempo before the stretch is heard, a mastering tilt, a transient designer's range
+    "natural": Range(tempo_ratio=(0.75, 4 / 3), semitones=3, whole_octaves=False, gain_db=10.0,
+                     dynamics_ratio=(2 / 3, 1.5), tilt_db_per_octave=2.0, articulation=1.0),
+    # the stretcher's and the EQ's whole range: the scores corpus's quadrants lie up to 3.7x apart in tempo and two
+    # octaves in register
+    "wide": Range(tempo_ratio=(0.25, 4.0), semitones=12, whole_octaves=True, gain_db=20.0,
+                  dynamics_ratio=(0.25, 4.0), tilt_db_per_octave=4.0, articulation=1.5),
 }
+
+# One whole step of an axis (from music typical of one side to music typical of the other) moves the cues this far
+# (spec/EMOTION_CUES.md: Juslin & Laukka 2003, Eerola et al. 2013, CMERS). Arousal: tempo an octave (Eerola's levels
+# are 1.4-1.7x apart, calm and excited music 2-4x), 8 dB of level (half Eerola's 20 dB span), a tilt of 3 dB/octave,
+# articulation from legato to detached, register an octave; valence: the mode, register an octave. Not fitted.
+AROUSAL_STEP = {"tempo_octaves": 1.0, "gain_db": 8.0, "tilt_db_per_octave": 3.0, "articulation": 1.5, "semitones": 12.0}
+VALENCE_STEP = {"semitones": 12.0}
+MODE_STEP = 0.25  # the mode changes for a valence step of at least this much
+LOUDEST_LUFS, QUIETEST_LUFS = -9.0, -45.0  # a gain never takes the output beyond these (a loud master: -9 LUFS)
+
 # Where the asked tilt EQ would leave the tilt or an octave move going the wrong way (as the meter reads them), plan
 # picks the EQ nearest it, in steps of 0.05 within the limit, that moves the tilt by TILT_MARGIN and keeps
 # REGISTER_MARGIN of the octave (the meter's thresholds for a move; twice it for the register, whose prediction errs)
@@ -56,40 +91,117 @@ class Moves:
         return asdict(self)
 
 
-# `--emotion Q1..Q4` without a reference file: each quadrant's cue directions (spec/EMOTION_CUES.md: Juslin & Laukka
-# 2003, Eerola et al. 2013, CMERS) as a step from wherever the content is. Tempo one step of Eerola's levels (they
-# are 1.4-1.7x apart); loudness to a level (BS.1770 is absolute: 10 LU apart, half Eerola's +-10 dB span, around the
-# -15 LUFS of commercial orchestral recordings); register an octave for the high and the low quadrants; brightness
-# and articulation a small step; the mode as the quadrant's valence asks. Not fitted on any corpus.
-QUADRANT_PROFILES = {
-    #       mode     tempo x  loudness LUFS  octaves  tilt dB/oct  articulation (+ staccato, - legato)
-    "Q1": ("major", 1.3, -14.0, +1, +1.5, +0.5),  # happy: fast, loud, high, bright, detached
-    "Q2": ("minor", 1.3, -14.0, 0, +2.0, +1.0),  # tense: fast, loud, middle-low, harsh, sharp attacks
-    "Q3": ("minor", 0.7, -24.0, -1, -2.0, -0.75),  # sad: slow, soft, low, dull, legato
-    "Q4": ("major", 0.8, -24.0, 0, -1.5, -0.75),  # calm: slow, soft, middle-high, mellow, legato
-}
+@dataclass(frozen=True)
+class Plan:
+    """What a transfer heard and what it does about it."""
+
+    moves: Moves
+    content: Emotion  # the content's emotion, recognised
+    target: Emotion  # the emotion asked: the reference's, recognised, or the quadrant's typical one
+    steps: dict[str, float] | None  # arousal and valence: how many whole steps the moves take (None: cues matched)
+    reasons: dict[str, str]  # for each move made, why
+
+    def to_dict(self) -> dict:
+        return {"content_emotion": self.content.to_dict(), "target_emotion": self.target.to_dict(),
+                "steps": self.steps, "reasons": self.reasons, "moves": self.moves.to_dict()}
 
 
-def quadrant_target(content: Cues, quadrant: str) -> Cues:
-    """The cues `content` would have in `quadrant` (QUADRANT_PROFILES): the target for `plan` without a reference."""
-    mode, tempo, lufs, octaves, tilt, articulation = QUADRANT_PROFILES[quadrant]
-    decay = content.onset_decay - articulation / ARTICULATION_PER_DECAY  # the meter reads 0 to 1: legato music at 1
-    #   cannot be asked to be more legato
-    return replace(content, onset_rate=content.onset_rate * tempo, loudness_lufs=lufs,
-                   pitch_centroid_midi=content.pitch_centroid_midi + 12 * octaves,
-                   tilt_db_per_octave=content.tilt_db_per_octave + tilt, onset_decay=float(np.clip(decay, 0.0, 1.0)),
-                   mode=mode)
+def _check(strength: float, cues: tuple[str, ...], range_: str) -> Range:
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1 (got {strength})")
+    unknown = sorted(set(cues) - set(CUES))
+    if unknown:
+        raise ValueError(f"unknown cue(s) {', '.join(unknown)} (known: {', '.join(CUES)})")
+    if range_ not in RANGES:
+        raise ValueError(f"range must be one of {', '.join(RANGES)} (got {range_!r})")
+    return RANGES[range_]
 
 
-def quadrant_plan(content: Cues, quadrant: str, *, strength: float = 1.0,
-                  cues: tuple[str, ...] = CUES) -> tuple[Cues, Moves]:
-    """quadrant_target and the plan toward it. The profile's tempo is a step from wherever the content is, so it is
-    taken even where the meter hears too few onsets to read a tempo (which a reference's tempo needs)."""
-    target = quadrant_target(content, quadrant)
-    moves = plan(content, target, strength=strength, cues=cues)
-    if "tempo" in cues:
-        moves = replace(moves, tempo_ratio=QUADRANT_PROFILES[quadrant][1] ** strength)
-    return target, moves
+def emotion_plan(content: Cues, *, reference: Cues | None = None, quadrant: str | None = None,
+                 strength: float = 1.0, cues: tuple[str, ...] = CUES, range_: str = "natural",
+                 match: str = "emotion", recogniser: Recogniser | None = None) -> Plan:
+    """The moves that take `content` toward the emotion of `reference` (recognised) or of `quadrant` (its typical
+    emotion: a quadrant ask moves each axis only toward the quadrant's side, never back from it), `strength` of the
+    way, within `range_`. With `match="cues"` (a reference only), toward the reference's raw cue values instead."""
+    limits = _check(strength, cues, range_)
+    if (reference is None) == (quadrant is None):
+        raise ValueError("emotion_plan needs either a reference or a quadrant")
+    if quadrant is not None and quadrant not in QUADRANTS.labels:
+        raise ValueError(f"quadrant must be one of {', '.join(QUADRANTS.labels)} (got {quadrant!r})")
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {', '.join(MATCHES)} (got {match!r})")
+    recogniser = recogniser or active_recogniser()
+    heard = recogniser.recognise(content)
+    target = recogniser.typical[quadrant] if quadrant else recogniser.recognise(reference)
+    if match == "cues":
+        if reference is None:
+            raise ValueError("matching cue values needs a reference")
+        return Plan(plan(content, reference, strength=strength, cues=cues, range_=range_), heard, target, None,
+                    {"all": "the reference's cue values, matched"})
+    steps = {}
+    for axis in ("arousal", "valence"):
+        high = np.mean([getattr(recogniser.typical[q], axis) for q in HIGH_SIDE[axis]])
+        low = np.mean([getattr(recogniser.typical[q], axis) for q in QUADRANTS.labels if q not in HIGH_SIDE[axis]])
+        step = strength * (getattr(target, axis) - getattr(heard, axis)) / max(high - low, 1e-6)
+        if quadrant is not None:  # toward the quadrant's side only
+            step = max(step, 0.0) if quadrant in HIGH_SIDE[axis] else min(step, 0.0)
+        steps[axis] = float(np.clip(step, -1.0, 1.0))
+    moves, reasons = _step_moves(content, steps, cues, limits)
+    return Plan(moves, heard, target, steps, reasons)
+
+
+def _step_moves(content: Cues, steps: dict[str, float], cues: tuple[str, ...],
+                limits: Range) -> tuple[Moves, dict[str, str]]:
+    """The moves for `steps` (arousal, valence) from the content's own cues, with the reason for each."""
+    arousal, valence = steps["arousal"], steps["valence"]
+    moves, reasons = {}, {}
+    why = f"arousal {arousal:+.2f} step"
+
+    def limited(name: str, asked: float, value: float, reason: str) -> float:
+        reasons[name] = reason + (" (held by the range)" if not math.isclose(asked, value, abs_tol=1e-9) else "")
+        return float(value)
+
+    if "tempo" in cues and arousal:
+        asked = 2.0 ** (AROUSAL_STEP["tempo_octaves"] * arousal)
+        moves["tempo_ratio"] = limited("tempo", asked, np.clip(asked, *limits.tempo_ratio), why)
+    if "loudness" in cues and arousal and _finite(content.loudness_lufs):
+        asked = float(np.clip(AROUSAL_STEP["gain_db"] * arousal, -limits.gain_db, limits.gain_db))
+        sane = min(asked, max(0.0, LOUDEST_LUFS - content.loudness_lufs)) if asked > 0 else             max(asked, min(0.0, QUIETEST_LUFS - content.loudness_lufs))
+        moves["gain_db"] = float(sane)
+        reasons["loudness"] = why + ("" if sane == asked else f" (kept within {QUIETEST_LUFS:.0f} to "
+                                                                f"{LOUDEST_LUFS:.0f} LUFS)")
+    if "register" in cues and (arousal or valence):
+        asked = AROUSAL_STEP["semitones"] * arousal + VALENCE_STEP["semitones"] * valence
+        semitones = _transposition(asked, limits)
+        if semitones:
+            moves["semitones"] = limited("register", asked, semitones,
+                                         f"arousal {arousal:+.2f} and valence {valence:+.2f} step")
+    if "brightness" in cues and arousal:
+        asked = AROUSAL_STEP["tilt_db_per_octave"] * arousal
+        tilt = float(np.clip(asked, -limits.tilt_db_per_octave, limits.tilt_db_per_octave))
+        if content.spectra is not None:
+            tilt = _tilt_setting(content, round(moves.get("semitones", 0.0)), tilt, limits.tilt_db_per_octave)
+        moves["tilt_db_per_octave"] = limited("brightness", asked, tilt, why)
+    if "articulation" in cues and arousal and _finite(content.onset_decay):
+        asked = float(np.clip(AROUSAL_STEP["articulation"] * arousal, -limits.articulation, limits.articulation))
+        # the meter reads decay from 0 to 1: legato music at 1 cannot be made more legato
+        decay = float(np.clip(content.onset_decay - asked / ARTICULATION_PER_DECAY, 0.0, 1.0))
+        moves["articulation"] = limited("articulation", asked, ARTICULATION_PER_DECAY * (content.onset_decay - decay),
+                                        why)
+    wanted = "major" if valence > 0 else "minor"
+    if ("mode" in cues and abs(valence) >= MODE_STEP and content.mode and content.mode != wanted
+            and _finite(content.key_confidence) and content.key_confidence >= MIN_KEY_CONFIDENCE):
+        moves["key"] = (PITCH_NAMES.index(content.tonic), content.mode)
+        moves["mode"] = wanted
+        reasons["mode"] = f"valence {valence:+.2f} step"
+    return Moves(**moves), reasons
+
+
+def _transposition(semitones: float, limits: Range) -> float:
+    """`semitones` as the range allows: whole semitones, or whole octaves, up to its largest transposition."""
+    unit = 12 if limits.whole_octaves else 1
+    whole = unit * round(semitones / unit)
+    return float(np.clip(whole, -limits.semitones, limits.semitones))
 
 
 def _finite(*values: float) -> bool:
@@ -107,39 +219,34 @@ def tempo_ratio(content: Cues, target: Cues) -> float:
     return target.onset_rate / content.onset_rate
 
 
-def plan(content: Cues, target: Cues, *, strength: float = 1.0, cues: tuple[str, ...] = CUES) -> Moves:
-    """The moves that take `content`'s cues `strength` of the way to `target`'s, for the cues named in `cues`.
-    A cue that either measurement lacks (NaN) does not move."""
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be between 0 and 1 (got {strength})")
-    unknown = sorted(set(cues) - set(CUES))
-    if unknown:
-        raise ValueError(f"unknown cue(s) {', '.join(unknown)} (known: {', '.join(CUES)})")
+def plan(content: Cues, target: Cues, *, strength: float = 1.0, cues: tuple[str, ...] = CUES,
+         range_: str = "wide") -> Moves:
+    """The moves that take `content`'s cues `strength` of the way to `target`'s raw values, for the cues named in
+    `cues`, within `range_`. A cue that either measurement lacks (NaN) does not move."""
+    limits = _check(strength, cues, range_)
     moves = {}
     tempo = tempo_ratio(content, target)
     if "tempo" in cues and _finite(tempo):
-        low, high = LIMITS["tempo_ratio"]
-        moves["tempo_ratio"] = float(np.clip(tempo ** strength, low, high))
+        moves["tempo_ratio"] = float(np.clip(tempo ** strength, *limits.tempo_ratio))
     if "register" in cues and _finite(content.pitch_centroid_midi, target.pitch_centroid_midi):
-        octaves = strength * (target.pitch_centroid_midi - content.pitch_centroid_midi) / 12
-        moves["semitones"] = float(12 * np.clip(round(octaves), -LIMITS["octaves"], LIMITS["octaves"]))
+        moves["semitones"] = _transposition(strength * (target.pitch_centroid_midi - content.pitch_centroid_midi),
+                                            limits)
     if "loudness" in cues and _finite(content.loudness_lufs, target.loudness_lufs):
         moves["gain_db"] = float(np.clip(strength * (target.loudness_lufs - content.loudness_lufs),
-                                         -LIMITS["gain_db"], LIMITS["gain_db"]))
+                                         -limits.gain_db, limits.gain_db))
     if "dynamics" in cues and _finite(content.dynamic_range_db, target.dynamic_range_db) and \
             content.dynamic_range_db > 0 < target.dynamic_range_db:
-        low, high = LIMITS["dynamics_ratio"]
         ratio = (content.dynamic_range_db / target.dynamic_range_db) ** strength
-        moves["dynamics_ratio"] = float(np.clip(ratio, low, high))
+        moves["dynamics_ratio"] = float(np.clip(ratio, *limits.dynamics_ratio))
     if "brightness" in cues and _finite(content.tilt_db_per_octave, target.tilt_db_per_octave):
         ask = float(np.clip(strength * (target.tilt_db_per_octave - content.tilt_db_per_octave),
-                            -LIMITS["tilt_db_per_octave"], LIMITS["tilt_db_per_octave"]))
+                            -limits.tilt_db_per_octave, limits.tilt_db_per_octave))
         moves["tilt_db_per_octave"] = ask if content.spectra is None or ask == 0 else _tilt_setting(
-            content, round(moves.get("semitones", 0.0)), ask)
+            content, round(moves.get("semitones", 0.0)), ask, limits.tilt_db_per_octave)
     if "articulation" in cues and _finite(content.onset_decay, target.onset_decay):
         moves["articulation"] = float(np.clip(
             strength * ARTICULATION_PER_DECAY * (content.onset_decay - target.onset_decay),
-            -LIMITS["articulation"], LIMITS["articulation"]))
+            -limits.articulation, limits.articulation))
     if ("mode" in cues and strength >= 0.5 and content.mode and target.mode and content.mode != target.mode
             and _finite(content.key_confidence) and content.key_confidence >= MIN_KEY_CONFIDENCE):
         moves["key"] = (PITCH_NAMES.index(content.tonic), content.mode)
@@ -147,20 +254,25 @@ def plan(content: Cues, target: Cues, *, strength: float = 1.0, cues: tuple[str,
     return Moves(**moves)
 
 
-def _tilt_setting(content: Cues, semitones: int, ask: float) -> float:
+def _tilt_setting(content: Cues, semitones: int, ask: float, limit: float) -> float:
     """The tilt EQ for a tilt move of `ask`: `ask` itself where the content's long-term spectra predict that, after
-    the octave move, it moves the tilt the asked way and leaves the octave move in the pitch centroid; else the
-    setting nearest it that does both (else `ask`). An octave up raises the tilt of orchestral music by 1.5-6 dB/oct
-    (an octave down lowers it), and the EQ moves the pitch centroid by about 3 semitones per dB/oct: with the
-    octave and the tilt asked opposite ways, the asked EQ alone moves one of them the wrong way."""
+    the transposition, it moves the tilt the asked way and leaves the transposition in the pitch centroid; else the
+    setting within +-`limit` nearest it that does both (else `ask`). An octave up raises the tilt of orchestral music
+    by 1.5-6 dB/oct (an octave down lowers it), and the EQ moves the pitch centroid by about 3 semitones per dB/oct:
+    with the two asked opposite ways, the asked EQ alone moves one of them the wrong way."""
+    if not ask:
+        return ask
+    margin = min(REGISTER_MARGIN, abs(semitones) / 2)
+
     def moves_both(setting: float) -> bool:
         gain = render.Tilt(content.spectra.sample_rate, 1, setting).power_gain if setting else None
         tilt_change, register_change = content.spectra.changes(semitones, gain)
         return (tilt_change * np.sign(ask) >= min(TILT_MARGIN, abs(ask)) and
                 (not semitones or not _finite(register_change) or
-                 register_change * np.sign(semitones) >= REGISTER_MARGIN))
+                 register_change * np.sign(semitones) >= margin))
 
-    for setting in [ask, *sorted(TILT_SETTINGS, key=lambda setting: abs(setting - ask))]:
+    settings = TILT_SETTINGS[np.abs(TILT_SETTINGS) <= limit]
+    for setting in [ask, *sorted(settings, key=lambda setting: abs(setting - ask))]:
         if moves_both(setting):
             return float(setting)
     return ask
@@ -188,14 +300,14 @@ def apply(samples: np.ndarray, sample_rate: int, moves: Moves, *, block_frames: 
     return edited[:, 0] if mono else edited
 
 
-def transfer_file(content_path, emotion_path, output_path, *, strength: float = 1.0, cues: tuple[str, ...] = CUES,
-                  force: bool = False, quadrant: str | None = None, measure_output: bool = True,
-                  jobs: int | None = None) -> dict:
-    """The content of `content_path` with its cues moved toward those of `emotion_path` (or, with `emotion_path`
-    None, toward `quadrant`'s profile: quadrant_plan), written to `output_path` at the content's own rate and
-    channels (atomically; an existing file is kept unless `force`). Returns the moves and the cues measured in the
-    content, the reference (or the quadrant's target) and the output (None unless `measure_output`: that reads the
-    output once more).
+def transfer_file(content_path, reference_path, output_path, *, quadrant: str | None = None, strength: float = 1.0,
+                  cues: tuple[str, ...] = CUES, range_: str = "natural", match: str = "emotion", force: bool = False,
+                  measure_output: bool = True, jobs: int | None = None) -> dict:
+    """The content of `content_path` moved toward the emotion of `reference_path` (or, with it None, of `quadrant`):
+    emotion_plan. Written to `output_path` at the content's own rate and channels (atomically; an existing file is
+    kept unless `force`). Returns the plan (the emotions heard, the steps, each move and why) and the cues measured
+    in the content, the reference (None for a quadrant) and the output (None unless `measure_output`: that reads
+    the output once more).
 
     Any length in bounded memory: the content is decoded once, in blocks that the analysis reads and a float32 spool
     file beside the output keeps for the edit (render.edit, which spools its first pass too), and written in blocks;
@@ -211,16 +323,17 @@ def transfer_file(content_path, emotion_path, output_path, *, strength: float = 
     from .analysis import _file_blocks, _measure, analyze
 
     output_path = check_writable(output_path, force)
-    if (emotion_path is None) == (quadrant is None):
-        raise ValueError("transfer_file needs either an emotion file or a quadrant")
+    if (reference_path is None) == (quadrant is None):
+        raise ValueError("transfer_file needs either an emotion reference file or a quadrant")
+    _check(strength, cues, range_)
     header = audio.probe(content_path)
-    if emotion_path is not None:
-        audio.probe(emotion_path)  # the quick checks before any work
+    if reference_path is not None:
+        audio.probe(reference_path)  # the quick checks before any work
     format_, subtype = audio.write_format(output_path, header.sample_rate, header.channels)
     jobs = render.default_jobs() if jobs is None else jobs
     rate, channels, blocks = _file_blocks(Path(content_path))
     with render.workers(jobs) as pool, render.float32_spool(output_path.parent, channels) as decoded:
-        analysing = pool.submit(analyze, emotion_path) if pool and emotion_path is not None else None
+        analysing = pool.submit(analyze, reference_path) if pool and reference_path is not None else None
 
         def kept(blocks):  # the content is decoded once: the blocks the analysis reads are the edit's input
             for block in blocks:
@@ -228,23 +341,23 @@ def transfer_file(content_path, emotion_path, output_path, *, strength: float = 
                 yield block
 
         content = _measure(Path(content_path), rate, channels, kept(blocks))
-        if emotion_path is None:
-            reference, moves = quadrant_plan(content, quadrant, strength=strength, cues=cues)
-        else:
-            reference = analysing.result() if analysing else analyze(emotion_path)
-            moves = plan(content, reference, strength=strength, cues=cues)
+        reference = None
+        if reference_path is not None:
+            reference = analysing.result() if analysing else analyze(reference_path)
+        chosen = emotion_plan(content, reference=reference, quadrant=quadrant, strength=strength, cues=cues,
+                              range_=range_, match=match)
         written = 0
         with atomic_write(output_path, force) as temporary:
             with sf.SoundFile(temporary, "w", rate, channels, format=format_, subtype=subtype) as output:
-                for block in render.edit(decoded.read(), rate, channels, moves,
+                for block in render.edit(decoded.read(), rate, channels, chosen.moves,
                                          content_loudness=content.loudness_lufs, ceiling=PEAK, pool=pool,
                                          ahead=2 * jobs, spool_folder=output_path.parent):
                     output.write(block)
                     written += len(block)
-    return {"content": str(content_path), "emotion": str(emotion_path) if emotion_path is not None else quadrant,
-            "output": str(output_path),
-            "content_duration": content.duration_s, "duration": written / rate, "moves": moves.to_dict(), "cues": {
-                "content": content.to_dict(), "emotion": reference.to_dict(),
+    return {"content": str(content_path), "emotion": str(reference_path) if reference_path is not None else quadrant,
+            "output": str(output_path), "range": range_, "match": match,
+            "content_duration": content.duration_s, "duration": written / rate, **chosen.to_dict(), "cues": {
+                "content": content.to_dict(), "emotion": reference.to_dict() if reference is not None else None,
                 "output": analyze(output_path).to_dict() if measure_output else None}}
 
 
@@ -257,6 +370,7 @@ def evaluation_method(strength: float = 1.0, *, asked: str = "reference", range_
 
     if asked not in ("reference", "quadrant"):
         raise ValueError(f"asked must be reference or quadrant, not {asked!r}")
+    _check(strength, CUES, range_)
     analysed: dict[str, Cues] = {}
 
     def cues_of(path: str) -> Cues:
@@ -267,9 +381,11 @@ def evaluation_method(strength: float = 1.0, *, asked: str = "reference", range_
     def run(pair) -> tuple[np.ndarray, int]:
         samples, rate = audio.load(pair.content)
         if asked == "quadrant":
-            _, moves = quadrant_plan(cues_of(pair.content), pair.target_quadrant, strength=strength)
+            chosen = emotion_plan(cues_of(pair.content), quadrant=pair.target_quadrant, strength=strength,
+                                  range_=range_)
         else:
-            moves = plan(cues_of(pair.content), cues_of(pair.reference), strength=strength)
-        return apply(samples, rate, moves), rate
+            chosen = emotion_plan(cues_of(pair.content), reference=cues_of(pair.reference), strength=strength,
+                                  range_=range_)
+        return apply(samples, rate, chosen.moves), rate
 
     return run
