@@ -62,6 +62,22 @@ def test_the_stretch_keeps_time_aligned():
     assert found == [2, 4, 6]  # each click twice as late
 
 
+@pytest.mark.parametrize("rate", [22050, 44100])
+def test_the_stretch_puts_each_click_where_the_tempo_puts_it(rate):
+    """Within 2 ms, whole or in pieces. python-stretch's process removes the stretcher's latency itself; removing it
+    once more put every click 120 ms early, at any rate (a x1.003 tempo move of transfer_artifacts.piece read 7.8 dB
+    of log-mel distance and chroma correlation 0.87 from the content; aligned, 1.4 dB and 0.99)."""
+    clicks = np.zeros((3 * rate, 1), np.float32)
+    clicks[rate::rate // 2] = 1.0  # at 1, 1.5, 2 and 2.5 s
+    for tempo_ratio, semitones in ((1.0, 0.5), (0.8, 0.0), (1.25, -3.0)):
+        for stretched in (render.stretch(clicks, rate, tempo_ratio, semitones),
+                          render._whole(render.Stretch(rate, 1, tempo_ratio, semitones, segment_seconds=0.7), clicks)):
+            for click in range(rate, 3 * rate, rate // 2):
+                expected, window = round(click / tempo_ratio), rate // 5
+                found = expected - window + int(np.argmax(np.abs(stretched[expected - window: expected + window, 0])))
+                assert abs(found - expected) <= 0.002 * rate, (tempo_ratio, semitones, click / rate, found - expected)
+
+
 def test_dynamics_compress_and_expand_the_swings_about_the_level():
     loud, quiet = sine(440.0, 1.0, 0.5), sine(440.0, 1.0, 0.05)  # 20 dB apart
     swings = np.concatenate([loud, quiet, loud, quiet])

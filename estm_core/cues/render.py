@@ -149,11 +149,13 @@ def _stretch_piece(samples: np.ndarray, sample_rate: int, tempo_ratio: float, se
     stretcher.preset(samples.shape[1], float(sample_rate))
     stretcher.timeFactor = float(tempo_ratio)
     stretcher.setTransposeSemitones(float(semitones))
-    latency = stretcher.inputLatency() + stretcher.outputLatency()
-    # The output lags by the latency (in output frames): feed enough silence after the end to push the tail out.
-    padding = math.ceil(latency * tempo_ratio) + 1
+    # python-stretch's process removes the stretcher's latency itself (it reads inputLatency ahead and drops the first
+    # outputLatency frames of output): output frame i is input frame i * tempo_ratio already, round(input frames /
+    # tempo_ratio) of them. (Removing the latency once more put the output 120 ms early, at any rate.) Silence after
+    # the end gives the frames asked for beyond the input's end (a join's slide).
+    padding = math.ceil(max(frames - len(samples) / tempo_ratio, 0.0) * tempo_ratio) + 1
     padded = np.concatenate([samples, np.zeros((padding, samples.shape[1]), np.float32)])
-    output = stretcher.process(np.ascontiguousarray(padded.T)).T[latency: latency + frames]
+    output = stretcher.process(np.ascontiguousarray(padded.T)).T[:frames]
     # rounding can leave the very end a frame or two short of what the piece must give
     return np.concatenate([output, np.zeros((frames - len(output), samples.shape[1]), np.float32)], dtype=np.float32)
 
