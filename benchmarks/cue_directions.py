@@ -1,11 +1,12 @@
-"""Does the cue method move each cue the way it asks, on real music? For every audio file of a folder, its first
-`--seconds` are moved toward the cues of the next file (or with `--quadrants`, toward each quadrant's profile, as
-`estm transfer --emotion Q*`); the cue meter then measures the output. Prints, per cue, on how many of the transfers
-that moved it the measured change has the asked sign (counted as `estm evaluate transfer` counts them: where the
-content and the target differ by at least the cue's threshold, transfer_evaluation.CUE_CHANGES).
+"""Does the cue method move each cue the way it plans, on real music, and how large are its edits? For every audio
+file of a folder, its first `--seconds` are moved toward the emotion of the next file (or with `--quadrants`, toward
+each quadrant, as `estm transfer --emotion Q*`), within `--range`; the cue meter then measures the output. Prints,
+per cue, on how many of the transfers that moved it the measured change has the move's sign (where the meter
+reads the cue: transfer_evaluation.CUE_CHANGES), and the size of the edits: the largest change of the pitch
+centroid and of the spectral centroid, and how often the loudness went against the asked arousal.
 
     .venv/bin/python benchmarks/cue_directions.py /usr/share/games/wesnoth/1.16/data/core/music [--seconds 60]
-        [--quadrants] [--csv runs/directions.csv]
+        [--quadrants] [--range natural|wide] [--csv runs/directions.csv]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--quadrants", action="store_true")
+    parser.add_argument("--range", dest="range_", default="natural")
     parser.add_argument("--csv", type=Path)
     arguments = parser.parse_args()
 
@@ -37,6 +39,7 @@ def main() -> None:
     from estm_core.cues import transfer
     from estm_core.cues.analysis import analyze
     from estm_core.finding import audio_files
+    from estm_core.labels import QUADRANTS
     from estm_core.transfer_evaluation import CUE_CHANGES, cue_changes
 
     files = audio_files(arguments.folder, recursive=False)
@@ -52,20 +55,23 @@ def main() -> None:
         measured.append(cues)
     rows = []
     for number, ((path, samples, rate), content) in enumerate(zip(clips, measured)):
-        reference = measured[(number + 1) % len(clips)]
-        plans = ({quadrant: transfer.quadrant_plan(content, quadrant) for quadrant in transfer.QUADRANT_PROFILES}
-                 if arguments.quadrants else
-                 {Path(clips[(number + 1) % len(clips)][0]).name: (reference, transfer.plan(content, reference))})
-        for target_name, (target, moves) in plans.items():
-            output = transfer.apply(samples, rate, moves)
-            after = analyze(output, rate)
-            # as `estm evaluate transfer` counts them: a cue asked to move by at least its threshold, and moved
-            asked, moved = cue_changes(content, target), cue_changes(content, after, asked=target)
-            row = {"file": Path(path).name, "target": target_name}
+        following = (number + 1) % len(clips)
+        plans = ({quadrant: transfer.emotion_plan(content, quadrant=quadrant, range_=arguments.range_)
+                  for quadrant in QUADRANTS.labels} if arguments.quadrants else
+                 {Path(clips[following][0]).name: transfer.emotion_plan(content, reference=measured[following],
+                                                                        range_=arguments.range_)})
+        for target_name, plan in plans.items():
+            moves = plan.moves
+            after = analyze(transfer.apply(samples, rate, moves), rate)
+            moved = cue_changes(content, after, asked=after)
+            row = {"file": Path(path).name, "target": target_name, "arousal_step": plan.steps["arousal"],
+                   "loudness_change": after.loudness_lufs - content.loudness_lufs,
+                   "pitch_change": after.pitch_centroid_midi - content.pitch_centroid_midi,
+                   "centroid_ratio": after.centroid_hz / content.centroid_hz}
             for cue, _, threshold in CUE_CHANGES:
-                if getattr(moves, MOVED_BY[cue]) != getattr(transfer.Moves(), MOVED_BY[cue]) and \
-                        abs(asked[cue]) >= threshold and not math.isnan(moved[cue]):
-                    row[cue] = float(math.copysign(1, asked[cue]) == math.copysign(1, moved[cue]))
+                move = getattr(moves, MOVED_BY[cue]) - getattr(transfer.Moves(), MOVED_BY[cue])
+                if move and not math.isnan(moved[cue]):
+                    row[cue] = float(math.copysign(1, move) == math.copysign(1, moved[cue]))
             if moves.mode is not None:
                 row["mode"] = float(after.mode == moves.mode)
             rows.append(row)
@@ -80,6 +86,10 @@ def main() -> None:
     for cue in [*MOVED_BY, "mode"]:
         if cue in table.columns and table[cue].notna().any():
             print(f"{cue:12s} {int(table[cue].notna().sum()):6d}  {table[cue].mean():.2f}")
+    against = (table["loudness_change"] * table["arousal_step"] < -0.5).sum()  # half a LU is the meter's noise
+    print(f"pitch centroid change {table['pitch_change'].min():+.1f} to {table['pitch_change'].max():+.1f} semitones;"
+          f" spectral centroid x{table['centroid_ratio'].min():.2f} to x{table['centroid_ratio'].max():.2f};"
+          f" loudness against the asked arousal in {against} of {len(table)}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ then edit the content's audio so that its cues move by the difference (render.py
     plan = emotion_plan(analyze(content), reference=analyze(reference))   # or quadrant="Q3"
     output = apply(samples, sample_rate, plan.moves)
 
-The emotion of each file is recognised from its cues (emotion.py: arousal and valence). The difference, in whole
-steps between music typical of one side of an axis and of the other (`Plan.steps`), scaled by `strength`, moves each
-cue from the content's own value in the direction the literature gives it (AROUSAL_STEP, VALENCE_STEP): never an
-absolute target, so soft music asked for sadness gets softer, and loud music asked for joy no quieter. The moves stay
+The emotion of each file is recognised from its cues (emotion.py: arousal and valence). The difference between the
+cue profiles of the asked and the heard emotion (PROFILES, from the literature), scaled by `strength`, moves each
+cue from the content's own value: never to an absolute target, so soft music asked for sadness gets softer, and
+loud music asked for joy no quieter. The moves stay
 within a range (RANGES): "natural" keeps to what a mixing engineer would do to a finished recording, "wide" allows
 octaves and large tempo changes. With `match="cues"` the content's cues move toward the reference's raw values
 instead (`plan`), the method before emotion was recognised. `cues` picks which of CUES move.
@@ -54,13 +54,24 @@ RANGES = {
                   dynamics_ratio=(0.25, 4.0), tilt_db_per_octave=4.0, articulation=1.5),
 }
 
-# One whole step of an axis (from music typical of one side to music typical of the other) moves the cues this far
-# (spec/EMOTION_CUES.md: Juslin & Laukka 2003, Eerola et al. 2013, CMERS). Arousal: tempo an octave (Eerola's levels
-# are 1.4-1.7x apart, calm and excited music 2-4x), 8 dB of level (half Eerola's 20 dB span), a tilt of 3 dB/octave,
-# articulation from legato to detached, register an octave; valence: the mode, register an octave. Not fitted.
-AROUSAL_STEP = {"tempo_octaves": 1.0, "gain_db": 8.0, "tilt_db_per_octave": 3.0, "articulation": 1.5, "semitones": 12.0}
-VALENCE_STEP = {"semitones": 12.0}
-MODE_STEP = 0.25  # the mode changes for a valence step of at least this much
+# Each quadrant's cues relative to the middle of the emotion plane (spec/EMOTION_CUES.md, "The quadrants as cue
+# directions": Juslin & Laukka 2003, Eerola et al. 2013, CMERS). A transfer moves the cues by the difference between
+# the profiles of the asked and the heard emotion, each the quadrants' profiles weighed by the emotion's quadrant
+# probabilities. Sizes: arousal's sides an octave of tempo apart (Eerola's levels are 1.4-1.7x apart, calm and excited
+# music 2-4x) and 10 dB (half Eerola's 20 dB span); register an octave between Q1 and Q3, Q2 and Q4 between them;
+# small tilts and articulation steps. Not fitted to any corpus.
+#             tempo octaves  level dB  register semitones  tilt dB/oct  articulation (+ detached, - legato)
+PROFILES = {
+    "Q1": np.array([+0.5, +5.0, +6.0, +1.0, +0.5]),  # happy: fast, loud, high, bright, staccato-ish
+    "Q2": np.array([+0.5, +5.0, -3.0, +1.5, +1.0]),  # tense: fast, loud, middle-low, bright and harsh, sharp attacks
+    "Q3": np.array([-0.5, -5.0, -6.0, -1.5, -0.75]),  # sad: slow, soft, low, dull, legato
+    "Q4": np.array([-0.5, -5.0, +3.0, -1.0, -0.75]),  # calm: slow, soft, middle-high, mellow, legato
+}
+MODE_STEP = 0.25  # the mode changes for a valence step (Plan.steps) of at least this much
+# Moves smaller than these are not made: no one hears them, and the stretcher alone costs 1.4 dB of log-mel distance
+# even at x1.003 (transfer_artifacts: the content asked for its own emotion must come back nearly unchanged)
+SMALLEST_MOVES = {"tempo_ratio": 0.02, "gain_db": 0.25, "semitones": 0.5, "tilt_db_per_octave": 0.1,
+                  "articulation": 0.05}
 LOUDEST_LUFS, QUIETEST_LUFS = -9.0, -45.0  # a gain never takes the output beyond these (a loud master: -9 LUFS)
 
 # Where the asked tilt EQ would leave the tilt or an octave move going the wrong way (as the meter reads them), plan
@@ -138,62 +149,64 @@ def emotion_plan(content: Cues, *, reference: Cues | None = None, quadrant: str 
             raise ValueError("matching cue values needs a reference")
         return Plan(plan(content, reference, strength=strength, cues=cues, range_=range_), heard, target, None,
                     {"all": "the reference's cue values, matched"})
-    steps = {}
+    steps, planned = {}, {}
     for axis in ("arousal", "valence"):
         high = np.mean([getattr(recogniser.typical[q], axis) for q in HIGH_SIDE[axis]])
         low = np.mean([getattr(recogniser.typical[q], axis) for q in QUADRANTS.labels if q not in HIGH_SIDE[axis]])
-        step = strength * (getattr(target, axis) - getattr(heard, axis)) / max(high - low, 1e-6)
-        if quadrant is not None:  # toward the quadrant's side only
-            step = max(step, 0.0) if quadrant in HIGH_SIDE[axis] else min(step, 0.0)
-        steps[axis] = float(np.clip(step, -1.0, 1.0))
-    moves, reasons = _step_moves(content, steps, cues, limits)
+        difference = getattr(target, axis) - getattr(heard, axis)
+        if quadrant is not None:  # toward the quadrant's side only: music already past its typical stays
+            difference = max(difference, 0.0) if quadrant in HIGH_SIDE[axis] else min(difference, 0.0)
+        planned[axis] = getattr(target, axis) - difference
+        steps[axis] = float(strength * difference / max(high - low, 1e-6))
+    change = strength * (_profile(target) - _profile(Emotion(planned["arousal"], planned["valence"])))
+    moves, reasons = _profile_moves(content, change, steps["valence"], cues, limits)
     return Plan(moves, heard, target, steps, reasons)
 
 
-def _step_moves(content: Cues, steps: dict[str, float], cues: tuple[str, ...],
-                limits: Range) -> tuple[Moves, dict[str, str]]:
-    """The moves for `steps` (arousal, valence) from the content's own cues, with the reason for each."""
-    arousal, valence = steps["arousal"], steps["valence"]
+def _profile(emotion: Emotion) -> np.ndarray:
+    """The cue profile of an emotion: the quadrants' PROFILES weighed by its quadrant probabilities."""
+    return sum(p * PROFILES[quadrant] for quadrant, p in emotion.probabilities.items())
+
+
+def _profile_moves(content: Cues, change: np.ndarray, valence: float, cues: tuple[str, ...],
+                   limits: Range) -> tuple[Moves, dict[str, str]]:
+    """The moves for a `change` of the cue profile (PROFILES' columns) and a `valence` step (the mode), from the
+    content's own cues and within `limits`, with the reason for each."""
+    tempo_octaves, gain_db, semitones, tilt, articulation = (float(value) for value in change)
     moves, reasons = {}, {}
-    why = f"arousal {arousal:+.2f} step"
 
-    def limited(name: str, asked: float, value: float, reason: str) -> float:
-        reasons[name] = reason + (" (held by the range)" if not math.isclose(asked, value, abs_tol=1e-9) else "")
-        return float(value)
+    def move(name: str, field_: str, asked: float, value: float, words: tuple[str, str]) -> None:
+        if abs(value - getattr(Moves(), field_)) >= SMALLEST_MOVES[field_]:
+            moves[field_] = float(value)
+            reasons[name] = words[asked < 0] + (" (held by the range)" if not math.isclose(asked, value) else "")
 
-    if "tempo" in cues and arousal:
-        asked = 2.0 ** (AROUSAL_STEP["tempo_octaves"] * arousal)
-        moves["tempo_ratio"] = limited("tempo", asked, np.clip(asked, *limits.tempo_ratio), why)
-    if "loudness" in cues and arousal and _finite(content.loudness_lufs):
-        asked = float(np.clip(AROUSAL_STEP["gain_db"] * arousal, -limits.gain_db, limits.gain_db))
-        sane = min(asked, max(0.0, LOUDEST_LUFS - content.loudness_lufs)) if asked > 0 else             max(asked, min(0.0, QUIETEST_LUFS - content.loudness_lufs))
-        moves["gain_db"] = float(sane)
-        reasons["loudness"] = why + ("" if sane == asked else f" (kept within {QUIETEST_LUFS:.0f} to "
-                                                                f"{LOUDEST_LUFS:.0f} LUFS)")
-    if "register" in cues and (arousal or valence):
-        asked = AROUSAL_STEP["semitones"] * arousal + VALENCE_STEP["semitones"] * valence
-        semitones = _transposition(asked, limits)
-        if semitones:
-            moves["semitones"] = limited("register", asked, semitones,
-                                         f"arousal {arousal:+.2f} and valence {valence:+.2f} step")
-    if "brightness" in cues and arousal:
-        asked = AROUSAL_STEP["tilt_db_per_octave"] * arousal
-        tilt = float(np.clip(asked, -limits.tilt_db_per_octave, limits.tilt_db_per_octave))
+    if "tempo" in cues and tempo_octaves:
+        move("tempo", "tempo_ratio", tempo_octaves, np.clip(2.0 ** tempo_octaves, *limits.tempo_ratio),
+             ("faster", "slower"))
+    if "loudness" in cues and gain_db and _finite(content.loudness_lufs):
+        held = float(np.clip(gain_db, -limits.gain_db, limits.gain_db))  # and never past LOUDEST / QUIETEST
+        sane = min(held, max(0.0, LOUDEST_LUFS - content.loudness_lufs)) if held > 0 else \
+            max(held, min(0.0, QUIETEST_LUFS - content.loudness_lufs))
+        move("loudness", "gain_db", gain_db, sane, ("louder", "softer"))
+    if "register" in cues and semitones:
+        move("register", "semitones", semitones, _transposition(semitones, limits), ("higher", "lower"))
+    if "brightness" in cues and tilt:
+        held = float(np.clip(tilt, -limits.tilt_db_per_octave, limits.tilt_db_per_octave))
         if content.spectra is not None:
-            tilt = _tilt_setting(content, round(moves.get("semitones", 0.0)), tilt, limits.tilt_db_per_octave)
-        moves["tilt_db_per_octave"] = limited("brightness", asked, tilt, why)
-    if "articulation" in cues and arousal and _finite(content.onset_decay):
-        asked = float(np.clip(AROUSAL_STEP["articulation"] * arousal, -limits.articulation, limits.articulation))
+            held = _tilt_setting(content, round(moves.get("semitones", 0.0)), held, limits.tilt_db_per_octave)
+        move("brightness", "tilt_db_per_octave", tilt, held, ("brighter", "darker"))
+    if "articulation" in cues and articulation and _finite(content.onset_decay):
+        held = float(np.clip(articulation, -limits.articulation, limits.articulation))
         # the meter reads decay from 0 to 1: legato music at 1 cannot be made more legato
-        decay = float(np.clip(content.onset_decay - asked / ARTICULATION_PER_DECAY, 0.0, 1.0))
-        moves["articulation"] = limited("articulation", asked, ARTICULATION_PER_DECAY * (content.onset_decay - decay),
-                                        why)
+        decay = float(np.clip(content.onset_decay - held / ARTICULATION_PER_DECAY, 0.0, 1.0))
+        move("articulation", "articulation", articulation, ARTICULATION_PER_DECAY * (content.onset_decay - decay),
+             ("more detached", "more legato"))
     wanted = "major" if valence > 0 else "minor"
     if ("mode" in cues and abs(valence) >= MODE_STEP and content.mode and content.mode != wanted
             and _finite(content.key_confidence) and content.key_confidence >= MIN_KEY_CONFIDENCE):
         moves["key"] = (PITCH_NAMES.index(content.tonic), content.mode)
         moves["mode"] = wanted
-        reasons["mode"] = f"valence {valence:+.2f} step"
+        reasons["mode"] = f"to {wanted}"
     return Moves(**moves), reasons
 
 
