@@ -57,7 +57,9 @@ def split(
     test_collections: Annotated[Optional[list[str]], typer.Option(
         "--test-collection", help="Hold out every song of this collection (a corpus's `collection` column) as the "
                                   "test part; repeatable.")] = None,
-    val: Annotated[float, typer.Option("--val", help="Fraction of songs for validation.")] = 0.08,
+    val: Annotated[Optional[float], typer.Option(
+        "--val", help="Fraction of songs for validation (default 0.08, or 0 with --test 1: a held-out corpus, all "
+                      "test).")] = None,
     seed: Seed = 0,
     from_: Annotated[Optional[Path], typer.Option(
         "--from", help="Use an original split file (deam_split.csv, mer_taffc_split.csv) instead of drawing one.")] = None,
@@ -95,7 +97,9 @@ def split(
             note(f"{both} songs flagged both test and validation in {from_}: counted as test", quiet)
     else:
         default_test = 0.0 if test_collections else 0.2
-        result = split_table(dataset.table, test=default_test if test is None else test, validation=val, seed=seed,
+        test = default_test if test is None else test
+        validation = (0.0 if test == 1 else 0.08) if val is None else val
+        result = split_table(dataset.table, test=test, validation=validation, seed=seed,
                              test_collections=test_collections or ())
     write_csv(result, output, force=force)
     _counts_table(result, f"songs per part → {output}")

@@ -65,6 +65,13 @@ def test_split_keeps_a_group_in_one_part():
 def test_split_rejects_impossible_fractions():
     with pytest.raises(EstmError, match="leave songs to train on"):
         split_table(song_table({"a": 5}), test=0.6, validation=0.5)
+    with pytest.raises(EstmError, match="leave songs to train on"):
+        split_table(song_table({"a": 5}), test=1.0, validation=0.1)
+
+
+def test_a_held_out_corpus_is_split_all_test():
+    split = split_table(song_table({"a": 5, "b": 3}), test=1.0, validation=0.0)
+    assert set(split["part"]) == {"test"} and len(split) == 8
 
 
 def test_original_split_files_map_onto_local_songs(tmp_path):

@@ -25,10 +25,13 @@ def split_table(table: pd.DataFrame, *, test: float = 0.2, validation: float = 0
     Groups are stratified by their labels: within each stratum round(test * n) groups go to test and
     round(validation * n) to validation, so each class's proportions are within one song of the target.
     Every group of `test_collections` (values of the table's `collection` column) goes to test first, for
-    cross-collection tests; the fractions then apply to the other groups.
+    cross-collection tests; the fractions then apply to the other groups. `test` 1 (with no validation) puts every
+    group in test: a held-out corpus, judged beside a development corpus that its models learned from.
     """
-    if not 0 <= test < 1 or not 0 <= validation < 1 or test + validation >= 1:
-        raise EstmError(f"--test {test} and --val {validation} must be fractions that leave songs to train on")
+    held_out_corpus = test == 1 and validation == 0
+    if not held_out_corpus and (not 0 <= test < 1 or not 0 <= validation < 1 or test + validation >= 1):
+        raise EstmError(f"--test {test} and --val {validation} must be fractions that leave songs to train on "
+                        "(or --test 1 alone: a held-out corpus, all test)")
     part_of_group: dict[str, str] = {}
     if test_collections:
         if "collection" not in table.columns:
