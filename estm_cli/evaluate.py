@@ -92,12 +92,20 @@ def _classifier_for(data: Path, part: str) -> Path:
 @handles_errors
 def transfer_(
     data: Annotated[Path, typer.Option(
-        "--data", help="A split CSV of a paired corpus (`estm data synth`, then `estm data split`): its --part is "
-                       "judged, its train part teaches the cue judge. With --pairs: the segment cache folder (or its "
-                       "manifest.csv) that the pairs refer to.")],
+        "--data", help="A split CSV of a paired corpus (`estm data synth`, then `estm data split`), the development "
+                       "corpus: its --part is judged, its train part teaches the cue judge. With --pairs: the segment "
+                       "cache folder (or its manifest.csv) that the pairs refer to.")],
+    held_out: Annotated[Optional[Path], typer.Option(
+        "--held-out", help="The split CSV of a second paired corpus that development never saw (other works, "
+                           "another SoundFont; `estm data split DIR --test 1`): its test part is judged beside "
+                           "--data's, by the same judges.")] = None,
     method: Annotated[Optional[str], typer.Option(
         "--method", help=f"A transfer method that needs no trained weights, to judge: {', '.join(METHODS)} "
-                         "(the default, unless --model).")] = None,
+                         "(the default, unless --model); judged asked both ways, with an emotion file (NAME) and "
+                         "with the target quadrant (NAME --emotion).")] = None,
+    range_: Annotated[str, typer.Option(
+        "--range", help="With --method: natural (the default: edits a mixing engineer would make) or wide (large "
+                        "moves, octaves).")] = "natural",
     model: Annotated[Optional[str], typer.Option(
         "--model", help=f"A learned model ({', '.join(transferring())}; name or path) to judge instead of a method "
                         "(with --pairs: default the newest of them).")] = None,
@@ -106,7 +114,8 @@ def transfer_(
                         "mer model; without one, only the cue judge).")] = None,
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     count: Annotated[Optional[int], typer.Option(
-        "--count", "-n", help="How many pairs, drawn at random (default: every pair of the part).")] = None,
+        "--count", "-n", help="How many pairs of each corpus, drawn at random (default: every pair of the part).")
+    ] = None,
     pairs: Annotated[Optional[Path], typer.Option(
         "--pairs", help="The paper's metrics instead (MSE_C, PEA, AEA, CD) for --model on the segment pairs of this "
                         "CSV (`estm data pairs`).")] = None,
@@ -124,43 +133,45 @@ def transfer_(
 ) -> None:
     """Does a transfer transfer? Each pair asks for an excerpt in another quadrant, with another excerpt as the
     emotion reference; the method's output is judged beside copy-content, copy-reference and the true target by a
-    mer model and a cue judge, with its distance to the target, the content it keeps and the cues it moved.
+    mer model and a cue judge, with its distance to the target, the content it keeps and the cues it moved. With
+    --held-out, on the development corpus and a held-out one side by side.
     """
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
-    from estm_core.families import method_module
 
     if method is not None and (model is not None or pairs is not None):
         raise EstmError("--method judges a method that needs no weights: leave out --model and --pairs")
     if pairs is not None:
+        if held_out is not None or range_ != "natural":
+            raise EstmError("--held-out and --range are for the judged transfer: leave out --pairs")
         _paper_metrics(model, pairs, cache_folder(data), judge, output, batch_size, choose_device(device), force,
                        json_, quiet)
         return
     from estm_core import transfer_evaluation as evaluation
-    from estm_core.datasets.split import PARTS, read_split
+    from estm_core.datasets.split import PARTS
     from estm_core.files import atomic_write, check_writable, write_csv
 
     if part not in PARTS:
         raise EstmError(f"--part must be one of {', '.join(PARTS)}, not {part!r}")
     if count is not None and count < 1:
         raise EstmError("--count must be 1 or more")
-    split = read_split(data)
-    split["path"] = [str((Path(data).parent / path).resolve()) for path in split["path"]]
+    split = _paired_split(data)
+    held_out_split = None if held_out is None else _paired_split(held_out)
+    if held_out_split is not None:
+        evaluation.check_held_out(held_out_split, split)
     target = choose_device(device)
-    if model is None:
-        name = method or "cues"
-        run, labeller = method_module(name).evaluation_method(), None
-    else:
-        run, name, labeller = evaluation.model_method(model, target)
-    methods, labellers = {name: run}, () if labeller is None else (labeller,)
+    name, methods, labellers = _judged_systems(method, model, range_, target)
     out_dir = output or Path("evaluations") / f"{name}-transfer-{part}"
     written = [out_dir / "evaluation.json", out_dir / "pairs.csv", out_dir / "example.png"]
     for path in written:  # before the work, not after it
         check_writable(path, force)
-    note(f"device: {target}; method: {name}", quiet)
+    note(f"device: {target}; systems: {', '.join(methods)}", quiet)
     with ProgressBar("judging", None, unit="pairs", quiet=quiet) as bar:
-        summary, table = evaluation.evaluate(methods, split, part=part, judge=judge, labellers=labellers, count=count,
-                                             seed=seed, jobs=jobs, device=target, on_progress=bar)
+        summary, table = evaluation.evaluate(methods, split, part=part, held_out=held_out_split, judge=judge,
+                                             labellers=labellers, count=count, seed=seed, jobs=jobs, device=target,
+                                             on_progress=bar)
+    for corpus, source in zip(summary["corpora"], (data, held_out)):
+        summary["corpora"][corpus]["data"] = str(source)
     with atomic_write(written[0], force) as temporary:
         temporary.write_text(json.dumps(plain(summary), indent=2))
     write_csv(table, written[1], force)
@@ -168,21 +179,107 @@ def transfer_(
     if json_:
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
         return
-    _print_judged(name, part, summary, evaluation.summary_rows(summary))
+    _print_judged(name, summary)
     note(f"report: {', '.join(str(path) for path in written)}", quiet)
 
 
-def _print_judged(name: str, part: str, summary: dict, rows: list[dict]) -> None:
-    """The judged transfer's table: a row for the method and each baseline, a column for each measure."""
-    stdout.print(f"{name} on {summary['pairs']} pairs of {summary['excerpts']} {part} excerpts; judges: "
-                 f"{summary['judges']['mer'] or 'no mer model'} and the cue judge (chance 0.25 for the quadrant, "
-                 "0.5 for each flip)", highlight=False)
+def _paired_split(path: Path):
+    """A paired corpus's split CSV, its paths made absolute (they are relative to the CSV's folder)."""
+    from estm_core.datasets.split import read_split
+
+    split = read_split(path)
+    split["path"] = [str((Path(path).parent / file).resolve()) for file in split["path"]]
+    return split
+
+
+def _judged_systems(method: str | None, model: str | None, range_: str, device) -> tuple[str, dict, tuple]:
+    """(the report's name, the systems judged as {name: method}, the models that labelled their training data):
+    a method asked both ways, with an emotion file (NAME) and with the target quadrant (NAME --emotion), or one
+    learned model."""
+    from estm_core import transfer_evaluation as evaluation
+    from estm_core.errors import EstmError
+    from estm_core.families import method_module
+
+    if model is not None:
+        if range_ != "natural":
+            raise EstmError("--range is a method's (--method): a learned model (--model) has no range to choose")
+        run, name, labeller = evaluation.model_method(model, device)
+        return name, {name: run}, () if labeller is None else (labeller,)
+    name = method or "cues"
+    module = method_module(name)
+    if range_ not in module.RANGES:
+        raise EstmError(f"--range must be one of {', '.join(module.RANGES)}, not {range_!r}")
+    methods = {name: module.evaluation_method(asked="reference", range_=range_),
+               f"{name} --emotion": module.evaluation_method(asked="quadrant", range_=range_)}
+    return name if range_ == "natural" else f"{name}-{range_}", methods, ()
+
+
+def _print_judged(name: str, summary: dict) -> None:
+    """Per corpus, the judged transfer's table (a row for each baseline, method and the ceiling); then per corpus
+    and judge, each method's confusion matrix."""
+    from rich.columns import Columns
+
+    judges = {"mer": summary["judges"]["mer"], "cue_judge": "the cue judge"}
+    judged = [judge for judge, title in judges.items() if title]
+    stdout.print(f"{name}, judged by {' and '.join(judges[judge] for judge in judged)}, which learned from the "
+                 "development corpus alone. Per judge: the share heard in the asked quadrant ((a-b): its 95 % "
+                 "interval; chance 0.25), and in the asked arousal and valence where the pair flips them (chance "
+                 "0.5); the share of arousal flips whose loudness moved as asked; the chroma kept.", highlight=False)
+    for corpus, scores in summary["corpora"].items():
+        ceiling = ", ".join(f"{judges[judge]} {accuracy:.2f}" for judge, accuracy in scores["ceiling"].items())
+        stdout.print(f"\n{corpus}: {scores['pairs']} pairs of {scores['excerpts']} {scores['part']} excerpts; "
+                     f"ceiling (the target heard in its quadrant): {ceiling}", highlight=False)
+        stdout.print(_judged_table(scores, judged))
+    for corpus, scores in summary["corpora"].items():
+        for judge in judged:
+            stdout.print(f"\n{corpus}, {judges[judge]}: asked quadrant (rows) by heard quadrant (columns)",
+                         highlight=False)
+            stdout.print(Columns([_confusion_table(method, scores["systems"][method]["judges"][judge])
+                                  for method in summary["methods"]], padding=(0, 4)))
+
+
+def _judged_table(scores: dict, judged: list[str]) -> Table:
+    """One corpus's systems by each judge's quadrant heard (with its interval), arousal and valence flips, then the
+    share of arousal asks whose loudness moved the asked way and the chroma kept."""
+    titles = {"mer": "mer", "cue_judge": "cue judge"}
     view = Table(show_edge=False)
-    for column in rows[0]:
-        view.add_column(column.replace(" ", "\n"), justify="left" if column == "system" else "right")
-    for row in rows:
-        view.add_row(*(value if isinstance(value, str) else f"{value:.2f}" for value in row.values()))
-    stdout.print(view)
+    view.add_column("system")
+    for judge in judged:  # the judge named over its first column: the three are read as one group
+        for title, measure in zip((titles[judge], "", ""), ("quadrant", "arousal", "valence")):
+            view.add_column(f"{title}\n{measure}", justify="right")
+    view.add_column("loudness\nas asked", justify="right")
+    view.add_column("chroma\nkept", justify="right")
+    for system, figures in scores["systems"].items():
+        cells = []
+        for judge in judged:
+            heard = figures["judges"][judge]
+            cells += [_with_interval(heard["target_accuracy"], heard["intervals"]["target_accuracy"]),
+                      _share(heard["arousal_flips"]), _share(heard["valence_flips"])]
+        view.add_row(system, *cells, _share(figures["loudness_direction"]), _share(figures["chroma_correlation"]))
+    return view
+
+
+def _share(value: float | None) -> str:
+    """A share to two places; a dash where there was nothing to count (no pair asked for it)."""
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def _with_interval(share: float, interval: list[float] | None) -> str:
+    return _share(share) if interval is None else f"{_share(share)} ({interval[0]:.2f}-{interval[1]:.2f})"
+
+
+def _confusion_table(method: str, heard: dict) -> Table:
+    """A method's confusion matrix by one judge (counts), with the share of each asked quadrant heard in it."""
+    view = Table(title=method, show_edge=False)
+    quadrants = list(heard["confusion"])
+    view.add_column("asked")
+    for quadrant in quadrants:
+        view.add_column(quadrant, justify="right")
+    view.add_column("heard as\nasked", justify="right")
+    for asked, counts in heard["confusion"].items():
+        view.add_row(asked, *(str(counts[quadrant]) for quadrant in quadrants),
+                     _share(heard["per_quadrant"][asked]["share"]))
+    return view
 
 
 def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force, json_, quiet) -> None:

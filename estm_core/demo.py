@@ -254,6 +254,8 @@ class Demo:
         self.stage("recognition", self._recognition)
         self.stage("classified", self._classify_files)
         self.stage("transfer", self._transfer)
+        if "corpora" not in self.state["done"].get("judged", {"corpora": None}):
+            del self.state["done"]["judged"]  # judged before the summary gave its figures per corpus: judge again
         self.stage("judged", self._judged_transfer)
         self.stage("generation", self._generation)
 
@@ -372,6 +374,7 @@ class Demo:
         segments = done["segments"]
         source = SOURCES[self.plan.source]
         judged = done["judged"]
+        judged_pairs = judged["corpora"]["development"]["pairs"]
         classified = done["classified"][:8]
         shown = f"the {len(classified)}" if len(classified) == len(done["classified"]) else \
             f"{len(classified)} of the {len(done['classified'])}"
@@ -415,7 +418,7 @@ class Demo:
                   "own distance (what doing nothing scores). PEA means only as much as the judge's own accuracy "
                   "(above): a judge that always hears one quadrant scores every transfer PEA 1."),
             ("table", self._transfer_table()),
-            ("p", f"Does a transfer transfer? `estm evaluate transfer` on {judged['pairs']} held-out pairs: the "
+            ("p", f"Does a transfer transfer? `estm evaluate transfer` on {judged_pairs} held-out pairs: the "
                   f"{source.unit} in one quadrant, another {source.unit} in a second quadrant as the emotion "
                   f"reference, and the first {source.unit} rendered in the second quadrant as the true target. The "
                   "cue method (no model: tempo, register, loudness, dynamics, brightness, articulation and mode "
@@ -423,7 +426,8 @@ class Demo:
                   "copy-reference (all emotion, no content) and the target (the ceiling). Judges: demo-judge and "
                   "the cue judge (logistic regression on the cue meter, fitted on the training files); chance is "
                   "0.25 for the quadrant and 0.5 for an arousal or valence flip. The mel distance to the target and "
-                  "the chroma correlation with the content are taken after aligning tempo."),
+                  "the chroma correlation with the content are taken after aligning tempo; the last column is the "
+                  "share of the pairs asked to flip arousal whose loudness moved the asked way."),
             ("table", pd.DataFrame(summary_rows(judged))),
             ("img", Path(judged["example"]["figure"]),
              f"One held-out pair ({Path(next(iter(example.values()))).stem}): " + ", ".join(example)),

@@ -63,10 +63,10 @@ def test_every_model_is_in_the_store_and_evaluated(demo_store):
         assert np.isfinite([summary["mse_c"], summary["pea"], summary["cd_x1e5"], summary["lsd_target_db"]]).all()
         assert summary["judge"] == "demo-judge" and summary["style_labeller"] == "demo-mer"
     judged = state["judged"]  # both methods beside the baselines and the ceiling, with both judges
-    assert list(judged["systems"]) == ["copy-content", "copy-reference", "cue method", "demo-estm2", "target"]
+    systems = judged["corpora"]["development"]["systems"]
+    assert list(systems) == ["copy-content", "copy-reference", "cue method", "demo-estm2", "target"]
     assert judged["judges"]["mer"] == "demo-judge" and judged["style_labellers"] == ["demo-mer"]
-    assert judged["systems"]["target"]["mel_distance_db"] == 0 and set(judged["systems"]["target"]["judges"]) == {
-        "mer", "cue_judge"}
+    assert systems["target"]["mel_distance_db"] == 0 and set(systems["target"]["judges"]) == {"mer", "cue_judge"}
     assert 0 <= state["generation"]["judged_label_accuracy"] <= 1
     for result in state["recognition"].values():
         assert 0 <= result["accuracy"] <= 1 and result["count"] > 0

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from estm_core import audio
@@ -38,6 +39,40 @@ def test_alignment_finds_a_tempo_between_the_coarse_scales():
     slower = np.stack([np.interp(times, np.arange(1300), column) for column in frames.T], axis=1)
     assert evaluation.chroma_correlation(frames, slower) > 0.99
     assert evaluation.mel_distance(frames, slower) < 0.1 * evaluation.mel_distance(frames, frames[::-1])
+
+def test_the_wilson_interval_matches_hand_computed_values():
+    # p = k/n, z = 1.96: centre (p + z²/2n) / (1 + z²/n), half-width z / (1 + z²/n) * sqrt(p(1 - p)/n + z²/4n²)
+    assert evaluation.wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert evaluation.wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert evaluation.wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)  # wide even at a share of 0
+    assert evaluation.wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert all(math.isnan(bound) for bound in evaluation.wilson_interval(0, 0))
+    few, many = pd.Series([True] * 200 + [False] * 99), pd.Series([True] * 200 + [False] * 100)
+    assert evaluation.share_of(few)["interval"] == pytest.approx(list(evaluation.wilson_interval(200, 299)))
+    assert evaluation.share_of(many) == {"share": 2 / 3, "items": 300, "interval": None}  # a few hundred: none
+
+
+def test_confusion_and_accuracy_per_asked_quadrant_on_a_hand_made_table():
+    asked = pd.Series(["Q1", "Q1", "Q1", "Q2", "Q2", "Q3", "Q4", "Q4"])
+    heard = pd.Series(["Q1", "Q2", "Q1", "Q2", "Q2", "Q4", "Q4", None])  # the last output was not judged
+    counts = evaluation.confusion(asked, heard)
+    assert counts.to_dict("index") == {"Q1": {"Q1": 2, "Q2": 1, "Q3": 0, "Q4": 0},
+                                       "Q2": {"Q1": 0, "Q2": 2, "Q3": 0, "Q4": 0},
+                                       "Q3": {"Q1": 0, "Q2": 0, "Q3": 0, "Q4": 1},
+                                       "Q4": {"Q1": 0, "Q2": 0, "Q3": 0, "Q4": 1}}
+    shares = evaluation.per_quadrant(asked, heard)
+    assert {quadrant: (share["share"], share["items"]) for quadrant, share in shares.items()} == {
+        "Q1": (2 / 3, 3), "Q2": (1.0, 2), "Q3": (0.0, 1), "Q4": (0.5, 2)}  # an unjudged output is a miss
+    assert shares["Q1"]["interval"] == pytest.approx(list(evaluation.wilson_interval(2, 3)))
+
+
+def test_loudness_direction_counts_the_pairs_asked_to_flip_arousal_on_a_hand_made_table():
+    rows = pd.DataFrame([("Q3", "Q1", 3.0), ("Q3", "Q2", -1.0), ("Q1", "Q3", -2.0), ("Q2", "Q4", 0.0),
+                         ("Q1", "Q2", 5.0), ("Q4", "Q1", math.nan)],  # Q1 -> Q2 keeps arousal: not counted
+                        columns=["content_quadrant", "target_quadrant", "loudness_moved"])
+    moved = evaluation.loudness_direction(rows)
+    assert moved.tolist() == [True, False, True, False, False]  # unchanged (0) or unmeasured: not moved
+
 
 BASE = Cues(duration_s=10.0, tempo_bpm=100.0, onset_rate=2.0, loudness_lufs=-20.0, dynamic_range_db=5.0,
             centroid_hz=800.0, tilt_db_per_octave=-6.0, percussive_ratio=0.1, onset_decay=0.7,
@@ -88,9 +123,17 @@ def test_copy_content_scores_the_floor_and_an_oracle_the_ceiling(tiny_split, sto
         return samples, rate
 
     summary, table = evaluation.evaluate({"oracle": oracle}, tiny_split, count=12, seed=1)
-    systems = summary["systems"]
-    assert summary["pairs"] == 12 and len(table) == 4 * 12 and summary["judges"]["mer"] is None  # empty store
+    development = summary["corpora"]["development"]
+    systems = development["systems"]
+    assert list(summary["corpora"]) == ["development"] and set(table["corpus"]) == {"development"}
+    assert development["pairs"] == 12 and len(table) == 4 * 12 and summary["judges"]["mer"] is None  # empty store
     assert systems["oracle"] == systems["target"]
+    assert development["ceiling"] == {"cue_judge": systems["target"]["judges"]["cue_judge"]["target_accuracy"]}
+    assert systems["copy-content"]["loudness_direction"] == 0.0  # doing nothing never moves the loudness
+    heard = systems["target"]["judges"]["cue_judge"]
+    assert sum(map(sum, (row.values() for row in heard["confusion"].values()))) == heard["items"]["target_accuracy"]
+    low, high = heard["intervals"]["target_accuracy"]  # 12 items: few enough to be given an interval
+    assert low <= heard["target_accuracy"] <= high
     assert systems["target"]["mel_distance_db"] == 0.0 and systems["target"]["closer_than_content"] == 1.0
     assert systems["copy-content"]["closer_than_content"] == 0.0
     assert systems["copy-content"]["chroma_correlation"] == pytest.approx(1.0)
@@ -100,22 +143,60 @@ def test_copy_content_scores_the_floor_and_an_oracle_the_ceiling(tiny_split, sto
     assert systems["copy-reference"]["cue_directions"]["loudness"] == 1.0  # the reference has what it asks for
 
 
-def test_the_command_judges_the_cue_method_and_refuses_a_bad_split(estm, tiny_split, tmp_path, store_home):
+def test_the_command_judges_both_cue_systems_on_both_corpora(estm, tiny_split, tmp_path, store_home):
+    import json
+
+    from estm_core.datasets import synth
+
+    split_path = tmp_path / "split.csv"
+    tiny_split.to_csv(split_path, index=False)
+    synth.generate(tmp_path / "other", contents=2, seconds=4.0, seed=11)  # a second corpus, development never saw
+    held = estm("data", "split", tmp_path / "other", "-o", tmp_path / "held.csv", "--test", "1", "--quiet")
+    assert held.code == 0, held.err
+    result = estm("evaluate", "transfer", "--data", split_path, "--held-out", tmp_path / "held.csv", "-n", "2", "-o",
+                  tmp_path / "report")
+    assert result.code == 0, result.err
+    summary = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+    assert summary["methods"] == ["cues", "cues --emotion"] and list(summary["corpora"]) == ["development", "held-out"]
+    for corpus in summary["corpora"].values():
+        assert corpus["pairs"] == 2 and corpus["part"] == "test"
+        assert list(corpus["systems"]) == ["copy-content", "copy-reference", "cues", "cues --emotion", "target"]
+        assert set(corpus["systems"]["cues --emotion"]["judges"]["cue_judge"]["per_quadrant"]) == {"Q1", "Q2", "Q3",
+                                                                                                 "Q4"}
+    assert summary["corpora"]["held-out"]["data"] == str(tmp_path / "held.csv")
+    pairs = pd.read_csv(tmp_path / "report" / "pairs.csv")
+    assert pairs.groupby("corpus")["system"].agg(set).to_dict() == {
+        corpus: {"copy-content", "copy-reference", "cues", "cues --emotion", "target"}
+        for corpus in ("development", "held-out")}
+    assert len(pairs) == 2 * 2 * 5 and pairs["loudness_moved"].notna().all()
+    assert (pairs.loc[pairs["system"] == "copy-content", "loudness_moved"] == 0).all()
+    for shown in ("development:", "held-out:", "cues --emotion", "quadrant", "loudness"):
+        assert shown in result.out
+    assert (tmp_path / "report" / "example.png").is_file()
+
+
+def test_the_command_refuses_a_bad_split_range_or_held_out_corpus(estm, tiny_split, tmp_path, store_home):
     import json
 
     split_path = tmp_path / "split.csv"
     tiny_split.to_csv(split_path, index=False)
-    result = estm("evaluate", "transfer", "--data", split_path, "--method", "cues", "-n", "3", "-o",
+    result = estm("evaluate", "transfer", "--data", split_path, "--method", "cues", "-n", "1", "-o",
                   tmp_path / "report", "--json")
     assert result.code == 0, result.err
     summary = json.loads(result.out)
-    assert set(summary["systems"]) == {"copy-content", "copy-reference", "cues", "target"}
+    assert set(summary["corpora"]["development"]["systems"]) == {"copy-content", "copy-reference", "cues",
+                                                                 "cues --emotion", "target"}
     for name in ("evaluation.json", "pairs.csv", "example.png"):
         assert (tmp_path / "report" / name).is_file()
     again = estm("evaluate", "transfer", "--data", split_path, "-n", "3", "-o", tmp_path / "report")
     assert again.code == 1 and "already exists" in again.err
     unknown = estm("evaluate", "transfer", "--data", split_path, "--method", "nope", "-o", tmp_path / "other")
     assert unknown.code == 1 and "known: cues" in unknown.err and len(unknown.err.strip().splitlines()) == 1
+    loud = estm("evaluate", "transfer", "--data", split_path, "--range", "loud", "-o", tmp_path / "other")
+    assert loud.code == 1 and "--range must be one of natural, wide" in loud.err
+    assert len(loud.err.strip().splitlines()) == 1
+    same = estm("evaluate", "transfer", "--data", split_path, "--held-out", split_path, "-o", tmp_path / "other")
+    assert same.code == 1 and "held-out corpus shares" in same.err and len(same.err.strip().splitlines()) == 1
     (tmp_path / "bad.csv").write_text("song_id,path\n1,a.wav\n")
     bad = estm("evaluate", "transfer", "--data", tmp_path / "bad.csv")
     assert bad.code == 1 and "bad.csv" in bad.err and len(bad.err.strip().splitlines()) == 1
