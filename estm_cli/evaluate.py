@@ -172,6 +172,10 @@ def transfer_(
                                              on_progress=bar)
     for corpus, source in zip(summary["corpora"], (data, held_out)):
         summary["corpora"][corpus]["data"] = str(source)
+    if model is None and (method or "cues") == "cues":  # the cue method on signals whose right answer is known
+        from estm_core.transfer_artifacts import check_all
+
+        summary["artifacts"] = check_all(range_)
     with atomic_write(written[0], force) as temporary:
         temporary.write_text(json.dumps(plain(summary), indent=2))
     write_csv(table, written[1], force)
@@ -180,6 +184,9 @@ def transfer_(
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
         return
     _print_judged(name, summary)
+    for check, result in summary.get("artifacts", {}).items():
+        stdout.print(f"artifact check {check}: {result['value']:.2f} (limit {result['limit']:.2f}) "
+                     f"{'passed' if result['passed'] else 'FAILED'}: {result['what']}", highlight=False)
     note(f"report: {', '.join(str(path) for path in written)}", quiet)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from conftest import tone, write
 from estm_core import audio
 from estm_core.cues import analysis
-from estm_core.cues.analysis import FIELDS, analyze
+from estm_core.cues.analysis import FIELDS, Cues, analyze
+from estm_core.cues.emotion import recognise
 
 RATE = 22050
 MELODY = [60, 62, 64, 65, 67, 65, 64, 62] * 3  # 24 notes
@@ -273,8 +275,13 @@ def test_analyze_command_json_and_csv(estm, two_songs, bad_files):
     assert result.code == 0
     records = [json.loads(line) for line in result.out.splitlines()]  # nothing but JSON on stdout
     assert [record["path"] for record in records] == [str(path) for path in two_songs]
-    assert set(records[0]) == {"path", *FIELDS} and (records[0]["tonic"], records[0]["mode"]) == ("C", "major")
+    heard = ("arousal", "valence", "quadrant")  # the cue recogniser's reading of the cues
+    assert set(records[0]) == {"path", *FIELDS, *heard} and (records[0]["tonic"], records[0]["mode"]) == ("C", "major")
     assert records[1]["tempo_bpm"] == pytest.approx(120, abs=2)
+    for record in records:
+        emotion = recognise(replace(Cues(**{name: record[name] for name in FIELDS}), spectra=None))
+        assert (record["arousal"], record["valence"], record["quadrant"]) == \
+            (pytest.approx(emotion.arousal, abs=1e-3), pytest.approx(emotion.valence, abs=1e-3), emotion.quadrant)
 
     with_bad = estm("analyze", *two_songs, bad_files["not_audio"], "--json")
     assert with_bad.code == 3
@@ -284,7 +291,7 @@ def test_analyze_command_json_and_csv(estm, two_songs, bad_files):
     table = estm("analyze", *two_songs, "--csv")
     lines = table.out.splitlines()
     assert table.code == 0 and len(lines) == 3
-    assert lines[0].split(",") == ["path", *FIELDS, "error"]
+    assert lines[0].split(",") == ["path", *FIELDS, *heard, "error"]
     assert estm("analyze", bad_files["not_audio"]).code == 1  # nothing analysed
     assert estm("analyze", two_songs[0], "--json", "--csv").code == 1
 

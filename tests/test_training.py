@@ -296,8 +296,13 @@ def test_classify_command_batch_with_a_bad_file_exits_3(trained, tmp_path, estm,
     assert estm("classify", low, "--hop", "0").code == 1  # one line, not a hang
     table = estm("classify", low, "--task", "genre")
     assert table.code == 0 and "low" in table.out
-    missing = estm("classify", low, "--task", "mer")
-    assert missing.code == 1 and "estm train mer" in missing.err
+    missing = estm("classify", low, "--task", "gems")
+    assert missing.code == 1 and "estm train gems" in missing.err
+    recognised = estm("classify", low, "--task", "mer", "--json")  # no mer model: the cue recogniser, and it says so
+    assert recognised.code == 0 and "cue recogniser (no mer model in the store)" in recognised.err
+    record = json.loads(recognised.out)
+    assert record["models"]["mer"]["model"] == "cue recogniser" and record["mer"] in ("Q1", "Q2", "Q3", "Q4")
+    assert sum(record[f"mer_Q{number}"] for number in range(1, 5)) == pytest.approx(1.0)
 
 
 # --------------------------------------------------------------------------------------------------- evaluate

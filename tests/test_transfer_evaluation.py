@@ -170,8 +170,11 @@ def test_the_command_judges_both_cue_systems_on_both_corpora(estm, tiny_split, t
         for corpus in ("development", "held-out")}
     assert len(pairs) == 2 * 2 * 5 and pairs["loudness_moved"].notna().all()
     assert (pairs.loc[pairs["system"] == "copy-content", "loudness_moved"] == 0).all()
-    for shown in ("development:", "held-out:", "cues --emotion", "quadrant", "loudness"):
+    for shown in ("development:", "held-out:", "cues --emotion", "quadrant", "loudness", "artifact check identity"):
         assert shown in result.out
+    artifacts = summary["artifacts"]  # the cue method on signals whose right answer is known
+    assert {"identity_mel", "identity_chroma", "joins", "mode", "limiter"} <= set(artifacts)
+    assert all(isinstance(check["passed"], bool) and check["limit"] is not None for check in artifacts.values())
     assert (tmp_path / "report" / "example.png").is_file()
 
 
@@ -203,3 +206,27 @@ def test_the_command_refuses_a_bad_split_range_or_held_out_corpus(estm, tiny_spl
     (tmp_path / "song.wav").write_bytes(b"RIFF\xbc\xff\x00binary")  # audio where a split file should be
     wrong = estm("evaluate", "transfer", "--data", tmp_path / "song.wav")
     assert wrong.code == 1 and "not a split file" in wrong.err and "internal" not in wrong.err
+
+
+def test_train_recogniser_fits_a_split_and_the_store_then_uses_it(estm, tiny_split, tmp_path, store_home):
+    from estm_core.cues.analysis import analyze
+    from estm_core.cues.emotion import active_recogniser, shipped_path
+
+    split_path = tmp_path / "split.csv"
+    tiny_split.to_csv(split_path, index=False)
+    rows = tiny_split[tiny_split["part"] == "train"]
+    shipped = active_recogniser()
+    assert "train part" in shipped.fitted_on and (store_home / "recogniser.json").exists() is False
+    result = estm("train", "recogniser", "--data", split_path, "-q")
+    assert result.code == 0, result.err
+    fitted = active_recogniser()  # the store's, now
+    assert fitted.fitted_on == f"{len(rows)} files ({rows['group'].nunique()} works) of a split's train part"
+    heard = [fitted.recognise(analyze(path)).quadrant for path in rows["path"]]
+    assert np.mean(np.array(heard) == rows["label"].to_numpy()) >= 0.75  # it learned its own training files
+    again = estm("train", "recogniser", "--data", split_path, "-q")
+    assert again.code == 1 and "already exists" in again.err
+    copy = tmp_path / "mine.json"
+    assert estm("train", "recogniser", "--data", split_path, "-o", copy, "-q").code == 0
+    assert copy.read_text() == (store_home / "recogniser.json").read_text()  # the same data make the same file
+    assert estm("train", "recogniser", "--data", split_path, "--part", "nope", "-o", tmp_path / "x.json").code == 1
+    assert shipped_path().is_file() and not (tmp_path / "x.json").exists()

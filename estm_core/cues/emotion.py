@@ -126,14 +126,16 @@ def _read(path: str, modified: float) -> Recogniser:
     return Recogniser.from_json(Path(path).read_text(), path)
 
 
-def active_recogniser() -> Recogniser:
-    """The store's recogniser (`estm train recogniser`) if there is one, else the one estm ships
-    (data/recogniser.json)."""
+def shipped_path() -> Path:
+    """The recogniser estm ships (data/recogniser.json)."""
     from ..resources import data_file
 
-    path = store_path()
-    if not path.is_file():
-        path = data_file(RECOGNISER_NAME)
+    return Path(data_file(RECOGNISER_NAME))
+
+
+def active_recogniser() -> Recogniser:
+    """The store's recogniser (`estm train recogniser`) if there is one, else the one estm ships."""
+    path = store_path() if store_path().is_file() else shipped_path()
     return _read(str(path), path.stat().st_mtime)
 
 
