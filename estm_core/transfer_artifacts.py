@@ -34,7 +34,7 @@ TRIAD_HZ = (293.66, 369.99, 440.0)  # D4 F#4 A4: D major (a tonic other than C, 
 TRIAD_TONIC = 2  # D
 MINOR_TRIAD_HZ = (293.66, 349.23, 440.0)  # D4 F4 A4
 TRIAD_HARMONICS = 6  # partials of each tone, at 1/k of the fundamental's amplitude: as an instrument has (with 5
-#   or more, the root's and the fifth's 5th partials fall on degrees 3 and 7, and the mode edit moves them too)
+#   or more, the root's and the fifth's 5th partials fall on degrees 3 and 7, and the mode edit must leave them)
 PARTIAL_HZ = 2.0  # a partial's half-width on the long FFT of the mode check (its resolution is a third of a hertz)
 TRIAD_EDGE_S = 0.5  # the mode check skips the triad's fade in and out
 NOISE_FLOOR_DB = -70.0  # the piece's white noise floor (RMS, dBFS), as a recording has: on a synthetic signal's
@@ -225,10 +225,10 @@ def internal_joins(frames: int, rate: int, moves: Moves, *,
                      if frames > (index + 1) * stretcher.segment + stretcher.context)
         found += [(round(index * stretcher.segment / ratio), stretcher.half) for index in range(1, pieces + 1)]
     if moves.mode is not None and moves.key is not None and moves.mode != moves.key[1]:
-        # chunks of MODE_CHUNK hops of the input padded with MODE_FFT frames in front
-        chunk = render.MODE_CHUNK * (render.MODE_FFT // 4)
-        found += [(round((start - render.MODE_FFT) / ratio), round(render.MODE_FFT / ratio))
-                  for start in range(chunk, frames + render.MODE_FFT, chunk)]
+        # chunks of MODE_CHUNK hops of the input padded with a frame (render.mode_fft) in front
+        size = render.mode_fft(rate)
+        chunk = render.MODE_CHUNK * (size // 4)
+        found += [(round((start - size) / ratio), round(size / ratio)) for start in range(chunk, frames + size, chunk)]
     return found
 
 
