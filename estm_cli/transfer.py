@@ -42,8 +42,9 @@ def transfer(
         "--cues", help="Cue method: the cues to move, comma-separated (default: tempo,register,loudness,"
                        "dynamics,brightness,articulation,mode).")] = None,
     range_: Annotated[str, typer.Option(
-        "--range", help="Cue method: natural (default: what a mixing engineer would do to a finished mix: a few "
-                        "semitones, tempo x0.75-x1.33, a mastering tilt) or wide (octaves, tempo x0.25-x4).")] = "natural",
+        "--range", help="Cue method: natural (default: what a mixing engineer would do to a finished mix: tempo "
+                        "x0.75-x1.33, a mastering tilt, no transposition) or wide (octaves, tempo x0.25-x4).")
+    ] = "natural",
     match: Annotated[str, typer.Option(
         "--match", help="Cue method with an EMOTION file: emotion (default: move the content by the difference "
                         "between the emotions heard in the two files) or cues (copy the file's raw cue values).")

@@ -13,7 +13,6 @@ the file again from a corpus split (the README gives the command that made the s
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -103,8 +102,9 @@ class Recogniser:
                 for axis in AXES}
             typical = {quadrant: Emotion(float(data["typical"][quadrant]["arousal"]),
                                          float(data["typical"][quadrant]["valence"])) for quadrant in QUADRANTS.labels}
-            if not all(math.isfinite(value) for judge in axes.values() for part in (judge.mean, judge.scale,
-                                                                                     judge.weights) for value in part.ravel()):
+            numbers = np.concatenate([part.ravel() for judge in axes.values()
+                                      for part in (judge.mean, judge.scale, judge.weights)])
+            if not np.isfinite(numbers).all():
                 raise ValueError("a weight is not finite")
             return cls(axes, typical, str(data.get("fitted_on", "")))
         except (ValueError, KeyError, TypeError, AttributeError) as error:

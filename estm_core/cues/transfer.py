@@ -16,7 +16,7 @@ instead (`plan`), the method before emotion was recognised. `cues` picks which o
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
