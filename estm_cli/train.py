@@ -423,7 +423,6 @@ def recogniser(
     split["path"] = [str((Path(data).parent / path).resolve()) for path in split["path"]]
     with ProgressBar("analysing", None, unit="files", quiet=quiet) as bar:
         fitted = fit_split(split, part=part, jobs=jobs, on_progress=bar)
-    output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(output, force) as temporary:
         temporary.write_text(fitted.to_json())
     typical = ", ".join(f"{q} ({e.arousal:+.2f}, {e.valence:+.2f})" for q, e in fitted.typical.items())
