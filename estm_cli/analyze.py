@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from .common import (
-    Batch, Column, Csv, Debug, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors, output_mode,
-    readable,
+    MAX_JOBS, Batch, Column, Csv, Debug, Files, Json, ProgressBar, Quiet, Recursive, bounded, expand_inputs,
+    file_failure, handles_errors, output_mode, readable,
 )
 
 
@@ -47,7 +47,9 @@ def _columns(mode: str) -> list[Column]:
 @handles_errors
 def analyze(
     files: Files,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files analysed in parallel (processes).")] = 1,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", callback=bounded(1, MAX_JOBS), help=f"Files analysed in parallel (processes, 1 to {MAX_JOBS}).")
+    ] = 1,
     recursive: Recursive = False,
     json_: Json = False,
     csv_: Csv = False,
@@ -58,17 +60,16 @@ def analyze(
     spectral centroid and tilt, percussive share and note decay, pitch register, key and mode; and the emotion the
     cue recogniser hears in them: arousal and valence (-1 to +1) and the quadrant.
 
-    Exit code 0 when every file was analysed, 3 when some failed, 1 when none could be.
+    Every command refuses the same files, each with one line: under 1 s (too short to measure), silent once any DC
+    offset is removed, NaN samples, or a float file's samples beyond full scale (refused, not clipped). Exit code 0
+    when every file was analysed, 3 when some failed, 1 when none could be.
     """
     from estm_core.cues.analysis import analyze_files
     from estm_core.cues.emotion import active_recogniser
-    from estm_core.errors import EstmError
 
-    if jobs < 1:
-        raise EstmError("--jobs must be at least 1")
     mode = output_mode(json_, csv_)
     recogniser = active_recogniser()
-    paths, problems = expand_inputs(files, recursive)
+    paths, problems = expand_inputs(files, recursive, quiet)
     paths, unreadable = readable(paths)
     problems += unreadable
 
@@ -77,8 +78,8 @@ def analyze(
         batch.failed(item, cause)
     with ProgressBar("analysing", len(paths), quiet=quiet) as bar:
         for path, result in analyze_files(paths, jobs=jobs):
-            if isinstance(result, Exception):
-                batch.failed(path, result.cause)
+            if isinstance(result, Exception):  # that file's line; the batch goes on
+                batch.failed(path, file_failure(result, debug))
             else:
                 cues = result.to_dict()
                 emotion = recogniser.recognise(result)

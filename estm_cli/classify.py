@@ -9,8 +9,8 @@ import typer
 from estm_core.families import trained_by
 
 from .common import (
-    Batch, Column, Csv, Debug, Device, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors,
-    note, output_mode, readable,
+    Batch, Column, Csv, Debug, Device, Files, Json, ProgressBar, Quiet, Recursive, bounded, expand_inputs,
+    file_failure, handles_errors, note, output_mode, readable,
 )
 
 
@@ -36,8 +36,10 @@ def classify(
     model: Annotated[Optional[list[str]], typer.Option(
         "--model", help="A model name or path (repeat for several tasks); default: the newest of each family.")] = None,
     hop: Annotated[Optional[float], typer.Option(
-        "--hop", help="Seconds between segment starts (default: the segment length, no overlap).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments classified at once.")] = 16,
+        "--hop", callback=bounded(0.01, 3600),
+        help="Seconds between segment starts, 0.01 to 3600 (default: the segment length, no overlap).")] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", callback=bounded(1, 1024), help="Segments classified at once (1 to 1024).")] = 16,
     segments: Annotated[bool, typer.Option("--segments", help="Add a row per segment.")] = False,
     recursive: Recursive = False,
     device: Device = "auto",
@@ -49,22 +51,53 @@ def classify(
     """Classify whole files: each is cut into the model's segments, and their probabilities are averaged. Where
     the store holds no mer model, the cue recogniser (no network) gives the quadrant of the whole file, and says so.
 
-    Exit code 0 when every file was classified, 3 when some failed, 1 when none could be.
+    Every command refuses the same files, each with one line: under 1 s (too short to measure), silent once any DC
+    offset is removed, NaN samples, or a float file's samples beyond full scale (refused, not clipped). Exit code 0
+    when every file was classified, 3 when some failed, 1 when none could be.
     """
     from estm_core import audio
-    from estm_core.classify import RECOGNISER, TASKS, classify_file, load_classifiers, recognised_decision
+    from estm_core.classify import classify_file, recognised_decision
+
+    mode = output_mode(json_, csv_)
+    paths, problems = expand_inputs(files, recursive, quiet)
+    paths, unreadable = readable(paths)
+    problems += unreadable
+    classifiers, recognising = _classifiers(task, model, device, batch_size, quiet)
+    tasks = (["mer"] if recognising else []) + [classifier.family for classifier in classifiers]
+    labels = {classifier.family: classifier.info.labels for classifier in classifiers}
+    if recognising:
+        from estm_core.labels import QUADRANTS
+
+        labels["mer"] = list(QUADRANTS.labels)
+    batch = Batch(_columns(tasks, labels, segments), mode)
+    for item, cause in problems:
+        batch.failed(item, cause)
+    with ProgressBar("classifying", len(paths), quiet=quiet) as bar:
+        for path in paths:
+            try:
+                result = classify_file(path, classifiers, hop_seconds=hop, batch_size=batch_size,
+                                       keep_segments=segments, require_sound=True)
+                if recognising:
+                    result.decisions = {"mer": recognised_decision(path), **result.decisions}
+                    result.duration = result.duration or audio.probe(path).duration
+            except Exception as error:  # that file's line; the batch goes on
+                batch.failed(path, file_failure(error, debug))
+            else:
+                _record(batch, path, result, mode)
+            bar.advance()
+    raise typer.Exit(batch.finish())
+
+
+def _classifiers(task: str, model: list[str] | None, device: str, batch_size: int, quiet: bool):
+    """(the classifiers for `task`, whether the cue recogniser stands in for a missing mer model), each checked for
+    what `batch_size` segments of it would hold before any file is read."""
+    from estm_core.classify import RECOGNISER, TASKS, check_batch_size, load_classifiers
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
     from estm_core.store import read_info, resolve
 
     if task not in (*TASKS, "all"):
         raise EstmError(f"--task must be one of {', '.join(TASKS)} or all")
-    if hop is not None and hop * 8000 < 1:
-        raise EstmError("--hop must be a positive number of seconds")
-    mode = output_mode(json_, csv_)
-    paths, problems = expand_inputs(files, recursive)
-    paths, unreadable = readable(paths)
-    problems += unreadable
     chosen = {}
     for name in model or []:
         family = read_info(resolve(name)).family
@@ -79,48 +112,32 @@ def classify(
         classifiers = load_classifiers(modelled, chosen, target) if modelled else []
     else:
         classifiers = load_classifiers(tasks, chosen, target, skip_missing=task == "all" and not chosen)
+    for classifier in classifiers:
+        check_batch_size(batch_size, classifier.segment_length)
     used = [f"{c.family} {c.name}" for c in classifiers] + ([f"mer: the {RECOGNISER} (no mer model in the store)"]
                                                              if recognising else [])
     note(f"device: {target}; models: " + ", ".join(used), quiet)
+    return classifiers, recognising
 
-    tasks = (["mer"] if recognising else []) + [classifier.family for classifier in classifiers]
-    labels = {classifier.family: classifier.info.labels for classifier in classifiers}
-    if recognising:
-        from estm_core.labels import QUADRANTS
 
-        labels["mer"] = list(QUADRANTS.labels)
-    batch = Batch(_columns(tasks, labels, segments), mode)
-    for item, cause in problems:
-        batch.failed(item, cause)
-    with ProgressBar("classifying", len(paths), quiet=quiet) as bar:
-        for path in paths:
-            try:
-                result = classify_file(path, classifiers, hop_seconds=hop, batch_size=batch_size,
-                                       keep_segments=segments)
-                if recognising:
-                    result.decisions = {"mer": recognised_decision(path), **result.decisions}
-                    result.duration = result.duration or audio.probe(path).duration
-            except audio.AudioError as error:
-                batch.failed(path, error.cause)
-            else:
-                record = {"path": str(path), "start": None, "duration": result.duration}
-                for name, decision in result.decisions.items():
-                    record[name] = decision["label"]
-                    record[f"{name}_probability"] = decision["probability"]
-                    record.update({f"{name}_{label}": p for label, p in decision["probabilities"].items()})
-                if mode == "json":
-                    record["models"] = {name: {"model": d["model"], "version": d["model_version"],
-                                               "segments": d["segments"]} for name, d in result.decisions.items()}
-                batch.ok(record)
-                for segment in result.segments:
-                    best = max(segment["probabilities"], key=segment["probabilities"].get)
-                    batch.extra({
-                        "path": str(path), "start": segment["start"], "duration": segment["end"] - segment["start"],
-                        segment["task"]: best, f"{segment['task']}_probability": segment["probabilities"][best],
-                        **{f"{segment['task']}_{label}": p for label, p in segment["probabilities"].items()},
-                    })
-            bar.advance()
-    raise typer.Exit(batch.finish())
+def _record(batch, path, result, mode: str) -> None:
+    """A classified file's row (and with --segments, a row per segment)."""
+    record = {"path": str(path), "start": None, "duration": result.duration}
+    for name, decision in result.decisions.items():
+        record[name] = decision["label"]
+        record[f"{name}_probability"] = decision["probability"]
+        record.update({f"{name}_{label}": p for label, p in decision["probabilities"].items()})
+    if mode == "json":
+        record["models"] = {name: {"model": d["model"], "version": d["model_version"], "segments": d["segments"]}
+                            for name, d in result.decisions.items()}
+    batch.ok(record)
+    for segment in result.segments:
+        best = max(segment["probabilities"], key=segment["probabilities"].get)
+        batch.extra({
+            "path": str(path), "start": segment["start"], "duration": segment["end"] - segment["start"],
+            segment["task"]: best, f"{segment['task']}_probability": segment["probabilities"][best],
+            **{f"{segment['task']}_{label}": p for label, p in segment["probabilities"].items()},
+        })
 
 
 def _has_model(family: str) -> bool:

@@ -20,9 +20,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich's own exits 1, which reads as a failure: raise, for handles_errors to end quietly as SIGPIPE would."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 # Tables piped to a file or another program should not wrap at rich's 80-column fallback.
-stdout = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
-stderr = Console(stderr=True, soft_wrap=True)  # one error, one line, however long
+stdout = _Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
+stderr = _Console(stderr=True, soft_wrap=True)  # one error, one line, however long
 
 EXIT_OK, EXIT_FAILED, EXIT_SOME_FAILED = 0, 1, 3
 
@@ -36,6 +45,29 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr bu
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 Device = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
+
+MAX_JOBS = 64  # processes: more than that only share the same cores, each with its own copy of the libraries
+MAX_SEED = 2**32 - 1  # what numpy's and torch's generators both take
+
+
+def bounded(low: float | None = None, high: float | None = None, *, above: float | None = None) -> Callable:
+    """A typer callback for a numeric option: refuses NaN and infinity (which typer's FloatRange lets through) and
+    values below `low` (or not above `above`) or beyond `high`, as a usage error on one line. None passes."""
+
+    def check(value):
+        if value is None:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"must be a finite number, not {value}")
+        if (low is not None and value < low) or (above is not None and value <= above) or \
+                (high is not None and value > high):
+            floor = f"above {above:g}" if above is not None else f"at least {low:g}" if low is not None else ""
+            ceiling = f"at most {high:g}" if high is not None else ""
+            raise typer.BadParameter(f"must be {' and '.join(filter(None, (floor, ceiling)))}, not {value:g}")
+        return value
+
+    return check
+
 
 
 def cache_folder(path: Path | None) -> Path | None:
@@ -74,7 +106,10 @@ def handles_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except BrokenPipeError:  # the reader went away (`estm … | head`): stop quietly, as a SIGPIPE would
+        except BrokenPipeError:
+            # The reader went away (`estm info | head -1`): end quietly with 141 (128 + SIGPIPE), the status a shell
+            # reports for cat or grep killed by SIGPIPE there, so `set -o pipefail` scripts see what they expect; 0
+            # would claim output that was never read. Later writes (Python's own flush at exit) go to /dev/null.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(141) from None
         except KeyboardInterrupt:
@@ -95,12 +130,12 @@ def handles_errors(command: Callable) -> Callable:
 # ----------------------------------------------------------------------------------------------------- inputs
 
 
-def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
+def expand_inputs(items: list[str], recursive: bool, quiet: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files, folders, globs and '-' (paths on stdin) -> (audio files in order, each real file once, as first spelled;
     [(item, why it gave nothing)]). Folders yield files with an audio extension, found as estm_core.finding finds
-    them (hidden files skipped, no loops); a file named explicitly is always kept."""
+    them (hidden files skipped, no loops); a file named explicitly is always kept. Files reached more than once (two
+    spellings, a file and its folder) are counted in a note: "N duplicates skipped"."""
     from estm_core.errors import EstmError
-    from estm_core.finding import audio_files, glob_paths, is_pattern, visible
 
     if "-" in items:
         stdin_paths = [line.strip() for line in sys.stdin if line.strip()]
@@ -110,27 +145,57 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[t
 
     found: dict[str, Path] = {}  # real path -> the first spelling of it
     problems: list[tuple[str, str]] = []
+    duplicates = 0
     for item in items:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            files = audio_files(path, recursive)
-            if not files:
-                hint = "" if recursive else " (add --recursive to search subfolders)"
-                problems.append((item, f"folder holds no audio files{hint}"))
-        elif path.exists():
-            files = [path]
-        elif is_pattern(item):
-            matches = [Path(match) for match in glob_paths(str(path)) if visible(Path(match).name)]
-            files = [match for match in matches if match.is_file()]
-            files += [file for match in matches if match.is_dir() for file in audio_files(match, recursive)]
-            if not files:
-                problems.append((item, "no file matches"))
-        else:
-            files = []
-            problems.append((item, "no such file"))
-        for file in files:
-            found.setdefault(os.path.realpath(file), file)
+        try:
+            files, problem = _expand(item, recursive)
+            real = [os.path.realpath(file) for file in files]
+        except OSError as error:  # a name too long, a link that loops: this item's one line
+            files, real, problem = [], [], f"cannot read ({(error.strerror or str(error)).lower()})"
+        if problem:
+            problems.append((item, problem))
+        for file, key in zip(files, real):
+            duplicates += key in found
+            found.setdefault(key, file)
+    if duplicates:
+        note(f"{duplicates} duplicate{'s' if duplicates > 1 else ''} skipped (the same file given more than once)",
+             quiet)
     return list(found.values()), problems
+
+
+def _expand(item: str, recursive: bool) -> tuple[list[Path], str | None]:
+    """One input item -> (its files, why it gave none or None)."""
+    from estm_core.finding import audio_files, glob_paths, is_pattern, visible
+
+    path = Path(item).expanduser()
+    if path.is_dir():
+        files = audio_files(path, recursive)
+        hint = "" if recursive else " (add --recursive to search subfolders)"
+        return files, None if files else f"folder holds no audio files{hint}"
+    if path.exists():
+        return [path], None
+    if is_pattern(item):
+        matches = [Path(match) for match in glob_paths(str(path)) if visible(Path(match).name)]
+        files = [match for match in matches if match.is_file()]
+        files += [file for match in matches if match.is_dir() for file in audio_files(match, recursive)]
+        return files, None if files else "no file matches"
+    if path.is_symlink():
+        return [], "a symbolic link to nothing (it loops, or its target is gone)"
+    return [], "no such file"
+
+
+def file_failure(error: Exception, debug: bool) -> str:
+    """The cause to list for a file a batch could not process: an EstmError's own words; anything else is an
+    internal error, listed as that file's line so that the batch goes on (raised under --debug, for the traceback)."""
+    from estm_core.errors import EstmError, FileError
+
+    if isinstance(error, FileError):
+        return error.cause
+    if isinstance(error, EstmError):
+        return str(error)
+    if debug:
+        raise error
+    return f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)"
 
 
 def readable(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:

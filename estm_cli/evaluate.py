@@ -12,7 +12,8 @@ from rich.table import Table
 from estm_core.families import METHODS, trained_by, transferring
 
 from .common import (
-    Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, cache_folder, handles_errors, note, plain, stdout,
+    MAX_JOBS, MAX_SEED, Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, bounded, cache_folder,
+    handles_errors, note, plain, stdout,
 )
 
 app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
@@ -28,7 +29,8 @@ def classifier(
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Report folder (default: evaluations/MODEL-PART).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments classified at once.")] = 32,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", callback=bounded(1, 1024), help="Segments classified at once (1 to 1024).")] = 32,
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
@@ -37,11 +39,13 @@ def classifier(
 ) -> None:
     """Accuracy, macro-F1, per-class precision and recall, and the confusion matrix (CSV and PNG)."""
     from estm_core import store
+    from estm_core.classify import check_batch_size
     from estm_core.device import choose_device
     from estm_core.evaluate import classifier_report_files, evaluate_classifier, write_classifier_report
     from estm_core.files import check_writable
 
     model_path = store.resolve(model) if model is not None else _classifier_for(data, part)
+    check_batch_size(batch_size, store.read_info(model_path).audio.segment_length)  # before any work
     out_dir = output or Path("evaluations") / f"{store.model_name(model_path)}-{part}"
     for path in classifier_report_files(out_dir):  # before the work, not after it
         check_writable(path, force)
@@ -114,17 +118,21 @@ def transfer_(
                         "mer model; without one, only the cue judge).")] = None,
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     count: Annotated[Optional[int], typer.Option(
-        "--count", "-n", help="How many pairs of each corpus, drawn at random (default: every pair of the part).")
-    ] = None,
+        "--count", "-n", callback=bounded(1),
+        help="How many pairs of each corpus, drawn at random (default: every pair of the part).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(
         "--pairs", help="The paper's metrics instead (MSE_C, PEA, AEA, CD) for --model on the segment pairs of this "
                         "CSV (`estm data pairs`).")] = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Report folder (default: evaluations/METHOD-transfer-PART; with --pairs, "
                                "evaluations/MODEL-transfer-JUDGE).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Draws the pairs and their references.")] = 0,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Processes analysing the corpus files.")] = 1,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="With --pairs: segments decoded at once.")] = 8,
+    seed: Annotated[int, typer.Option(
+        "--seed", callback=bounded(0, MAX_SEED), help="Draws the pairs and their references.")] = 0,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", callback=bounded(1, MAX_JOBS), help=f"Processes analysing the corpus files (1 to {MAX_JOBS}).")
+    ] = 1,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", callback=bounded(1, 256), help="With --pairs: segments decoded at once (1 to 256).")] = 8,
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
@@ -153,8 +161,6 @@ def transfer_(
 
     if part not in PARTS:
         raise EstmError(f"--part must be one of {', '.join(PARTS)}, not {part!r}")
-    if count is not None and count < 1:
-        raise EstmError("--count must be 1 or more")
     split = _paired_split(data)
     held_out_split = None if held_out is None else _paired_split(held_out)
     if held_out_split is not None:
@@ -334,11 +340,15 @@ def wavenet_(
     judge: Annotated[Optional[str], typer.Option(
         "--judge", help="A classifier whose labels include the model's: judges clips generated per label (default: "
                         "none, the held-out NLL and accuracy only).")] = None,
-    count: Annotated[int, typer.Option("--count", "-n", help="Clips generated per label for the judge.")] = 4,
-    seconds: Annotated[float, typer.Option("--seconds", help="Length of each judged clip.")] = 4.0,
+    count: Annotated[int, typer.Option(
+        "--count", "-n", callback=bounded(1, 256), help="Clips generated per label for the judge (1 to 256).")] = 4,
+    seconds: Annotated[float, typer.Option(
+        "--seconds", callback=bounded(above=0, high=600), help="Length of each judged clip (at most 600).")] = 4.0,
     temperature: Annotated[float, typer.Option(
-        "--temperature", help="Sampling temperature of the judged clips.")] = 0.9,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the judged clips' sampling.")] = 0,
+        "--temperature", callback=bounded(above=0, high=100), help="Sampling temperature of the judged clips.")
+    ] = 0.9,
+    seed: Annotated[int, typer.Option(
+        "--seed", callback=bounded(0, MAX_SEED), help="Seeds the judged clips' sampling.")] = 0,
     device: Device = "auto",
     json_: Json = False,
     quiet: Quiet = False,

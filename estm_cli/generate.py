@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain
+from .common import MAX_SEED, Debug, Device, Force, Json, ProgressBar, Quiet, bounded, handles_errors, note, plain
 
 
 @handles_errors
@@ -22,10 +22,16 @@ def generate(
     emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant, Q1..Q4.")] = None,
     genre: Annotated[Optional[str], typer.Option("--genre", help="A genre the model was trained on.")] = None,
     label: Annotated[Optional[str], typer.Option("--label", help="Any label the model was trained on.")] = None,
-    seconds: Annotated[float, typer.Option("--seconds", help="Length of each stream.")] = 4.0,
-    count: Annotated[int, typer.Option("-n", "--count", help="Streams generated at once.")] = 1,
-    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0.5-1.0 suggested).")] = 0.9,
-    seed: Annotated[int, typer.Option("--seed", help="The same seed, the same samples.")] = 0,
+    seconds: Annotated[float, typer.Option(
+        "--seconds", callback=bounded(above=0),
+        help="Length of each stream (all streams together at most 2^26 samples, about 70 min at 16 kHz).")] = 4.0,
+    count: Annotated[int, typer.Option(
+        "-n", "--count", callback=bounded(1, 1024), help="Streams generated at once (1 to 1024).")] = 1,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", callback=bounded(above=0, high=100), help="Sampling temperature (0.5-1.0 suggested).")
+    ] = 0.9,
+    seed: Annotated[int, typer.Option(
+        "--seed", callback=bounded(0, MAX_SEED), help="The same seed, the same samples.")] = 0,
     prime: Annotated[Optional[Path], typer.Option("--prime", help="Audio to continue (its last second).")] = None,
     device: Device = "auto",
     force: Force = False,
@@ -38,14 +44,12 @@ def generate(
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
     from estm_core.files import check_writable
+    from estm_core.generate import check_size, load_prime
     from estm_core.generate import generate as generate_audio
-    from estm_core.generate import load_prime
 
     chosen = [value for value in (emotion, genre, label) if value is not None]
     if len(chosen) > 1:
         raise EstmError("choose one of --emotion, --genre and --label")
-    if count < 1:
-        raise EstmError("-n must be at least 1")
     wanted = chosen[0] if chosen else None
     stem = wanted or "generated"
     if output is None:
@@ -56,6 +60,7 @@ def generate(
     target = choose_device(device)
     wavenet = store.load_model(store.find_model("wavenet", model), "wavenet", target)
     rate = wavenet.sample_rate
+    check_size(count, seconds, rate)  # what the run would hold, before it starts
     primer = load_prime(prime, rate) if prime is not None else None
     note(f"device: {target}; model: {wavenet.name}", quiet)
     started = time.perf_counter()

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from .common import (
-    Batch, Column, Csv, Debug, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors,
-    output_mode, plain, stdout,
+    Batch, Column, Csv, Debug, Files, Json, ProgressBar, Quiet, Recursive, expand_inputs, file_failure,
+    handles_errors, output_mode, plain, stdout,
 )
 
 
@@ -79,21 +79,22 @@ def inspect(
 ) -> None:
     """Decode each file whole and report its format, duration, rate, channels, levels and zero fraction.
 
-    A file that cannot be decoded, or decodes only in part, gets one line on stderr; the exit code is 0 when all
-    files are fine, 3 when some failed and 1 when none could be read.
+    A file that cannot be decoded, or decodes only in part, or holds NaN or (a float file) samples beyond full scale,
+    gets one line on stderr; short and silent files are shown, not refused, since inspecting is how one finds them.
+    The exit code is 0 when all files are fine, 3 when some failed and 1 when none could be read.
     """
     from estm_core import audio
 
     batch = Batch(INSPECT_COLUMNS, output_mode(json_, csv_))
-    paths, problems = expand_inputs(files, recursive)
+    paths, problems = expand_inputs(files, recursive, quiet)
     for item, cause in problems:
         batch.failed(item, cause)
     with ProgressBar("inspecting", len(paths), quiet=quiet) as bar:
         for path in paths:
             try:
                 found = audio.inspect(path)
-            except audio.AudioError as error:
-                batch.failed(path, error.cause)
+            except Exception as error:  # that file's line; the batch goes on
+                batch.failed(path, file_failure(error, debug))
             else:
                 record = {
                     "path": str(path),

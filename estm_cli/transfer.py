@@ -11,7 +11,7 @@ import typer
 
 from estm_core.families import METHODS, transferring
 
-from .common import Debug, Device, Force, Json, ProgressBar, Quiet, handles_errors, note, plain, segment_cache
+from .common import Debug, Device, Force, Json, ProgressBar, Quiet, bounded, handles_errors, note, plain, segment_cache
 
 PairsCache = segment_cache(" that the --pairs refer to")
 
@@ -37,7 +37,8 @@ def transfer(
                         f"{' or '.join(transferring())} model).")] = None,
     data: PairsCache = None,
     strength: Annotated[float, typer.Option(
-        "--strength", help="Cue method: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,
+        "--strength", callback=bounded(0, 1),
+        help="Cue method: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,
     cues: Annotated[Optional[str], typer.Option(
         "--cues", help="Cue method: the cues to move, comma-separated (default: tempo,register,loudness,"
                        "dynamics,brightness,articulation,mode).")] = None,
@@ -49,8 +50,11 @@ def transfer(
         "--match", help="Cue method with an EMOTION file: emotion (default: move the content by the difference "
                         "between the emotions heard in the two files) or cues (copy the file's raw cue values).")
     ] = "emotion",
-    overlap: Annotated[float, typer.Option("--overlap", help="--model: seconds of crossfade between segments.")] = 1.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="--model: segments decoded at once.")] = 4,
+    overlap: Annotated[float, typer.Option(
+        "--overlap", callback=bounded(0, 60), help="--model: seconds of crossfade between segments (0 to 60; at most "
+                                                   "half a segment is used).")] = 1.0,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", callback=bounded(1, 256), help="--model: segments decoded at once (1 to 256).")] = 4,
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
@@ -64,6 +68,10 @@ def transfer(
     brightness, articulation and mode move from where they are by the difference; OUT keeps the content's rate and
     channels, and a tempo move changes its length. With --model, a learned ESTM model: the
     content is cut into 10.08 s segments and joined again by crossfades, so OUT has the content's duration.
+
+    CONTENT is refused, with one line, as every command refuses a file: under 1 s, silent once any DC offset is
+    removed, NaN samples, or a float file's samples beyond full scale (refused, not clipped). The cue method removes a
+    DC offset before its edit; its output never peaks above -0.1 dBFS, and no gain takes it past -9 LUFS.
     """
     from estm_core.errors import EstmError
     from estm_core.families import method_module
@@ -74,8 +82,6 @@ def transfer(
     if emotion is not None and emotion.upper() not in QUADRANTS.labels:
         raise EstmError(f"--emotion must be one of {', '.join(QUADRANTS.labels)}, not {emotion!r}")
     emotion = emotion and emotion.upper()
-    if overlap < 0:
-        raise EstmError("--overlap must be zero or more seconds")
     if content is not None:  # the inputs before the model
         from estm_core.audio import probe
 
@@ -98,12 +104,14 @@ def transfer(
 def _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs, data, overlap, batch_size, device,
                       force, json_, quiet):
     """A learned ESTM model: one content file, or every pair of a pairs CSV."""
+    from estm_core.classify import check_batch_size
     from estm_core.device import choose_device  # torch: only the learned models need it
     from estm_core.errors import EstmError
     from estm_core.transfer import load_transfer_model, transfer_file, transfer_pairs
 
     target = choose_device(device)
     transfer_model = load_transfer_model(model, target)
+    check_batch_size(batch_size, transfer_model.segment_length)
     note(f"device: {target}; model: {transfer_model.family} {transfer_model.name}", quiet)
     if pairs is not None:
         import pandas as pd

@@ -46,10 +46,31 @@ MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000
 # A decode this much short of the header's frame count is a truncated file, not header rounding.
 TRUNCATION_TOLERANCE = 0.01
 
+# Rates a file may have: below 1 kHz nothing is audio (a 1 Hz "WAV" is data), above 768 kHz (the highest rate
+# interfaces record at) resampling and the analysis frames would grow without bound.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
+
+# Samples beyond full scale. A float file stores its samples as they are: one beyond +-1 (a few float32 steps allowed
+# for a mix normalised to 0 dBFS) is refused, not clipped, since clipping would change what every command measures
+# and a batch's warning is easily missed. Lossy decoders overshoot full scale by design (a full-scale square wave's
+# mp3 decodes to 1.42): their samples are refused only beyond +12 dBFS, which no encoder makes of real audio.
+FLOAT_FULL_SCALE = 1.000001
+DECODER_HEADROOM = 4.0
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+# The one rule every command that measures or edits audio (analyze, classify, transfer) applies to what it decoded:
+# shorter than MIN_SECONDS is too short to measure, and a peak below SILENCE_DBFS (about one 16-bit step) once any
+# constant offset (DC) is removed is silent. Each is that file's one-line failure.
+MIN_SECONDS = 1.0
+SILENCE_DBFS = -90.0
+# A DC offset above this (-80 dBFS) is removed before measuring spectra and before editing; a smaller one is left
+# alone, so DC-free audio goes through bit for bit.
+DC_OFFSET = 1e-4
+
 
 class AudioError(FileError):
     """A file that cannot be used as audio. `kind` is one of: missing, not_audio, empty, truncated, corrupt,
-    nonfinite, too_short, unwritable."""
+    nonfinite, over_full_scale, bad_rate, too_short, silent, unwritable."""
 
     def __init__(self, path, kind: str, cause: str):
         self.kind = kind
@@ -110,16 +131,11 @@ def _opened(path: Path) -> Iterator[sf.SoundFile]:
     The file goes to libsndfile as an open Python file, not a name: given a name, libsndfile also looks for a macOS
     resource fork ("._song.mp3") beside it and refuses a good mp3 when it finds one.
     """
-    if not path.exists():
-        raise AudioError(path, "missing", "no such file")
-    if path.is_dir():
-        raise AudioError(path, "not_audio", "is a folder, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty", "empty file (0 bytes)")
+    _check_file(path)
     try:
         file = open(path, "rb")
     except OSError as error:
-        raise AudioError(path, "missing", f"cannot read ({error.strerror or error})") from None
+        raise AudioError(path, "missing", f"cannot read ({_reason(error)})") from None
     with file:
         try:
             with _quiet_native_stderr():
@@ -132,7 +148,50 @@ def _opened(path: Path) -> Iterator[sf.SoundFile]:
                 message = "no decodable frame found"
             raise AudioError(path, "corrupt", f"corrupt or truncated ({message})") from None
         with handle:
+            if not MIN_SAMPLE_RATE <= handle.samplerate <= MAX_SAMPLE_RATE:
+                raise AudioError(path, "bad_rate", f"sample rate {handle.samplerate} Hz is not one estm reads "
+                                                   f"({MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz)")
             yield handle
+
+
+def _check_file(path: Path) -> None:
+    """An AudioError unless `path` is an existing, non-empty file (a name too long, a link that loops: one line)."""
+    try:
+        if not path.exists():
+            if path.is_symlink():
+                raise AudioError(path, "missing", "a symbolic link to nothing (it loops, or its target is gone)")
+            raise AudioError(path, "missing", "no such file")
+        if path.is_dir():
+            raise AudioError(path, "not_audio", "is a folder, not an audio file")
+        if path.stat().st_size == 0:
+            raise AudioError(path, "empty", "empty file (0 bytes)")
+    except OSError as error:  # ENAMETOOLONG and the like, which pathlib does not swallow
+        raise AudioError(path, "missing", f"cannot read ({_reason(error)})") from None
+
+
+def _reason(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
+
+
+def _check_samples(path: Path, samples: np.ndarray, subtype: str) -> None:
+    """An AudioError for NaN or infinite samples, or samples beyond full scale (FLOAT_FULL_SCALE for a float file,
+    DECODER_HEADROOM for any other)."""
+    if not np.isfinite(samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise AudioError(path, "nonfinite", f"contains {bad} NaN or infinite samples")
+    problem = _beyond_full_scale(float(np.abs(samples).max()) if samples.size else 0.0, subtype)
+    if problem:
+        raise AudioError(path, "over_full_scale", problem)
+
+
+def _beyond_full_scale(peak: float, subtype: str) -> str | None:
+    """The refusal's message where `peak` is beyond what a file of `subtype` may hold, else None."""
+    limit = FLOAT_FULL_SCALE if subtype in FLOAT_SUBTYPES else DECODER_HEADROOM
+    if peak <= limit:
+        return None
+    where = "float samples" if subtype in FLOAT_SUBTYPES else "decoded samples"
+    return (f"{where} beyond full scale (peak {20 * math.log10(peak):+.1f} dBFS): refused, not clipped; "
+            "normalise the file to 0 dBFS first")
 
 
 def _libsndfile_message(error: Exception) -> str:
@@ -234,6 +293,7 @@ def load(
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioError(path, "corrupt", f"corrupt or truncated ({_libsndfile_message(error)})") from None
         declared = _declared_frames(handle, path)
+        subtype = handle.subtype
 
     if declared is not None:
         declared = max(declared - start, 0) if wanted < 0 else min(wanted, max(declared - start, 0))
@@ -243,9 +303,7 @@ def load(
     if len(samples) == 0:
         what = "nothing at that offset" if start else "no audio frames (empty or truncated)"
         raise AudioError(path, "empty", what)
-    if not np.isfinite(samples).all():
-        bad = int(np.count_nonzero(~np.isfinite(samples)))
-        raise AudioError(path, "nonfinite", f"contains {bad} NaN or infinite samples")
+    _check_samples(path, samples, subtype)
     if min_duration is not None and len(samples) < round(min_duration * rate):
         raise AudioError(
             path, "too_short", f"too short: {len(samples) / rate:.3f} s, needs at least {min_duration:g} s"
@@ -282,8 +340,7 @@ def stream(
                     block = handle.read(block_frames, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as error:
                 raise AudioError(path, "corrupt", f"corrupt or truncated ({_libsndfile_message(error)})") from None
-            if not np.isfinite(block).all():
-                raise AudioError(path, "nonfinite", "contains NaN or infinite samples")
+            _check_samples(path, block, handle.subtype)
             decoded += len(block)
             last = len(block) == 0
             mono = to_mono(block)
@@ -379,6 +436,7 @@ def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
     problem = problem or _shortfall(frames, declared, info["sample_rate"])
     if nonfinite and not problem:
         problem = f"contains {nonfinite} NaN or infinite samples"
+    problem = problem or _beyond_full_scale(peak, info["subtype"])
     samples = frames * info["channels"]
     rms = math.sqrt(sum_squares / samples)
     return AudioInfo(
@@ -391,6 +449,62 @@ def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
         problem=problem,
         **info,
     )
+
+
+# ----------------------------------------------------------------------------------------------- the one rule
+
+
+class Level:
+    """Frames, and each channel's sum, lowest and highest sample, of audio pushed block by block: what `check_sound`
+    reads, and the constant offset (DC) a transfer removes before editing."""
+
+    def __init__(self):
+        self.frames = 0
+        self.total = self.low = self.high = np.zeros(1)
+
+    def push(self, block: np.ndarray) -> None:
+        """A (frames,) or (frames, channels) block."""
+        block = block.reshape(len(block), -1)
+        if not len(block):
+            return
+        total, low, high = block.sum(axis=0, dtype=np.float64), block.min(axis=0), block.max(axis=0)
+        first = self.frames == 0
+        self.total = total if first else self.total + total
+        self.low = low if first else np.minimum(self.low, low)
+        self.high = high if first else np.maximum(self.high, high)
+        self.frames += len(block)
+
+    @property
+    def offset(self) -> np.ndarray:
+        """Each channel's mean: its DC offset."""
+        return self.total / max(self.frames, 1)
+
+    @property
+    def dc(self) -> np.ndarray:
+        """Each channel's offset where it is above DC_OFFSET, else 0 (float32): what to subtract."""
+        return np.where(np.abs(self.offset) > DC_OFFSET, self.offset, 0.0).astype(np.float32)
+
+    @property
+    def swing(self) -> float:
+        """The peak once each channel's offset is removed."""
+        return float(np.maximum(self.high - self.offset, self.offset - self.low).max())
+
+
+def check_sound(path, level: Level, sample_rate: int) -> None:
+    """The one rule (MIN_SECONDS, SILENCE_DBFS): an AudioError, kind too_short or silent, for audio too short to
+    measure or silent once its DC offset is removed."""
+    seconds = level.frames / sample_rate
+    if seconds < MIN_SECONDS:
+        raise AudioError(path, "too_short", f"too short: {seconds:.3f} s, needs at least {MIN_SECONDS:g} s")
+    swing = level.swing
+    if swing > 0 and 20 * math.log10(swing) >= SILENCE_DBFS:
+        return
+    offset = float(np.abs(level.offset).max())
+    if offset > 10 ** (SILENCE_DBFS / 20):
+        what = f"a constant offset of {offset:.3g} and nothing else"
+    else:
+        what = "digital silence" if swing == 0 else f"peak {20 * math.log10(swing):.1f} dBFS"
+    raise AudioError(path, "silent", f"silent ({what}): nothing to measure")
 
 
 # -------------------------------------------------------------------------------------------------- transforms
@@ -521,7 +635,31 @@ def save(
     if peak > 1.0:
         samples = samples / np.float32(peak) if clip == "rescale" else np.clip(samples, -1.0, 1.0)
     with atomic_write(path, force) as temporary:
-        with sf.SoundFile(temporary, "w", sample_rate, channels, format=format_, subtype=subtype) as handle:
+        with output_file(temporary, path, sample_rate, channels, (format_, subtype)) as handle:
             for start in range(0, len(samples), WRITE_BLOCK):  # libsndfile's ogg encoder crashed on minutes at once
                 handle.write(samples[start:start + WRITE_BLOCK])
     return path
+
+
+@contextmanager
+def output_file(temporary: Path, path: Path, sample_rate: int, channels: int,
+                output_format: tuple[str, str]) -> Iterator[sf.SoundFile]:
+    """libsndfile's writer on `temporary`, the atomic write's file for `path`. A failed write is one line naming
+    `path` and the cause; libsndfile says only "System error", so a full disk is told by the space left there."""
+    try:
+        # a name as bytes: soundfile encodes a str strictly, and a name that is not UTF-8 would fail there
+        with sf.SoundFile(os.fsencode(temporary), "w", sample_rate, channels, format=output_format[0],
+                          subtype=output_format[1]) as handle:
+            yield handle
+    except sf.LibsndfileError as error:
+        raise AudioError(path, "unwritable", f"cannot write: {_write_failure(Path(temporary), error)}") from None
+
+
+def _write_failure(temporary: Path, error: Exception) -> str:
+    try:
+        space = os.statvfs(temporary.parent)
+        if space.f_bavail * space.f_frsize < 1 << 20:
+            return "no space left on device"
+    except OSError:
+        pass
+    return _libsndfile_message(error)

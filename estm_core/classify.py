@@ -61,28 +61,48 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 class Counted:
-    """Blocks passed through unchanged, counting their samples in `samples`: a stream's length is known only once
-    it has gone by."""
+    """Blocks passed through unchanged, counting their samples in `samples` and their level in `level` (for
+    audio.check_sound): a stream's length is known only once it has gone by."""
 
     def __init__(self, blocks: Iterable[np.ndarray]):
-        self.blocks, self.samples = blocks, 0
+        self.blocks, self.samples, self.level = blocks, 0, audio.Level()
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for block in self.blocks:
             self.samples += len(block)
+            self.level.push(block)
             yield block
+
+
+MAX_BATCH_SAMPLES = 1 << 26  # waveform samples classified at once: 256 MB of float32, and the features beside it
+
+
+def check_batch_size(batch_size: int, segment_length: int, option: str = "--batch-size") -> None:
+    """An EstmError where `batch_size` segments of `segment_length` samples would be more than MAX_BATCH_SAMPLES at
+    once (or fewer than one): checked before any work."""
+    largest = max(1, MAX_BATCH_SAMPLES // max(segment_length or 1, 1))
+    if not 1 <= batch_size <= largest:
+        raise EstmError(f"{option} must be from 1 to {largest} for segments of {segment_length} samples "
+                        f"(got {batch_size})")
 
 
 @torch.no_grad()
 def classify_file(path: str | Path, classifiers: list[store.LoadedModel], *, hop_seconds: float | None = None,
-                  batch_size: int = 16, keep_segments: bool = False, block_frames: int = STREAM_BLOCK) -> FileResult:
+                  batch_size: int = 16, keep_segments: bool = False, block_frames: int = STREAM_BLOCK,
+                  require_sound: bool = False) -> FileResult:
     """Every classifier's clip decision for `path` (the mean of its segments' probabilities). The file is decoded
     `block_frames` at a time and its windows classified as they come, so the memory does not grow with its length;
-    the results do not depend on the block size."""
+    the results do not depend on the block size. With `require_sound`, audio too short or silent is refused as every
+    command refuses it (audio.check_sound) once the first classifier has read it; the library's own callers (judges
+    of generated clips) classify whatever they get."""
+    if batch_size < 1:
+        raise EstmError(f"batch_size must be at least 1 (got {batch_size})")
     result = FileResult(str(path), 0.0)
-    for classifier in classifiers:
+    for index, classifier in enumerate(classifiers):
         rate, length = classifier.sample_rate, classifier.segment_length
         hop = round(hop_seconds * rate) if hop_seconds else length
+        if hop < 1:
+            raise EstmError(f"a hop of {hop_seconds} s is less than one sample at {rate} Hz")
         total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
         count = 0
         decoded = Counted(audio.stream(path, sample_rate=rate, block_frames=block_frames))
@@ -97,6 +117,8 @@ def classify_file(path: str | Path, classifiers: list[store.LoadedModel], *, hop
                         "end": min(start + length, decoded.samples) / rate,  # a padded last window ends with the file
                         "probabilities": dict(zip(classifier.info.labels, row)),
                     })
+        if require_sound and index == 0:
+            audio.check_sound(path, decoded.level, rate)
         mean = (total / count).tolist()
         best = int(np.argmax(mean))
         result.duration = decoded.samples / rate

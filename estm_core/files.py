@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import glob
+import errno
 import hashlib
 import os
+import re
 import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -15,15 +17,16 @@ from .errors import FileError
 
 
 def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse an existing output unless `force`; create the parent folder."""
+    """Refuse an existing output unless `force`; create the parent folder. A name the system refuses (too long,
+    not encodable) is one line, as is a folder that cannot be made."""
     path = Path(path)
-    if path.is_dir():
-        raise FileError(path, "is a folder, not a file name")
-    if path.exists() and not force:
-        raise FileError(path, "already exists (use --force to overwrite)")
     try:
+        if path.is_dir():
+            raise FileError(path, "is a folder, not a file name")
+        if path.exists() and not force:
+            raise FileError(path, "already exists (use --force to overwrite)")
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
+    except (OSError, UnicodeError) as error:
         raise _unwritable(path, error) from None
     return path
 
@@ -33,7 +36,8 @@ def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]
     """Yield a temporary path beside `path`; on success rename it over `path`, on failure delete it.
 
     The temporary name keeps the extension, so libraries that infer a format from it still work, and names this
-    host and process: temporaries that a killed run of the same output left behind are removed first."""
+    host and process: the folder's temporaries that killed runs left behind are removed first. A write that fails for
+    want of room or a writable place (WRITE_ERRNOS) is one line naming `path` and the cause."""
     path = check_writable(path, force)
     _remove_stale_temporaries(path)
     try:
@@ -43,7 +47,12 @@ def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as error:
+            if error.errno not in WRITE_ERRNOS:
+                raise
+            raise _unwritable(path, error) from None
         if not force and path.exists():  # appeared while we were writing
             raise FileError(path, "already exists (use --force to overwrite)")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -56,19 +65,39 @@ def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]
 
 
 _OWNER = f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"  # HOST-PID in temporary names
+# How a write fails for want of room or a writable place, whatever the body was doing: named as the output's failure
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+# A temporary this old is a leftover whoever wrote it (another host's, or one whose process id was reused): no write
+# of ours leaves its file untouched for a day
+STALE_SECONDS = 24 * 3600
+_TEMPORARY = re.compile(r"^\..*\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp(\.[^.]*)?$")
 
 
-def _unwritable(path: Path, error: OSError) -> FileError:
+def _unwritable(path: Path, error: Exception) -> FileError:
+    if isinstance(error, UnicodeError):
+        return FileError(path, "cannot write: the name is not valid text in this system's encoding")
     return FileError(path, f"cannot write: {(error.strerror or str(error)).lower()}")
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporaries of `path` whose writer, a process of this host, is gone (killed mid-write)."""
+    """Delete the temporaries in `path`'s folder, whatever output they were for, whose writer (a process of this
+    host) is gone, and any older than STALE_SECONDS: a killed write leaves one, and its name may never come again."""
     host, _ = _OWNER.rsplit("-", 1)
-    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.{glob.escape(host)}-*.tmp{glob.escape(path.suffix)}"):
-        owner = candidate.name[len(f".{path.stem}.{host}-"):].split(".", 1)[0]
-        if owner.isdigit() and not _alive(int(owner)):
-            candidate.unlink(missing_ok=True)
+    now = time.time()
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        found = _TEMPORARY.match(entry.name)
+        if not found:
+            continue
+        try:
+            dead = found["host"] == host and not _alive(int(found["pid"]))
+            if dead or now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
+                os.unlink(entry.path)
+        except OSError:  # gone already, or not ours to remove
+            continue
 
 
 def _alive(pid: int) -> bool:

@@ -28,13 +28,27 @@ def _scan(folder: str) -> list[os.DirEntry]:
         return []
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link that loops (ELOOP) leads nowhere, like a dangling one
+        return False
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def folders_below(top: str) -> list[str]:
     """`top` ("" for here) and the listed folders below it, shallowest first, following folder symlinks but entering
     each real folder once (by the shortest spelling)."""
     folders, seen = [top], {os.path.realpath(top or os.curdir)}
     for folder in folders:  # grows as it goes: a breadth-first walk
         for entry in sorted(_scan(folder or os.curdir), key=lambda entry: entry.name):
-            if not (visible(entry.name) and entry.is_dir()):
+            if not (visible(entry.name) and _is_dir(entry)):
                 continue
             real = os.path.realpath(entry.path)
             if real not in seen:
@@ -73,5 +87,5 @@ def files_in(folder: str | os.PathLike, suffixes, recursive: bool = True) -> lis
     audio_files)."""
     folders = folders_below(str(folder)) if recursive else [str(folder)]
     found = [Path(entry.path) for name in folders for entry in _scan(name)
-             if visible(entry.name) and entry.is_file() and Path(entry.name).suffix.lower() in suffixes]
+             if visible(entry.name) and _is_file(entry) and Path(entry.name).suffix.lower() in suffixes]
     return sorted(found, key=lambda path: (*((1, part) for part in path.parent.parts), (0, path.name)))

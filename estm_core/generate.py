@@ -3,6 +3,8 @@ label, temperature sampling, optional priming audio; reproducible per seed."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -28,6 +30,28 @@ def label_indices(info: store.ModelInfo, labels: list[str | None]) -> torch.Tens
     return torch.tensor(indices)
 
 
+MAX_SAMPLES = 1 << 26  # samples generated in one run, all streams together: about 1 GB held (codes and audio)
+MAX_STREAMS = 1024  # streams at once: each holds every layer's queue of past activations
+
+
+def check_size(streams: int, seconds: float, sample_rate: int) -> int:
+    """The samples per stream that `streams` streams of `seconds` at `sample_rate` make; an EstmError, before any
+    work, where that is none or more than MAX_SAMPLES in all (or more than MAX_STREAMS streams)."""
+    if not 1 <= streams <= MAX_STREAMS:
+        raise EstmError(f"streams must be from 1 to {MAX_STREAMS} (got {streams})")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise EstmError(f"--seconds must be a positive number (got {seconds})")
+    total = round(seconds * sample_rate)
+    if total < 1:
+        raise EstmError(f"--seconds {seconds:g} is not one sample at {sample_rate} Hz")
+    if streams * total > MAX_SAMPLES:
+        most = MAX_SAMPLES // streams / sample_rate
+        raise EstmError(f"--seconds {seconds:g} with {streams} stream(s) is {streams * total:,} samples at "
+                        f"{sample_rate} Hz, more than the {MAX_SAMPLES:,} one run holds (about 1 GB): at most "
+                        f"{most:.0f} s per stream at this count")
+    return total
+
+
 @torch.no_grad()
 def generate(wavenet: store.LoadedModel, labels: list[str | None], *, seconds: float = 4.0,
              temperature: float = 0.9, seed: int = 0, prime: np.ndarray | None = None,
@@ -36,12 +60,12 @@ def generate(wavenet: store.LoadedModel, labels: list[str | None], *, seconds: f
 
     `prime` (mono audio at the model's rate) is fed first, teacher-forced, in every stream; generation continues it.
     """
-    if temperature <= 0:
+    if not (math.isfinite(temperature) and temperature > 0):
         raise EstmError("--temperature must be above 0")
     model, info, device = wavenet.model, wavenet.info, wavenet.device
     streams = len(labels)
+    total = check_size(streams, seconds, info.audio.sample_rate)  # before anything is allocated
     fast = FastWaveNet(model, streams, label_indices(info, labels).to(device) if info.labels else None)
-    total = round(seconds * info.audio.sample_rate)
     sample = Sampler(temperature, torch.Generator(device=device).manual_seed(seed))
     codes = torch.full((streams,), model.classes // 2, dtype=torch.long, device=device)  # silence
     if prime is not None and len(prime):

@@ -214,23 +214,31 @@ def transfer_file(transfer: store.LoadedModel, content_path: str | Path, output_
     output_format = audio.write_format(output_path, rate, 1)  # before the work, not after it
     header = audio.probe(content_path)
     emotion, emotion_quadrant = emotion_of(transfer, emotion_path, quadrant, mer_model)
-    content = audio.stream(content_path, sample_rate=rate, block_frames=block_frames)
+    level = audio.Level()
+    content = _levelled(audio.stream(content_path, sample_rate=rate, block_frames=block_frames), level)
     blocks = transfer_blocks(transfer, content, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
                              expected_samples=round(header.frames * rate / header.sample_rate),
                              block_frames=block_frames, on_progress=on_progress)
-    frames = _save_blocks(output_path, blocks, rate, output_format, force)
+    # the rule every command keeps (too short or silent: refused), known once the content has gone by
+    frames = _save_blocks(output_path, blocks, rate, output_format, force,
+                          before_commit=lambda: audio.check_sound(content_path, level, rate))
     return {"content": str(content_path), "emotion": str(emotion_path) if emotion_path else None,
             "quadrant": emotion_quadrant, "output": str(output_path), "duration": frames / rate,
             "model": transfer.name}
 
 
+def _levelled(blocks: Iterable[np.ndarray], level: audio.Level) -> Iterator[np.ndarray]:
+    for block in blocks:
+        level.push(block)
+        yield block
+
+
 def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, output_format: tuple[str, str],
-                 force: bool) -> int:
+                 force: bool, before_commit=None) -> int:
     """audio.save for mono blocks, with the same result: a signal beyond [-1, 1] is divided by its peak, which is
     known only at the end, so the blocks wait in a float32 spool beside `path` and are written in a second pass.
-    Returns the frames written."""
-    import soundfile as sf
-
+    `before_commit()`, called once the blocks have gone by, may raise to leave nothing written. Returns the frames
+    written."""
     from .cues.render import float32_spool
     from .files import atomic_write
 
@@ -243,7 +251,9 @@ def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, out
             peak = max(peak, float(np.abs(block).max()))
             frames += len(block)
             spool.write(block)
-        with sf.SoundFile(temporary, "w", sample_rate, 1, format=output_format[0], subtype=output_format[1]) as out:
+        if before_commit is not None:
+            before_commit()
+        with audio.output_file(temporary, path, sample_rate, 1, output_format) as out:
             for block in spool.read():
                 block = block[:, 0] / np.float32(peak) if peak > 1.0 else block[:, 0]
                 for start in range(0, len(block), audio.WRITE_BLOCK):  # as audio.save writes (ogg needs it)

@@ -34,8 +34,8 @@ N_FFT = 2048  # 93 ms analysis windows
 HOP = 512  # 23 ms between frames: 43 frames a second
 N_MELS = 128
 BLOCK_SECONDS = 60.0  # decoded and analysed at a time
-MIN_SECONDS = 1.0  # shorter files are refused
-SILENCE_DBFS = -90.0  # a file whose peak is below this (about one 16-bit step) is silent, and refused
+MIN_SECONDS = audio.MIN_SECONDS  # shorter files are refused (audio.check_sound: the rule of every command)
+SILENCE_DBFS = audio.SILENCE_DBFS  # a file whose peak, DC removed, is below this is silent, and refused
 
 TILT_BAND_EDGES_HZ = 100.0 * 2.0 ** (np.arange(20) / 3)  # 19 third-octave bands, 100 Hz to 8 kHz
 TILT_FLOOR_DB = 100.0  # bands further below the strongest one count as this far below it
@@ -185,9 +185,10 @@ def analyze(path_or_samples, sample_rate: int | None = None) -> Cues:
     return _measure(name, rate, channels, blocks)
 
 
-def analyze_files(paths: list, jobs: int = 1) -> Iterator[tuple[str, Cues | audio.AudioError]]:
-    """(path, Cues, or the AudioError that stopped it) for each path, in order; with jobs > 1 in that many
-    processes, never more than 2 * jobs files ahead."""
+def analyze_files(paths: list, jobs: int = 1) -> Iterator[tuple[str, Cues | Exception]]:
+    """(path, Cues, or the exception that stopped it: an AudioError, or any other, so that one file's failure never
+    ends the others) for each path, in order; with jobs > 1 in that many processes, never more than 2 * jobs files
+    ahead."""
     if jobs <= 1 or len(paths) <= 1:
         for path in paths:
             yield str(path), _analyze_or_error(path)
@@ -207,10 +208,10 @@ def analyze_files(paths: list, jobs: int = 1) -> Iterator[tuple[str, Cues | audi
                 future.cancel()
 
 
-def _analyze_or_error(path) -> Cues | audio.AudioError:
+def _analyze_or_error(path) -> Cues | Exception:
     try:
         return analyze(path)
-    except audio.AudioError as error:
+    except Exception as error:  # returned, not raised: the caller lists it as this file's failure
         return error
 
 
@@ -263,24 +264,26 @@ def _measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cu
     long_term = _LongTermSpectrum(rate)
     resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32",
                                                                      quality="HQ")
-    frames, peak = 0, 0.0
+    level = audio.Level()
+    offset = None  # the first block's DC offset (audio.Level.dc): the meters start from it, as a transfer removes it
     for block in blocks:
-        frames += len(block)
-        peak = max(peak, float(np.abs(block).max()))
+        level.push(block)
+        if offset is None:
+            first = audio.Level()
+            first.push(block)
+            offset = first.dc
+            loudness.settle(offset)
         loudness.push(block)
         mono = audio.to_mono(block)
+        if offset.any():
+            mono = mono - np.float32(offset.mean())
         long_term.push(mono)
         spectrum.push(mono if resampler is None else resampler.resample_chunk(mono))
     if resampler is not None:
         spectrum.push(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
 
-    duration = frames / rate
-    if duration < MIN_SECONDS:
-        raise audio.AudioError(name, "too_short", f"too short to analyse: {duration:.3f} s, needs at least "
-                                                  f"{MIN_SECONDS:g} s")
-    if peak == 0 or 20 * math.log10(peak) < SILENCE_DBFS:
-        level = "digital silence" if peak == 0 else f"peak {20 * math.log10(peak):.1f} dBFS"
-        raise audio.AudioError(name, "silent", f"silent ({level}): nothing to analyse")
+    audio.check_sound(name, level, rate)
+    duration = level.frames / rate
 
     lufs, loudness_range = loudness.finish()
     measured = spectrum.finish()
@@ -320,6 +323,13 @@ class _Loudness:
 
     def _boundary(self, step: int) -> int:
         return int(step * LOUDNESS_STEP_SECONDS * self.rate)  # where pyloudnorm's blocks start
+
+    def settle(self, offset: np.ndarray) -> None:
+        """Start the filters as if each channel had always sat at `offset`, not at silence: a DC offset (which
+        K-weighting removes) would otherwise ring as a loud step through the first block. Before the first push."""
+        import scipy.signal
+
+        self.state = scipy.signal.sosfilt_zi(self.sos)[:, :, None] * np.asarray(offset, np.float64)
 
     def push(self, block: np.ndarray) -> None:
         for start in range(0, len(block), LOUDNESS_CHUNK):  # bounds the float64 copies of a long multichannel block

@@ -298,14 +298,20 @@ def apply(samples: np.ndarray, sample_rate: int, moves: Moves, *, block_frames: 
           jobs: int = 1) -> np.ndarray:
     """`samples` (frames,) or (frames, channels) with `moves` made, in the shape they came in: the mode first (in
     the content's key), then tempo and register in one stretch, then
-    articulation, brightness, dynamics and level; a peak limiter keeps it within PEAK.
+    articulation, brightness, dynamics and level; a peak limiter keeps it within PEAK. A DC offset is removed first.
 
     The block pipeline transfer_file streams a file through (render.edit), here `block_frames` at a time (default:
     all at once; the result does not depend on it), with the stretch on `jobs` worker processes."""
+    from .. import audio
+
     mono = np.asarray(samples).ndim == 1
     if moves == Moves():
         return np.array(samples, dtype=np.float32)
     samples = render._as_2d(samples)
+    level = audio.Level()
+    level.push(samples)
+    if level.dc.any():  # as transfer_file: the DC offset goes before the edit
+        samples = samples - level.dc
     step = block_frames or max(len(samples), 1)
     blocks = (samples[start:start + step] for start in range(0, len(samples), step))
     with render.workers(jobs) as pool:
@@ -327,16 +333,15 @@ def transfer_file(content_path, reference_path, output_path, *, quadrant: str | 
 
     Any length in bounded memory: the content is decoded once, in blocks that the analysis reads and a float32 spool
     file beside the output keeps for the edit (render.edit, which spools its first pass too), and written in blocks;
-    the spools take 8 bytes a frame and channel of disk until the end. `jobs` worker processes (default
+    the spools take 8 bytes a frame and channel of disk until the end. Its DC offset is removed before the edit (a
+    gain or a stretch of an offset is a loud step or a slow swing, not music). `jobs` worker processes (default
     render.default_jobs()) analyse the reference while this process analyses the content, then stretch the pieces of
     the content."""
     from pathlib import Path
 
-    import soundfile as sf
-
     from .. import audio
     from ..files import atomic_write, check_writable
-    from .analysis import _file_blocks, _measure, analyze
+    from .analysis import _file_blocks, analyze
 
     output_path = check_writable(output_path, force)
     if (reference_path is None) == (quadrant is None):
@@ -345,36 +350,50 @@ def transfer_file(content_path, reference_path, output_path, *, quadrant: str | 
     header = audio.probe(content_path)
     if reference_path is not None:
         audio.probe(reference_path)  # the quick checks before any work
-    format_, subtype = audio.write_format(output_path, header.sample_rate, header.channels)
+    output_format = audio.write_format(output_path, header.sample_rate, header.channels)
     jobs = render.default_jobs() if jobs is None else jobs
     rate, channels, blocks = _file_blocks(Path(content_path))
-    with render.workers(jobs) as pool, render.float32_spool(output_path.parent, channels) as decoded:
+    # the output's temporary first: an unwritable or full place is named before any work, and a failure anywhere
+    # leaves nothing behind (the spools are unnamed files)
+    with atomic_write(output_path, force) as temporary, render.workers(jobs) as pool, \
+            render.float32_spool(output_path.parent, channels) as decoded:
         analysing = pool.submit(analyze, reference_path) if pool and reference_path is not None else None
-
-        def kept(blocks):  # the content is decoded once: the blocks the analysis reads are the edit's input
-            for block in blocks:
-                decoded.write(block)
-                yield block
-
-        content = _measure(Path(content_path), rate, channels, kept(blocks))
+        content, offset = _analysed_and_kept(Path(content_path), rate, channels, blocks, decoded)
         reference = None
         if reference_path is not None:
             reference = analysing.result() if analysing else analyze(reference_path)
         chosen = emotion_plan(content, reference=reference, quadrant=quadrant, strength=strength, cues=cues,
                               range_=range_, match=match)
         written = 0
-        with atomic_write(output_path, force) as temporary:
-            with sf.SoundFile(temporary, "w", rate, channels, format=format_, subtype=subtype) as output:
-                for block in render.edit(decoded.read(), rate, channels, chosen.moves,
-                                         content_loudness=content.loudness_lufs, ceiling=PEAK, pool=pool,
-                                         ahead=2 * jobs, spool_folder=output_path.parent):
-                    output.write(block)
-                    written += len(block)
+        edited = render.edit((block - offset for block in decoded.read()) if offset.any() else decoded.read(), rate,
+                             channels, chosen.moves, content_loudness=content.loudness_lufs, ceiling=PEAK, pool=pool,
+                             ahead=2 * jobs, spool_folder=output_path.parent)
+        with audio.output_file(temporary, output_path, rate, channels, output_format) as output:
+            for block in edited:
+                output.write(block)
+                written += len(block)
     return {"content": str(content_path), "emotion": str(reference_path) if reference_path is not None else quadrant,
             "output": str(output_path), "range": range_, "match": match,
             "content_duration": content.duration_s, "duration": written / rate, **chosen.to_dict(), "cues": {
                 "content": content.to_dict(), "emotion": reference.to_dict() if reference is not None else None,
                 "output": analyze(output_path).to_dict() if measure_output else None}}
+
+
+def _analysed_and_kept(path, rate: int, channels: int, blocks, spool) -> tuple[Cues, np.ndarray]:
+    """The content's cues, and its DC offset per channel (audio.Level.dc), measured on the blocks as they are kept
+    in `spool` for the edit: the content is decoded once."""
+    from .. import audio
+    from .analysis import _measure
+
+    level = audio.Level()
+
+    def kept(blocks):
+        for block in blocks:
+            spool.write(block)
+            level.push(block)
+            yield block
+
+    return _measure(path, rate, channels, kept(blocks)), level.dc
 
 
 def evaluation_method(strength: float = 1.0, *, asked: str = "reference", range_: str = "natural"):
