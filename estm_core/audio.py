@@ -320,17 +320,21 @@ def load(
 
 
 def stream(
-    path: str | os.PathLike, *, sample_rate: int | None = None, block_frames: int = 1 << 18
+    path: str | os.PathLike, *, sample_rate: int | None = None, block_frames: int = 1 << 18,
+    level: Level | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode `path` block by block as mono float32, resampled to `sample_rate` without seams (a streaming soxr),
     so a long file never sits in memory whole. The same checks as `load`; a truncation is raised after the last
-    block, when it becomes known."""
+    block, when it becomes known. `level`, if given, measures the blocks as decoded, before the mixdown and the
+    resampling (whose first samples ramp up from silence), for check_sound."""
     import soxr
 
     path = Path(path)
     decoded = 0
     with _opened(path) as handle:
         rate = handle.samplerate
+        if level is not None:
+            level.sample_rate = rate
         resampler = None
         if sample_rate is not None and sample_rate != rate:
             resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
@@ -341,6 +345,8 @@ def stream(
             except (sf.LibsndfileError, RuntimeError) as error:
                 raise AudioError(path, "corrupt", f"corrupt or truncated ({_libsndfile_message(error)})") from None
             _check_samples(path, block, handle.subtype)
+            if level is not None:
+                level.push(block)
             decoded += len(block)
             last = len(block) == 0
             mono = to_mono(block)
@@ -455,18 +461,19 @@ def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
 
 
 class Level:
-    """Frames, and each channel's sum, lowest and highest sample, of audio pushed block by block: what `check_sound`
-    reads, and the constant offset (DC) a transfer removes before editing."""
+    """Frames, and each channel's sum, lowest and highest sample, of audio at `sample_rate` pushed block by block:
+    what `check_sound` reads, and the constant offset (DC) a transfer removes before editing."""
 
-    def __init__(self):
+    def __init__(self, sample_rate: int | None = None):
+        self.sample_rate = sample_rate
         self.frames = 0
         self.total = self.low = self.high = np.zeros(1)
 
     def push(self, block: np.ndarray) -> None:
         """A (frames,) or (frames, channels) block."""
-        block = block.reshape(len(block), -1)
         if not len(block):
             return
+        block = block.reshape(len(block), -1)
         total, low, high = block.sum(axis=0, dtype=np.float64), block.min(axis=0), block.max(axis=0)
         first = self.frames == 0
         self.total = total if first else self.total + total
@@ -490,10 +497,10 @@ class Level:
         return float(np.maximum(self.high - self.offset, self.offset - self.low).max())
 
 
-def check_sound(path, level: Level, sample_rate: int) -> None:
+def check_sound(path, level: Level) -> None:
     """The one rule (MIN_SECONDS, SILENCE_DBFS): an AudioError, kind too_short or silent, for audio too short to
     measure or silent once its DC offset is removed."""
-    seconds = level.frames / sample_rate
+    seconds = level.frames / level.sample_rate
     if seconds < MIN_SECONDS:
         raise AudioError(path, "too_short", f"too short: {seconds:.3f} s, needs at least {MIN_SECONDS:g} s")
     swing = level.swing

@@ -61,16 +61,15 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 class Counted:
-    """Blocks passed through unchanged, counting their samples in `samples` and their level in `level` (for
-    audio.check_sound): a stream's length is known only once it has gone by."""
+    """Blocks passed through unchanged, counting their samples in `samples`: a stream's length is known only once
+    it has gone by."""
 
     def __init__(self, blocks: Iterable[np.ndarray]):
-        self.blocks, self.samples, self.level = blocks, 0, audio.Level()
+        self.blocks, self.samples = blocks, 0
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for block in self.blocks:
             self.samples += len(block)
-            self.level.push(block)
             yield block
 
 
@@ -105,7 +104,8 @@ def classify_file(path: str | Path, classifiers: list[store.LoadedModel], *, hop
             raise EstmError(f"a hop of {hop_seconds} s is less than one sample at {rate} Hz")
         total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
         count = 0
-        decoded = Counted(audio.stream(path, sample_rate=rate, block_frames=block_frames))
+        level = audio.Level()
+        decoded = Counted(audio.stream(path, sample_rate=rate, block_frames=block_frames, level=level))
         for batch in batched(audio.windows(decoded, length, hop), batch_size):
             probabilities = segment_probabilities(classifier, np.stack([window for _, window in batch]))
             total += probabilities.sum(dim=0)
@@ -118,7 +118,7 @@ def classify_file(path: str | Path, classifiers: list[store.LoadedModel], *, hop
                         "probabilities": dict(zip(classifier.info.labels, row)),
                     })
         if require_sound and index == 0:
-            audio.check_sound(path, decoded.level, rate)
+            audio.check_sound(path, level)
         mean = (total / count).tolist()
         best = int(np.argmax(mean))
         result.duration = decoded.samples / rate

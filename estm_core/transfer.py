@@ -215,22 +215,16 @@ def transfer_file(transfer: store.LoadedModel, content_path: str | Path, output_
     header = audio.probe(content_path)
     emotion, emotion_quadrant = emotion_of(transfer, emotion_path, quadrant, mer_model)
     level = audio.Level()
-    content = _levelled(audio.stream(content_path, sample_rate=rate, block_frames=block_frames), level)
+    content = audio.stream(content_path, sample_rate=rate, block_frames=block_frames, level=level)
     blocks = transfer_blocks(transfer, content, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
                              expected_samples=round(header.frames * rate / header.sample_rate),
                              block_frames=block_frames, on_progress=on_progress)
     # the rule every command keeps (too short or silent: refused), known once the content has gone by
     frames = _save_blocks(output_path, blocks, rate, output_format, force,
-                          before_commit=lambda: audio.check_sound(content_path, level, rate))
+                          before_commit=lambda: audio.check_sound(content_path, level))
     return {"content": str(content_path), "emotion": str(emotion_path) if emotion_path else None,
             "quadrant": emotion_quadrant, "output": str(output_path), "duration": frames / rate,
             "model": transfer.name}
-
-
-def _levelled(blocks: Iterable[np.ndarray], level: audio.Level) -> Iterator[np.ndarray]:
-    for block in blocks:
-        level.push(block)
-        yield block
 
 
 def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, output_format: tuple[str, str],

@@ -288,7 +288,7 @@ def test_too_short_and_silent_files_are_refused_by_every_command_alike(tmp_path,
     good = write(tmp_path / "good.wav", music(), RATE)
     short = write(tmp_path / "one.wav", np.array([0.5], np.float32), RATE)
     silent = write(tmp_path / "silent.wav", np.zeros(2 * RATE, np.float32), RATE)
-    offset = write(tmp_path / "dc.wav", np.full(2 * RATE, 0.25, np.float32), RATE)
+    offset = write(tmp_path / "dc.wav", np.full(2 * 16000, 0.25, np.float32), 16000)  # resampled by classify
     causes = {}
     for command in ("analyze", "classify"):
         result = estm(command, good, short, silent, offset, "--json")

@@ -264,7 +264,7 @@ def _measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cu
     long_term = _LongTermSpectrum(rate)
     resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32",
                                                                      quality="HQ")
-    level = audio.Level()
+    level = audio.Level(rate)
     offset = None  # the first block's DC offset (audio.Level.dc): the meters start from it, as a transfer removes it
     for block in blocks:
         level.push(block)
@@ -282,7 +282,7 @@ def _measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cu
     if resampler is not None:
         spectrum.push(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
 
-    audio.check_sound(name, level, rate)
+    audio.check_sound(name, level)
     duration = level.frames / rate
 
     lufs, loudness_range = loudness.finish()

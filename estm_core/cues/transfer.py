@@ -385,7 +385,7 @@ def _analysed_and_kept(path, rate: int, channels: int, blocks, spool) -> tuple[C
     from .. import audio
     from .analysis import _measure
 
-    level = audio.Level()
+    level = audio.Level(rate)
 
     def kept(blocks):
         for block in blocks:
