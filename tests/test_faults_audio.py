@@ -228,6 +228,22 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, estm, one_job, mon
     assert list(out.iterdir()) == []
 
 
+def test_a_real_full_disk_is_one_line_and_leaves_nothing(tmp_path, estm, one_job):
+    content = write(tmp_path / "a.wav", music(4.0), RATE)  # its float32 spool alone is 128 kB
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root, or no CAP_SYS_ADMIN): the injected ENOSPC stands in")
+    try:
+        result = estm("transfer", content, "--emotion", "Q1", "-o", full / "out.wav")
+        assert result.code == 1
+        assert lines(result.err) == [f"error: {full / 'out.wav'}: cannot write: no space left on device"]
+        assert list(full.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=True)
+
+
 def test_libsndfile_s_system_error_on_a_full_disk_is_named(tmp_path, monkeypatch):
     def failing(self, data):
         raise sf.LibsndfileError(2, "")  # what libsndfile says for any failed write: "System error"
