@@ -10,16 +10,23 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from estm_core.datasets.limits import MAX_BATCH, MAX_COUNT, MAX_PAIRS, MAX_SAMPLE_RATE, MAX_SECONDS, MIN_SAMPLE_RATE
+
 from .common import (
-    EXIT_OK, EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, SegmentCache, handles_errors, note, stderr,
-    stdout,
+    EXIT_OK, EXIT_SOME_FAILED, MAX_JOBS, MAX_SEED, Debug, Device, Force, ProgressBar, Quiet, SegmentCache, bounded,
+    handles_errors, note, stderr, stdout,
 )
 
 app = typer.Typer(help="Prepare datasets: split by song, segment into a cache, make SynthEmo, make transfer pairs.",
                   no_args_is_help=True)
 
-Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same result.")]
-Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Files decoded in parallel (processes).")]
+# Every numeric option is bounded (bounded refuses nan too): an unbounded one asked for 23 GB, or an internal error.
+Seed = Annotated[int, typer.Option("--seed", callback=bounded(0, MAX_SEED),
+                                   help="Random seed: the same seed gives the same result.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", callback=bounded(1, MAX_JOBS),
+                                   help="Files decoded in parallel (processes).")]
+SampleRate = Annotated[int, typer.Option("--sample-rate", callback=bounded(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
+                                         help="Hz.")]
 
 
 def _report_problems(problems: list[tuple[str, str]], what: str) -> int:
@@ -53,13 +60,15 @@ def split(
     layout: Annotated[str, typer.Option(
         "--layout", help="auto, deam, taffc, gtzan, emotify, synthemo or folder.")] = "auto",
     test: Annotated[Optional[float], typer.Option(
-        "--test", help="Fraction of songs held out for testing (default 0.2, or 0 with --test-collection).")] = None,
+        "--test", callback=bounded(0, 1),
+        help="Fraction of songs held out for testing (default 0.2, or 0 with --test-collection).")] = None,
     test_collections: Annotated[Optional[list[str]], typer.Option(
         "--test-collection", help="Hold out every song of this collection (a corpus's `collection` column) as the "
                                   "test part; repeatable.")] = None,
     val: Annotated[Optional[float], typer.Option(
-        "--val", help="Fraction of songs for validation (default 0.08, or 0 with --test 1: a held-out corpus, all "
-                      "test).")] = None,
+        "--val", callback=bounded(0, 1),
+        help="Fraction of songs for validation (default 0.08, or 0 with --test 1: a held-out corpus, all test).")
+    ] = None,
     seed: Seed = 0,
     from_: Annotated[Optional[Path], typer.Option(
         "--from", help="Use an original split file (deam_split.csv, mer_taffc_split.csv) instead of drawing one.")] = None,
@@ -77,8 +86,6 @@ def split(
     from estm_core.errors import EstmError
     from estm_core.files import check_writable, write_csv
 
-    if jobs < 1:
-        raise EstmError("--jobs must be at least 1")
     check_writable(output, force)
     with ProgressBar("reading", None, quiet=quiet) as bar:
         dataset = read_dataset(folder, layout, on_progress=bar)
@@ -111,15 +118,19 @@ def split(
 def segment(
     split_csv: Annotated[Path, typer.Argument(help="A split CSV from `estm data split`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The cache folder to write (a rerun finishes it).")],
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Songs decoded in parallel (processes).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", callback=bounded(1, MAX_JOBS),
+                                      help="Songs decoded in parallel (processes).")] = 1,
     wav: Annotated[bool, typer.Option("--wav", help="Also write {song_id}-{k}.wav per segment, as the original.")] = False,
-    sample_rate: Annotated[int, typer.Option("--sample-rate", help="Hz.")] = 22050,
+    sample_rate: SampleRate = 22050,
     seconds: Annotated[float, typer.Option(
-        "--seconds", help="Length of each segment (the paper's 222 264 samples at 22 050 Hz).")] = 10.08,
+        "--seconds", callback=bounded(above=0, high=MAX_SECONDS),
+        help="Length of each segment (the paper's 222 264 samples at 22 050 Hz).")] = 10.08,
     hop: Annotated[Optional[float], typer.Option(
-        "--hop", help="Seconds between segment starts (default: the segment length, no overlap).")] = None,
+        "--hop", callback=bounded(above=0, high=MAX_SECONDS),
+        help="Seconds between segment starts (default: the segment length, no overlap).")] = None,
     max_zeros: Annotated[float, typer.Option(
-        "--max-zeros", help="Drop segments with a larger fraction of exact-zero samples.")] = 0.5,
+        "--max-zeros", callback=bounded(0, 1),
+        help="Drop segments with a larger fraction of exact-zero samples.")] = 0.5,
     normalise_song: Annotated[bool, typer.Option(help="Peak-normalise each song before cutting.")] = True,
     normalise_segment: Annotated[bool, typer.Option(help="Peak-normalise each segment.")] = True,
     force: Force = False,
@@ -129,7 +140,7 @@ def segment(
     """Cut every song of a split into fixed-length segments: a manifest CSV and one int16 memory-mapped cache.
 
     Resumable: a rerun skips the songs already done; --force starts over. Bad files are listed and skipped (exit
-    code 3), by the rerun of a finished cache too.
+    code 3), by the rerun of a finished cache too. One run at a time writes a cache folder: a second is refused.
     """
     from estm_core.datasets.segment import SegmentSettings, segment_split
     from estm_core.datasets.split import read_split
@@ -162,11 +173,12 @@ def synth(
     source: Annotated[str, typer.Option(
         "--source", help="scores: excerpts of real works played by SoundFont instruments; tones: SynthEmo's "
                          "additive-synthesis melodies.")] = "scores",
-    count: Annotated[int, typer.Option("--count", "-n", help="Excerpts (scores) or contents (tones), each "
-                                                             "rendered in Q1-Q4.")] = 32,
-    seconds: Annotated[float, typer.Option("--seconds", help="Length of each rendering.")] = 10.08,
-    sample_rate: Annotated[int, typer.Option("--sample-rate", help="Hz.")] = 22050,
-    channels: Annotated[int, typer.Option("--channels", help="1 or 2 (scores only).")] = 1,
+    count: Annotated[int, typer.Option("--count", "-n", callback=bounded(1, MAX_COUNT),
+                                       help="Excerpts (scores) or contents (tones), each rendered in Q1-Q4.")] = 32,
+    seconds: Annotated[float, typer.Option("--seconds", callback=bounded(above=0, high=MAX_SECONDS),
+                                           help="Length of each rendering.")] = 10.08,
+    sample_rate: SampleRate = 22050,
+    channels: Annotated[int, typer.Option("--channels", callback=bounded(1, 2), help="1 or 2 (scores only).")] = 1,
     soundfont: Annotated[Optional[Path], typer.Option(
         "--soundfont", help="A General MIDI .sf2 file (scores only; default: the TimGM6mb SoundFont that "
                             "pretty_midi ships).")] = None,
@@ -176,14 +188,16 @@ def synth(
     collections: Annotated[Optional[list[str]], typer.Option(
         "--collection", help="Scores only: take works from this collection of music21's corpus (repeat for several; "
                              "default all). A held-out corpus takes collections that development never saw.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Works parsed in parallel (scores only).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", callback=bounded(1, MAX_JOBS),
+                                      help="Works parsed in parallel (scores only).")] = 1,
     seed: Seed = 0,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Make a paired emotion corpus: each excerpt rendered in the four quadrants (folders Q1..Q4, synthemo.csv with
-    every rendering's cues, pairs.csv), ready for `estm data split`."""
+    every rendering's cues, pairs.csv), ready for `estm data split`. An interrupted run is finished by running it
+    again with the same options; until then `estm data split` refuses the folder."""
     from estm_core.errors import EstmError
 
     if source not in ("scores", "tones"):
@@ -216,9 +230,9 @@ def pairs(
     output: Annotated[Path, typer.Option("--output", "-o", help="The pairs CSV file to write.")],
     part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
     count: Annotated[Optional[int], typer.Option(
-        "--count", "-n", help="How many pairs (default: one per song).")] = None,
+        "--count", "-n", callback=bounded(1, MAX_PAIRS), help="How many pairs (default: one per song).")] = None,
     content_dev: Annotated[int, typer.Option(
-        "--content-dev", help="Rows flagged for the content-deviation metric.")] = 150,
+        "--content-dev", callback=bounded(0, MAX_PAIRS), help="Rows flagged for the content-deviation metric.")] = 150,
     seed: Seed = 0,
     force: Force = False,
     quiet: Quiet = False,
@@ -241,7 +255,8 @@ def label(
     data: SegmentCache,
     output: Annotated[Path, typer.Option("--output", "-o", help="The predictions CSV file to write.")],
     model: Annotated[Optional[str], typer.Option("--model", help="A mer model (default: the newest).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments labelled at once.")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", callback=bounded(1, MAX_BATCH),
+                                            help="Segments labelled at once.")] = 32,
     device: Device = "auto",
     force: Force = False,
     quiet: Quiet = False,

@@ -100,9 +100,15 @@ def read_dataset(
     """Read the dataset folder `root` in `layout` ("auto" to detect it).
 
     `on_progress(done, total)` is called after each file is probed. Rows are sorted by song_id in natural order
-    ("2" before "10"). Raises EstmError when the folder is missing or does not look like the layout named.
+    ("2" before "10"). Raises EstmError when the folder is missing or does not look like the layout named, or is a
+    corpus `estm data synth` started and did not finish (whatever the layout: its part would split as if whole).
     """
+    from . import synth
+
     root = _existing_folder(root)
+    if synth.unfinished(root):
+        raise EstmError(f"{root}: an unfinished corpus (`estm data synth` stopped before the end); finish it with "
+                        f"`{synth.rerun_command(root)}`")
     if layout == "auto":
         layout = detect_layout(root)
     elif layout not in LAYOUTS:

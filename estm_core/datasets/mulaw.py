@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import audio, features
-from ..errors import EstmError
+from ..errors import EstmError, FileError
 from ..files import atomic_write, write_csv
 
 SAMPLE_RATE = 16000
@@ -49,9 +49,9 @@ def build_cache(table: pd.DataFrame, folder: str | Path, *, sample_rate: int = S
     folder = Path(folder)
     fingerprint = hashlib.sha1(json.dumps(
         [sample_rate, *table[["song_id", "path", "part"]].astype(str).values.tolist()]).encode()).hexdigest()
-    settings = folder / "cache.json"
-    if settings.is_file() and json.loads(settings.read_text()).get("fingerprint") == fingerprint:
-        return MulawCache(folder, _read_index(folder), json.loads(settings.read_text())["problems"])
+    recorded = _recorded(folder / "cache.json")
+    if recorded.get("fingerprint") == fingerprint and isinstance(recorded.get("problems"), list):
+        return MulawCache(folder, _read_index(folder), recorded["problems"])
     folder.mkdir(parents=True, exist_ok=True)
     rows, problems, start = [], [], 0
     with atomic_write(folder / CODES, force=True) as temporary, open(temporary, "wb") as output:
@@ -72,7 +72,7 @@ def build_cache(table: pd.DataFrame, folder: str | Path, *, sample_rate: int = S
     if index.empty:
         raise EstmError("no file of the dataset could be decoded; nothing to train on")
     write_csv(index, folder / INDEX, force=True)
-    with atomic_write(settings, force=True) as temporary:
+    with atomic_write(folder / "cache.json", force=True) as temporary:
         temporary.write_text(json.dumps({"fingerprint": fingerprint, "sample_rate": sample_rate,
                                          "problems": problems}))
     return MulawCache(folder, index, problems)
@@ -84,8 +84,30 @@ def built_cache(folder: str | Path) -> MulawCache | None:
     return MulawCache(folder, _read_index(folder), []) if (folder / INDEX).is_file() else None
 
 
+def _recorded(path: Path) -> dict:
+    """cache.json, or {} where it is missing or unreadable: the cache is then built again (it is the store's own)."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def _read_index(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / INDEX, dtype={"song_id": str, "label": str}, keep_default_na=False)
+    """The cache's index, checked against its codes: a span past their end would read garbage, or fail deep inside
+    training."""
+    path, size = folder / INDEX, (folder / CODES).stat().st_size if (folder / CODES).is_file() else 0
+    try:
+        index = pd.read_csv(path, dtype={"song_id": str, "label": str}, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise FileError(path, f"unreadable ({str(error).splitlines()[0]}); remove {folder} to build it again") from None
+    start, length = index.get("start"), index.get("length")
+    whole = all(column is not None and pd.api.types.is_integer_dtype(column) for column in (start, length))
+    if not whole or {"song_id", "label", "part"} - set(index.columns) \
+            or (start < 0).any() or (length < 1).any() or (start + length > size).any():
+        raise FileError(path, f"does not describe the {size} codes of {CODES} (start, length, song_id, label, part); "
+                              f"remove {folder} to build it again")
+    return index
 
 
 def spans(index: pd.DataFrame, part: str, holdout: str, holdout_fraction: float = 0.1) -> pd.DataFrame:

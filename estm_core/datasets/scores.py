@@ -646,7 +646,20 @@ def generate(
     if previous is not None:
         return previous
 
-    synth.write_json(out_dir / synth.PARAMETERS_NAME, parameters, force=True)
+    synth.check_room(out_dir, count * RENDERINGS_PER_EXCERPT, seconds, sample_rate, channels)
+    synth.start_corpus(out_dir, parameters)
+    rows = _render_excerpts(out_dir, works, count, seed=seed, seconds=seconds, sample_rate=sample_rate,
+                            channels=channels, soundfont=soundfont, factorial=factorial, jobs=jobs,
+                            on_progress=on_progress)
+    table = pd.DataFrame(rows)
+    synth.finish_corpus(out_dir, table)
+    return table
+
+
+def _render_excerpts(out_dir: Path, works: list[Work], count: int, *, seed: int, seconds: float, sample_rate: int,
+                     channels: int, soundfont: Path, factorial: bool, jobs: int,
+                     on_progress: Callable[[int, int], None] | None) -> list[dict]:
+    """Render the first `count` usable excerpts of `works` into `out_dir`; their table rows."""
     levels = factorial_levels(count * RENDERINGS_PER_EXCERPT, seed) if factorial else None
     rows: list[dict] = []
     accepted = 0
@@ -654,13 +667,8 @@ def generate(
     for excerpt in excerpts:
         if isinstance(excerpt, str):
             continue
-        if levels is None:
-            plays = [(quadrant, cues, SPREAD, {}) for quadrant, cues in CUES.items()]
-        else:
-            own = levels[RENDERINGS_PER_EXCERPT * accepted: RENDERINGS_PER_EXCERPT * (accepted + 1)]
-            plays = [(f"F{index + 1}", factorial_cues(level), NO_SPREAD, level) for index, level in enumerate(own)]
-        for row, samples in excerpt_rows(excerpt, plays, seed=seed, seconds=seconds, sample_rate=sample_rate,
-                                         channels=channels, soundfont=soundfont):
+        for row, samples in excerpt_rows(excerpt, _plays(levels, accepted), seed=seed, seconds=seconds,
+                                         sample_rate=sample_rate, channels=channels, soundfont=soundfont):
             audio.save(out_dir / row["path"], samples, sample_rate, force=True)
             rows.append(row)
         accepted += 1
@@ -671,9 +679,15 @@ def generate(
             break
     if accepted < count:
         raise EstmError(f"only {accepted} of the {len(works)} works have a usable excerpt; ask for at most that many")
-    table = pd.DataFrame(rows)
-    synth.finish_corpus(out_dir, table)
-    return table
+    return rows
+
+
+def _plays(levels: list[dict] | None, accepted: int) -> list[tuple[str, ScoreCues, Spread, dict]]:
+    """How excerpt number `accepted` is played: in the four quadrants, or with its own factorial levels."""
+    if levels is None:
+        return [(quadrant, cues, SPREAD, {}) for quadrant, cues in CUES.items()]
+    own = levels[RENDERINGS_PER_EXCERPT * accepted: RENDERINGS_PER_EXCERPT * (accepted + 1)]
+    return [(f"F{index + 1}", factorial_cues(level), NO_SPREAD, level) for index, level in enumerate(own)]
 
 
 def _file_digest(path: Path) -> str:

@@ -11,16 +11,23 @@ Output folder:
     wav/            {song_id}-{k}.wav per segment, with write_wav (as the original did)
 While it runs, each finished song is a shard in `songs/`; a rerun skips those. The cache is committed by one step
 written last: segments.json with "complete": true. Until then the folder is unfinished whatever else it holds (a run
-killed between writing the manifest and that step leaves both), so a rerun finishes it and readers refuse it.
+killed between writing the manifest and that step leaves both), so a rerun finishes it and readers refuse it. A run
+holds the folder's lock throughout: a second run into it is refused rather than assembling from the first's shards.
+
+Readers check a cache against what the code can use before trusting it (settings in range, segments.npy of the
+recorded shape and whole, manifest indices inside it): a cache is data from disk, not a promise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
+import os
 import shutil
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,14 +35,21 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, audio
-from ..errors import EstmError
+from ..errors import EstmError, FileError
 from ..files import atomic_write, write_csv
 from ..workers import process_pool
+from .limits import MAX_SAMPLE_RATE, MAX_SECONDS, MIN_SAMPLE_RATE, available_memory, check_free_space, size, writing
 
 MANIFEST = "manifest.csv"
 CACHE = "segments.npy"
 SETTINGS = "segments.json"
 INT16_SCALE = 32767.0
+CACHE_DTYPE = np.dtype("<i2")
+MANIFEST_COLUMNS = ("segment_id", "index", "position", "start", "song_id", "path", "label", "group", "part")
+
+
+class CacheError(FileError):
+    """A segment cache file that the code cannot use as it stands (unreadable, out of range, truncated)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,31 @@ class SegmentSettings:
     @property
     def step(self) -> int:
         return self.hop or self.segment_length
+
+
+def settings_problem(settings) -> str | None:
+    """Why `settings` (a SegmentSettings as a dict, e.g. read from segments.json) cannot be segmented with or read
+    back; None where they can."""
+    names = {field.name for field in fields(SegmentSettings)}
+    if not isinstance(settings, dict) or set(settings) != names:
+        return f"the settings must be exactly {', '.join(sorted(names))}"
+    rate, length, hop, zeros = (settings[name] for name in ("sample_rate", "segment_length", "hop",
+                                                             "max_zero_fraction"))
+    if not _whole(rate) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        return f"sample_rate {rate!r} is not a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}"
+    if not _whole(length) or not 1 <= length <= MAX_SECONDS * rate:
+        return f"segment_length {length!r} is not a whole number of samples from 1 to {MAX_SECONDS:g} s"
+    if hop is not None and (not _whole(hop) or hop < 1):
+        return f"hop {hop!r} is not a whole number of samples of at least 1"
+    if not isinstance(zeros, numbers.Real) or isinstance(zeros, bool) or not 0 <= zeros <= 1:  # refuses nan too
+        return f"max_zero_fraction {zeros!r} is not a fraction from 0 to 1"
+    if not all(isinstance(settings[name], bool) for name in ("normalise_song", "normalise_segment")):
+        return "normalise_song and normalise_segment must be true or false"
+    return None
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -107,19 +146,86 @@ def _process_song(song_id: str, path: str, out_dir: Path, settings: SegmentSetti
         raise audio.AudioError(path, "too_short", "no segment passes the silence filter (too short or silent)")
     if write_wav:
         for segment, position in zip(segments, positions):
-            wav = out_dir / "wav" / f"{song_id}-{position}.wav"
-            audio.save(wav, to_float(segment), rate, force=True)
-    with atomic_write(_shard_path(out_dir, song_id), force=True) as temporary:
-        with open(temporary, "wb") as file:
-            np.savez(file, segments=segments, positions=np.array(positions, dtype=np.int64),
-                     starts=np.array(starts, dtype=np.int64))
+            audio.save(out_dir / "wav" / f"{song_id}-{position}.wav", to_float(segment), rate, force=True)
+    # a full disk or a read-only place fails here as one line naming the file (atomic_write), the whole run with it
+    with atomic_write(_shard_path(out_dir, song_id), force=True) as temporary, open(temporary, "wb") as file:
+        np.savez(file, segments=segments, positions=np.array(positions, dtype=np.int64),
+                 starts=np.array(starts, dtype=np.int64))
     return len(samples) / rate
 
 
+def _song_cost(header: audio.Header, settings: SegmentSettings, write_wav: bool) -> tuple[int, int]:
+    """(bytes of memory, bytes on disk) cutting a song of `header` takes: the decoded and resampled song, and its
+    windows as float32 and int16 (with a small hop, many times the song); on disk its shard and its cache rows."""
+    frames = -(-header.frames * settings.sample_rate // header.sample_rate)
+    length, step = settings.segment_length, settings.step
+    windows = 1 if frames <= length else (frames - length) // step + 1 + bool((frames - length) % step)
+    memory = header.frames * header.channels * 4 + frames * 4 * 3 + windows * length * (4 + 2 + 2)
+    return memory, windows * length * 2 * (3 if write_wav else 2)
+
+
+def _plan(todo: list[tuple[str, str]], out_dir: Path, settings: SegmentSettings,
+          jobs: int, write_wav: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Check what the run will allocate before it starts, from the songs' headers: (songs to cut, songs refused
+    because cutting one would take more memory than a job has). FileError where the disk cannot hold the rest."""
+    budget = available_memory() // jobs
+    kept, refused, disk = [], [], 0
+    for song_id, path in todo:
+        try:
+            header = audio.probe(path)
+        except audio.AudioError:  # its decode reports it, after the whole file's checks
+            kept.append((song_id, path))
+            continue
+        memory, written = _song_cost(header, settings, write_wav)
+        if memory > budget:
+            refused.append((path, f"too long to cut at these settings: about {size(memory)} of memory, "
+                                  f"{size(budget)} available per job"))
+        else:
+            kept.append((song_id, path))
+            disk += written
+    disk += sum(shard.stat().st_size for shard in (out_dir / "songs").glob("*.npz"))  # the cache copies them
+    check_free_space(out_dir, disk, "the segments")
+    return kept, refused
+
+
+@contextmanager
+def _segmenting(out_dir: Path) -> Iterator[None]:
+    """Hold the cache folder's lock for a whole run. Two runs into one folder would each assemble and commit from
+    shards the other is still writing (or removing), so the second is refused at once."""
+    from ..store import StoreError, training_lock
+
+    with ExitStack() as stack:
+        try:
+            with writing(out_dir):
+                out_dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(training_lock(out_dir / CACHE, doing="segment into it"))
+        except StoreError:
+            raise EstmError(f"{out_dir}: another `estm data segment` is writing this cache folder; wait for it to "
+                            "finish, or use another -o") from None
+        yield
+
+
 def _recorded(cache_dir: Path) -> dict:
-    """What segments.json says (empty when there is none)."""
+    """What segments.json says (empty when there is none); CacheError when it is not a JSON object."""
     path = cache_dir / SETTINGS
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CacheError(path, f"unreadable ({_reason(error)}); {_remake(cache_dir, {})}") from None
+    if not isinstance(recorded, dict):
+        raise CacheError(path, f"not a segment cache's settings (not a JSON object); {_remake(cache_dir, {})}")
+    return recorded
+
+
+def _reason(error: Exception) -> str:
+    return (getattr(error, "strerror", None) or str(error).splitlines()[0]).lower()
+
+
+def _remake(cache_dir: Path, recorded: dict) -> str:
+    split_file = recorded.get("split_file") if isinstance(recorded.get("split_file"), str) else "SPLIT.csv"
+    return f"remake it with `estm data segment {split_file} -o {cache_dir} --force`"
 
 
 def _remove_cache(out_dir: Path) -> None:
@@ -144,32 +250,56 @@ def segment_split(
     """Segment every song of `split` into `out_dir` (see the module docstring), `jobs` songs at a time.
 
     A finished cache of the same split and settings is returned as it is (with the songs it skipped); an unfinished
-    one is finished; `force` always starts over. `split_file` is only recorded, for the rerun hint of readers."""
+    one is finished; `force` always starts over. `split_file` is only recorded, for the rerun hint of readers.
+    A second run into the same folder while one runs is an EstmError."""
+    problem = settings_problem(asdict(settings))
+    if problem or jobs < 1:
+        raise EstmError(f"cannot segment with these settings: {problem or f'jobs {jobs} is less than 1'}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = hashlib.sha1(pd.util.hash_pandas_object(split[["song_id", "path", "part"]], index=False).values)
-    recorded = {"settings": asdict(settings), "split": fingerprint.hexdigest()}
+    with _segmenting(out_dir):
+        fingerprint = hashlib.sha1(pd.util.hash_pandas_object(split[["song_id", "path", "part"]], index=False).values)
+        recorded = {"settings": asdict(settings), "split": fingerprint.hexdigest()}
+        if force:
+            _remove_cache(out_dir)
+        finished = _finished_before(out_dir, recorded)
+        if finished is not None:
+            return finished
+        recorded.update(split_file=None if split_file is None else str(split_file), estm_version=__version__)
+        _write_settings(out_dir, {**recorded, "complete": False})
+        return _cut_and_commit(split, out_dir, settings, recorded, jobs=jobs, write_wav=write_wav,
+                               on_progress=on_progress)
+
+
+def _finished_before(out_dir: Path, recorded: dict) -> SegmentResult | None:
+    """The result of a finished cache of these settings and split (None where there is none, or an unfinished one);
+    EstmError where the folder holds another."""
     previous = _recorded(out_dir)
-    if force:
-        _remove_cache(out_dir)
-    elif previous and {key: previous.get(key) for key in recorded} != recorded:
+    if previous and {key: previous.get(key) for key in recorded} != recorded:
         raise EstmError(
             f"{out_dir} holds segments of another split or other settings; use --force to redo it, or another -o"
         )
-    elif previous.get("complete"):
-        manifest = read_manifest(out_dir)
-        skipped = [tuple(problem) for problem in previous.get("skipped", [])]
-        return SegmentResult(manifest, skipped, songs_done_before=manifest["song_id"].nunique(), audio_seconds=0.0)
-    recorded.update(split_file=None if split_file is None else str(split_file), estm_version=__version__)
-    with atomic_write(out_dir / SETTINGS, force=True) as temporary:
-        temporary.write_text(json.dumps({**recorded, "complete": False}, indent=2))
+    if not previous.get("complete"):
+        return None
+    shutil.rmtree(out_dir / "songs", ignore_errors=True)  # a run killed right after its commit left them
+    manifest = read_manifest(out_dir)
+    skipped = [tuple(problem) for problem in previous.get("skipped", [])]
+    return SegmentResult(manifest, skipped, songs_done_before=manifest["song_id"].nunique(), audio_seconds=0.0)
 
+
+def _write_settings(out_dir: Path, recorded: dict) -> None:
+    with atomic_write(out_dir / SETTINGS, force=True) as temporary:
+        temporary.write_text(json.dumps(recorded, indent=2))
+
+
+def _cut_and_commit(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings, recorded: dict, *, jobs: int,
+                    write_wav: bool, on_progress: Callable[[int, int], None] | None) -> SegmentResult:
+    """Cut the songs not done yet, assemble the cache and commit it (segments.json "complete", written last)."""
     songs = list(zip(split["song_id"], split["path"]))
     todo = [(song_id, path) for song_id, path in songs if not _shard_path(out_dir, song_id).exists()]
     done_before = len(songs) - len(todo)
-    problems: list[tuple[str, str]] = []
+    todo, problems = _plan(todo, out_dir, settings, jobs, write_wav)
     seconds = 0.0
-    finished = done_before
+    finished = len(songs) - len(todo)
     if on_progress:
         on_progress(finished, len(songs))
 
@@ -194,16 +324,20 @@ def segment_split(
         for song_id, path in todo:
             record(path, lambda: _process_song(song_id, path, out_dir, settings, write_wav))
 
+    if len(problems) == len(songs):
+        path, cause = problems[0]
+        raise EstmError(f"no song in the split gave a segment ({len(problems)} skipped; the first, {path}: {cause}); "
+                        f"nothing written to {out_dir}")
     manifest = _assemble(split, out_dir, settings)
     summary = {"segments": len(manifest), "songs": int(manifest["song_id"].nunique()), "skipped": problems}
-    with atomic_write(out_dir / SETTINGS, force=True) as temporary:  # the commit: written after everything else
-        temporary.write_text(json.dumps({**recorded, **summary, "complete": True}, indent=2))
+    _write_settings(out_dir, {**recorded, **summary, "complete": True})  # the commit: after everything else
     shutil.rmtree(out_dir / "songs", ignore_errors=True)
     return SegmentResult(manifest, problems, done_before, seconds)
 
 
 def _assemble(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings) -> pd.DataFrame:
-    """Join the song shards, in split order, into the one cache and its manifest (both written atomically)."""
+    """Join the song shards, in split order, into the one cache and its manifest (both written atomically). The
+    cache is written as a stream, not through a memory map: a full disk is then an error, not a crash (SIGBUS)."""
     shards = [(row, _shard_path(out_dir, row.song_id)) for row in split.itertuples(index=False)]
     shards = [(row, shard) for row, shard in shards if shard.exists()]
     loaded = []
@@ -219,13 +353,13 @@ def _assemble(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings) -> 
         raise EstmError(f"no song in the split gave a segment; nothing written to {out_dir}")
 
     rows = []
-    with atomic_write(out_dir / CACHE, force=True) as temporary:
-        cache = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.int16,
-                                          shape=(total, settings.segment_length))
+    header = {"descr": CACHE_DTYPE.str, "fortran_order": False, "shape": (total, settings.segment_length)}
+    with atomic_write(out_dir / CACHE, force=True) as temporary, open(temporary, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, header)
         index = 0
         for row, shard, positions, starts in loaded:
             with np.load(shard) as data:
-                cache[index: index + len(positions)] = data["segments"]
+                file.write(np.ascontiguousarray(data["segments"], dtype=CACHE_DTYPE).tobytes())
             for position, start in zip(positions, starts):
                 rows.append({
                     "segment_id": f"{row.song_id}-{position}",
@@ -235,18 +369,15 @@ def _assemble(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings) -> 
                     **row._asdict(),
                 })
                 index += 1
-        cache.flush()
-        del cache
     manifest = pd.DataFrame(rows)
     write_csv(manifest, out_dir / MANIFEST, force=True)
     return manifest
 
 
-def _committed(cache_dir: str | Path) -> dict:
+def _committed(cache_dir: Path) -> dict:
     """segments.json of a finished cache; EstmError saying what `cache_dir` lacks otherwise."""
-    cache_dir = Path(cache_dir)
     recorded = _recorded(cache_dir)
-    if recorded.get("complete"):
+    if recorded.get("complete") is True:
         return recorded
     if recorded or (cache_dir / MANIFEST).exists() or (cache_dir / CACHE).exists():
         split_file = recorded.get("split_file") or "SPLIT.csv"
@@ -255,21 +386,89 @@ def _committed(cache_dir: str | Path) -> dict:
     raise EstmError(f"{cache_dir}: no segment cache here; make one with `estm data segment SPLIT.csv -o DIR`")
 
 
-def read_manifest(cache_dir: str | Path) -> pd.DataFrame:
-    """The manifest of a finished segment cache (ids stay strings)."""
-    _committed(cache_dir)
-    return pd.read_csv(Path(cache_dir) / MANIFEST, dtype={"song_id": str, "segment_id": str, "group": str,
-                                                          "label": str}, keep_default_na=False)
-
-
 def read_settings(cache_dir: str | Path) -> SegmentSettings:
-    """The settings a finished cache was made with."""
-    return SegmentSettings(**_committed(cache_dir)["settings"])
+    """The settings a finished cache was made with, checked: a settings file is not trusted (a segment_length of
+    10**12 would train into a useless model). Readers of the segments check the array against them (_checked)."""
+    return _settings(Path(cache_dir), _committed(Path(cache_dir)))
+
+
+def _settings(cache_dir: Path, recorded: dict) -> SegmentSettings:
+    problem = settings_problem(recorded.get("settings"))
+    if problem:
+        raise CacheError(cache_dir / SETTINGS, f"{problem}; {_remake(cache_dir, recorded)}")
+    return SegmentSettings(**recorded["settings"])
+
+
+def _checked(cache_dir: Path) -> tuple[dict, int]:
+    """(segments.json, rows of segments.npy) of a finished cache whose settings and array agree."""
+    recorded = _committed(cache_dir)
+    return recorded, _cache_rows(cache_dir, _settings(cache_dir, recorded), recorded)
+
+
+def _cache_rows(cache_dir: Path, settings: SegmentSettings, recorded: dict) -> int:
+    """The rows of segments.npy, after checking from its header that it holds whole int16 segments of the
+    settings' length (a truncated file would fail, or read garbage, deep inside training)."""
+    path = cache_dir / CACHE
+    try:
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(file)
+            data_start, size = file.tell(), os.fstat(file.fileno()).st_size
+    except (OSError, ValueError) as error:
+        raise CacheError(path, f"not a readable segment array ({_reason(error)}); "
+                               f"{_remake(cache_dir, recorded)}") from None
+    length = settings.segment_length
+    if dtype.kind != "i" or dtype.itemsize != 2 or fortran_order or len(shape) != 2 or shape[1] != length \
+            or shape[0] < 1:
+        raise CacheError(path, f"holds {dtype} {shape}, not int16 segments of {length} samples as "
+                               f"{SETTINGS} says; {_remake(cache_dir, recorded)}")
+    expected = data_start + shape[0] * length * 2
+    if size < expected:
+        raise CacheError(path, f"truncated: {size} bytes of {expected}; {_remake(cache_dir, recorded)}")
+    return shape[0]
+
+
+def read_manifest(cache_dir: str | Path) -> pd.DataFrame:
+    """The manifest of a finished segment cache (ids stay strings), checked against its segments.npy: the columns
+    readers use, and every index a row of the cache."""
+    cache_dir = Path(cache_dir)
+    recorded, rows = _checked(cache_dir)
+    path = cache_dir / MANIFEST
+    try:
+        manifest = pd.read_csv(path, dtype={"song_id": str, "segment_id": str, "group": str, "label": str},
+                               keep_default_na=False)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise CacheError(path, f"unreadable ({_reason(error)}); {_remake(cache_dir, recorded)}") from None
+    problem = _manifest_problem(manifest, rows)
+    if problem:
+        raise CacheError(path, f"{problem}; {_remake(cache_dir, recorded)}")
+    return manifest
+
+
+def _manifest_problem(manifest: pd.DataFrame, rows: int) -> str | None:
+    from .split import PARTS
+
+    missing = [name for name in MANIFEST_COLUMNS if name not in manifest.columns]
+    if missing:
+        return f"no {', '.join(missing)} column"
+    if manifest.empty:
+        return "no segments listed"
+    index = manifest["index"]
+    if not pd.api.types.is_integer_dtype(index) or index.min() < 0 or index.max() >= rows:
+        return f"an index that is not a row of its {rows}-row {CACHE} (each must be a whole number 0..{rows - 1})"
+    if manifest["segment_id"].duplicated().any():
+        return f"segment id {manifest['segment_id'][manifest['segment_id'].duplicated()].iloc[0]!r} listed twice"
+    unknown = sorted(set(manifest["part"]) - set(PARTS))
+    if unknown:
+        return f"unknown part(s) {', '.join(map(str, unknown))}"
+    return None
 
 
 def open_cache(cache_dir: str | Path) -> np.ndarray:
     """The int16 (segments, segment_length) cache of a finished segment cache, memory-mapped read-only."""
-    _committed(cache_dir)
+    _checked(Path(cache_dir))
     return np.load(Path(cache_dir) / CACHE, mmap_mode="r")
 
 

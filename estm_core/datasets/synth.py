@@ -13,6 +13,9 @@ costs the same per sample however many partials a note has: a 10 s rendering tak
 On disk the corpus has the MER TAFFC layout (a folder per quadrant) plus three tables: `synthemo.csv` (one row per
 file with its cues), `pairs.csv` (one row per content: the four renderings an emotion transfer should map between)
 and `synthemo.json` (the parameters, so a rerun can tell whether the folder already holds what it is asked for).
+A run marks the folder unfinished (`.synthemo-unfinished`) before anything else and removes the mark after the
+tables, last: until then `estm data split` refuses the folder (a part of a corpus would split as if whole), and a
+rerun with the same options finishes it.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from .. import audio
 from ..errors import EstmError
 from ..files import atomic_write
 from ..labels import QUADRANTS
+from .limits import MAX_SAMPLE_RATE, MAX_SECONDS, available_memory, check_free_space, size, writing
 
 SAMPLE_RATE = 22050
 MIN_SAMPLE_RATE = 8000
 SECONDS = 10.08  # the ESTM/MER clip length
+RENDER_BYTES_PER_FRAME = 48  # a rendering's peak memory per frame (of its FFT size): the room's spectra, the copies
 
 
 @dataclass(frozen=True)
@@ -364,6 +369,7 @@ def in_a_room(dry: np.ndarray, sample_rate: int, seed, damping_hz: float | None 
 
 
 MANIFEST_NAME, PAIRS_NAME, PARAMETERS_NAME = "synthemo.csv", "pairs.csv", "synthemo.json"
+UNFINISHED_NAME = ".synthemo-unfinished"  # hidden: folder readers list no such file
 
 
 def cues_version() -> str:
@@ -421,28 +427,79 @@ def generate(
     previous = reuse_or_refuse(out_dir, parameters, force)
     if previous is not None:
         return previous
+    targets = [out_dir / relative_path(content, quadrant) for content, quadrant in product(range(contents), CUES)]
+    check_room(out_dir, sum(force or not target.exists() for target in targets), seconds, sample_rate)
     if force:
         _remove_other_renderings(out_dir, set(table["path"]))
 
-    # The parameters go first, so that an interrupted run is recognised and resumed by the next one.
-    write_json(out_dir / PARAMETERS_NAME, parameters, force=True)
-    total = len(table)
-    for done, (content, quadrant) in enumerate(product(range(contents), CUES), start=1):
-        target = out_dir / relative_path(content, quadrant)
+    start_corpus(out_dir, parameters)
+    for done, (target, (content, quadrant)) in enumerate(zip(targets, product(range(contents), CUES)), start=1):
         if force or not target.exists():
             samples = render(content, quadrant, seconds=seconds, seed=seed, sample_rate=sample_rate)
             audio.save(target, samples, sample_rate, force=force)
         if on_progress is not None:
-            on_progress(done, total)
+            on_progress(done, len(targets))
     finish_corpus(out_dir, table)
     return table
 
 
 def check_parameters(seconds: float, seed: int, sample_rate: int) -> None:
-    # Below 8 kHz the melody's highest notes would pass Nyquist.
-    if not seconds * sample_rate >= 0.5 or sample_rate < MIN_SAMPLE_RATE or seed < 0:
-        raise EstmError(f"SynthEmo needs at least one frame, a sample rate of at least {MIN_SAMPLE_RATE} Hz and a "
-                        f"seed of 0 or more (got {seconds} s, {sample_rate} Hz, seed {seed})")
+    # Below 8 kHz the melody's highest notes would pass Nyquist; nan fails every comparison, so it is refused too.
+    if not (seconds * sample_rate >= 0.5 and seconds <= MAX_SECONDS) \
+            or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE or seed < 0:
+        raise EstmError(f"SynthEmo needs at least one frame and at most {MAX_SECONDS:g} s, a sample rate of at least "
+                        f"{MIN_SAMPLE_RATE} Hz and at most {MAX_SAMPLE_RATE} Hz and a seed of 0 or more "
+                        f"(got {seconds} s, {sample_rate} Hz, seed {seed})")
+
+
+def check_room(out_dir: Path, files: int, seconds: float, sample_rate: int, channels: int = 1) -> None:
+    """Before a run starts: refuse one whose renderings would not fit the disk (16-bit wav), or one of them the
+    memory."""
+    frames = round(seconds * sample_rate)
+    check_free_space(out_dir, files * (frames * channels * 2 + 44), f"{files} renderings")
+    needed = (1 << math.ceil(math.log2(frames + 1))) * RENDER_BYTES_PER_FRAME * channels
+    if needed > available_memory():
+        raise EstmError(f"a rendering of {seconds:g} s at {sample_rate} Hz needs about {size(needed)} of memory, "
+                        f"more than is available ({size(available_memory())}): ask for fewer seconds or a lower rate")
+
+
+def start_corpus(out_dir: Path, parameters: dict) -> None:
+    """Mark `out_dir` unfinished, then record the parameters (so that the next run recognises and resumes it)."""
+    mark = out_dir / UNFINISHED_NAME
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        mark.write_text("`estm data synth` has not finished this corpus; rerun it with the same options\n")
+    write_json(out_dir / PARAMETERS_NAME, parameters, force=True)
+
+
+def unfinished(root: Path) -> bool:
+    """Whether `root` is a corpus that `estm data synth` started and did not finish: it holds the mark of an
+    unfinished run, or (made before that mark) its parameters without its table, which came last."""
+    return (root / UNFINISHED_NAME).exists() or (
+        (root / PARAMETERS_NAME).is_file() and not (root / MANIFEST_NAME).is_file())
+
+
+def rerun_command(root: Path) -> str:
+    """The `estm data synth` command that finishes the unfinished corpus `root`, its options from the parameters."""
+    try:
+        parameters = _read_parameters(root / PARAMETERS_NAME) or {}
+    except EstmError:
+        parameters = {}
+    flags = ["--source tones"] if "contents" in parameters else []
+    for key, flag in (("contents", "-n"), ("count", "-n"), ("seconds", "--seconds"), ("seed", "--seed"),
+                      ("sample_rate", "--sample-rate"), ("channels", "--channels")):
+        if key in parameters and not (key == "channels" and parameters[key] == 1):
+            flags.append(f"{flag} {parameters[key]}")
+    if parameters.get("factorial"):
+        flags.append("--factorial")
+    if "count" in parameters:
+        from .scores import COLLECTIONS
+
+        if parameters.get("collections") != sorted(COLLECTIONS):
+            flags.extend(f"--collection {name}" for name in parameters.get("collections", []))
+        if not str(parameters.get("soundfont", "")).startswith("TimGM6mb.sf2 "):
+            flags.append("--soundfont SF2")
+    return " ".join(["estm data synth", *flags, f"-o {root}"])
 
 
 def reuse_or_refuse(out_dir: Path, parameters: dict, force: bool) -> pd.DataFrame | None:
@@ -455,7 +512,7 @@ def reuse_or_refuse(out_dir: Path, parameters: dict, force: bool) -> pd.DataFram
         raise EstmError(f"{out_dir}: holds another corpus ({differing}); "
                         "use --force to replace it or choose another folder")
     manifest_path = out_dir / MANIFEST_NAME
-    if existing is None or not manifest_path.is_file():
+    if existing is None or not manifest_path.is_file() or (out_dir / UNFINISHED_NAME).exists():
         return None
     table = pd.read_csv(manifest_path, dtype={"song_id": str, "group": str, "label": str}, keep_default_na=False)
     complete = all((out_dir / path).exists() for path in table["path"])
@@ -464,7 +521,8 @@ def reuse_or_refuse(out_dir: Path, parameters: dict, force: bool) -> pd.DataFram
 
 def finish_corpus(out_dir: Path, table: pd.DataFrame) -> None:
     """Write the corpus tables (pairs.csv where the files are quadrant renderings), after removing the files of the
-    corpus the folder held before that this one lacks, so that folder readers find only this one."""
+    corpus the folder held before that this one lacks, so that folder readers find only this one; then commit the
+    corpus by removing its unfinished mark."""
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.is_file():
         before = pd.read_csv(manifest_path, usecols=["path"])["path"].astype(str)
@@ -475,6 +533,7 @@ def finish_corpus(out_dir: Path, table: pd.DataFrame) -> None:
         write_table(out_dir / PAIRS_NAME, pairs(table))
     else:
         (out_dir / PAIRS_NAME).unlink(missing_ok=True)
+    (out_dir / UNFINISHED_NAME).unlink(missing_ok=True)
 
 
 def _read_parameters(path: Path) -> dict | None:
