@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,19 +20,33 @@ from .common import (
 
 app = typer.Typer(help="Train models into the model store.", no_args_is_help=True)
 
+
+def finite(value: float | None) -> float | None:
+    """Refuse NaN and infinities, which typer's FloatRange lets through."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 Name = Annotated[Optional[str], typer.Option(
     "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name).")]
-Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs to train.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", help="Segments per batch.")]
-LearningRate = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
-MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimiser steps.")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed for weights, shuffling and dropout.")]
+Epochs = Annotated[int, typer.Option(
+    "--epochs", min=1, max=100_000, help="Most epochs to train; with --resume, the run's new total (at least the "
+                                         "epochs it has run: a run that finished its epochs goes on to it).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=1 << 16, help="Segments per batch.")]
+LearningRate = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]  # TrainConfig refuses NaN, <= 0
+MaxSteps = Annotated[Optional[int], typer.Option(
+    "--max-steps", min=1, help="Stop after this many optimiser steps.")]
+Seed = Annotated[int, typer.Option(
+    "--seed", min=0, max=2**32 - 1, help="Seed for weights, shuffling and dropout.")]
 Patience = Annotated[Optional[int], typer.Option(
-    "--patience", help="Stop after this many epochs without improvement (default: never).")]
+    "--patience", min=0, help="Stop after this many epochs without improvement (default: never).")]
 Monitor = Annotated[str, typer.Option(
     "--monitor", help="History column for the best epoch and early stopping (val_loss, val_accuracy, loss, …).")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same name.")]
-Workers = Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")]
+Resume = Annotated[bool, typer.Option(
+    "--resume", help="Continue an interrupted run of the same name, with the options it was started with: any "
+                     "other given is refused (--epochs sets a new total; --device and --workers may change).")]
+Workers = Annotated[int, typer.Option("--workers", min=0, max=256, help="DataLoader worker processes.")]
 
 
 def default_name(family: str, data: Path) -> str:
@@ -39,6 +54,66 @@ def default_name(family: str, data: Path) -> str:
     two families trained on the same data."""
     data = data.resolve()
     return f"{family}-{data.stem if data.is_file() else data.name}"
+
+
+PLACE = ("workers", "device")  # where a run trains: a resume may change them
+
+
+def run_options(context: typer.Context, family: str, name: str, resume: bool) -> tuple[dict, int | None]:
+    """This command's option values by parameter name, and with --resume the run's new total of epochs (when
+    --epochs is given). A resume takes the run's own options (its checkpoint's) in place of those not given, and
+    refuses in one line any given that contradicts them."""
+    from estm_core import store
+    from estm_core.errors import EstmError
+    from estm_core.training.checkpoint import read_run_state
+
+    if name:
+        store.check_name(name)  # before any data is read
+    values = dict(context.params)
+    if not resume:
+        return values, None
+    state = read_run_state(store.resume_path(store.model_path(family, name)))
+    own = {**state["config"], **(state.get("model") or {}), **(state.get("options") or {})}
+    given = {key for key in values if getattr(context.get_parameter_source(key), "name", "DEFAULT") != "DEFAULT"}
+    contradictions = []
+    for key, value in values.items():
+        run_key, mine = _as_run(key, value)
+        if key in PLACE or (key == "epochs" and key in given) or run_key not in own:
+            continue
+        if key in given and not _same(mine, own[run_key]):
+            contradictions.append(f"--{key.replace('_', '-')} {_shown(key, mine)} (the run's: "
+                                  f"{_shown(key, own[run_key])})")
+        values[key] = not own[run_key] if key == "unconditioned" else own[run_key]
+    if contradictions:
+        raise EstmError(f"{name} was started with other options, and a resume keeps them: {'; '.join(contradictions)}"
+                        "; leave them out, or start over with --force")
+    return values, values["epochs"] if "epochs" in given else None
+
+
+def _as_run(key: str, value):
+    """A command-line option as a run records it: (its name there, its value there)."""
+    if key == "data" and value is not None:
+        return key, str(Path(value).resolve())
+    if key == "style_labels" and value not in (None, "truth"):
+        return key, str(Path(value).resolve())
+    return {"windows": ("windows_per_epoch", value), "unconditioned": ("conditioned", not value)}.get(key, (key, value))
+
+
+def _same(mine, theirs) -> bool:
+    if isinstance(mine, str) and isinstance(theirs, str) and mine.startswith("val_"):
+        return theirs in (mine, mine.removeprefix("val_"))  # a run with nothing held out watches the training loss
+    return mine == theirs
+
+
+def _shown(key: str, value) -> str:
+    return str(not value if key == "unconditioned" else value)
+
+
+def train_config(values: dict) -> TrainConfig:
+    """The TrainConfig of a command's option values (its own, or a resumed run's)."""
+    from dataclasses import fields
+
+    return TrainConfig(**{item.name: values[item.name] for item in fields(TrainConfig) if item.name in values})
 
 
 def run_training(train, *, quiet: bool, json_: bool, epochs: int) -> None:
@@ -78,11 +153,13 @@ def _classifier_command(family: str, help_text: str):
 
     @handles_errors
     def command(
+        context: typer.Context,
         data: SegmentCache,
         name: Name = None,
         width: Annotated[float, typer.Option(
-            "--width", help="Scales every convolution's channels: 1 is the paper's; 0.25 trains about 10x faster "
-                            "on a CPU.")] = defaults.get("width"),
+            "--width", min=0, max=16, callback=finite,
+            help="Scales every convolution's channels: 1 is the paper's; 0.25 trains about 10x faster on a "
+                 "CPU.")] = defaults.get("width"),
         epochs: Epochs = settings.epochs,
         batch_size: BatchSize = settings.batch_size,
         lr: LearningRate = settings.lr,
@@ -103,14 +180,13 @@ def _classifier_command(family: str, help_text: str):
         from estm_core.training.classifier import train_classifier
 
         note(f"device: {choose_device(device)}", quiet)
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
-                             monitor=monitor, patience=patience,
-                             workers=workers, device=device)
         model_name = name or default_name(family, data)
+        values, new_total = run_options(context, family, model_name, resume)
         run_training(lambda on_step, on_epoch: train_classifier(
-            family, data, model_name, config, label_column=label_column, resume=resume, force=force,
-            model_options={"width": width} if "width" in defaults else None,
-            on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
+            family, data, model_name, train_config(values), label_column=values["label_column"], resume=resume,
+            resume_epochs=new_total, force=force,
+            model_options={"width": values["width"]} if "width" in defaults else None,
+            on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=values["epochs"])
 
     command.__doc__ = help_text
     return _without(command, set() if "width" in defaults else {"width"})
@@ -119,6 +195,12 @@ def _classifier_command(family: str, help_text: str):
 # ------------------------------------------------------------------------------------------- transfer families
 
 TRANSFER_OPTIONS = {family: FAMILIES[family].options for family in trained_by("transfer")}  # and their defaults
+LatentChannels = Annotated[int, typer.Option(
+    "--d", min=5, max=4096, help="Latent channels (the last 4 the emotion's).")]
+Beta = Annotated[float, typer.Option("--beta", min=0, max=100, callback=finite, help="VQ commitment weight.")]
+BetaE = Annotated[float, typer.Option("--beta-e", min=0, max=100, callback=finite, help="Style loss weight.")]
+CodebookSize = Annotated[int, typer.Option("--codebook-size", min=1, max=1 << 16, help="Entries per codebook (K).")]
+GridPoint = Annotated[Optional[int], typer.Option("--grid-point", min=0, help="Train only point I of the grid.")]
 LEARNS_EMOTION = transferring()  # the families that take --style-labels
 GRID_ONLY_OPTIONS = {"--grid": 0, "--jobs": 1, "--slurm": 1, "--summary": 1}  # option -> values it takes
 
@@ -180,6 +262,7 @@ def _transfer_command(family: str, help_text: str):
 
     @handles_errors
     def command(
+        context: typer.Context,
         data: SegmentCache,
         style_labels: Annotated[Optional[str], typer.Option(
             "--style-labels", help="'truth' (the manifest's quadrants) or a predictions CSV from `estm data label` "
@@ -187,26 +270,27 @@ def _transfer_command(family: str, help_text: str):
         name: Annotated[Optional[str], typer.Option(
             "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name, as in "
                            "estm2-cache); with --grid, a prefix of the points' names.")] = None,
-        d: Annotated[int, typer.Option("--d", help="Latent channels.")] = defaults.get("d"),
-        latent_dim: Annotated[int, typer.Option("--latent-dim", help="Latent channels.")] = defaults.get("latent_dim"),
-        beta: Annotated[float, typer.Option("--beta", help="VQ commitment weight.")] = defaults["beta"],
-        beta_e: Annotated[float, typer.Option("--beta-e", help="Style loss weight.")] = defaults.get("beta_e"),
-        codebook_size: Annotated[int, typer.Option(
-            "--codebook-size", help="Entries per codebook (K).")] = defaults["codebook_size"],
+        d: LatentChannels = defaults.get("d"),
+        latent_dim: Annotated[int, typer.Option(
+            "--latent-dim", min=4, max=4096, help="Latent channels.")] = defaults.get("latent_dim"),
+        beta: Beta = defaults["beta"],
+        beta_e: BetaE = defaults.get("beta_e"),
+        codebook_size: CodebookSize = defaults["codebook_size"],
         epochs: Epochs = settings.epochs,
         batch_size: BatchSize = settings.batch_size,
         lr: LearningRate = settings.lr,
         max_steps: MaxSteps = None,
         seed: Seed = settings.seed,
         patience: Annotated[Optional[int], typer.Option(
-            "--patience", help="Early stopping patience (the original's).")] = settings.patience,
+            "--patience", min=0, help="Early stopping patience (the original's).")] = settings.patience,
         start_epoch: Annotated[int, typer.Option(
-            "--start-epoch", help="First epoch early stopping may stop at (the original's).")] = settings.start_epoch,
+            "--start-epoch", min=1,
+            help="First epoch early stopping may stop at (the original's).")] = settings.start_epoch,
         monitor: Monitor = settings.monitor,
         grid: Annotated[bool, typer.Option("--grid", help="Train the paper's grid (data/grids/FAMILY.csv).")] = False,
         grid_file: Annotated[Optional[Path], typer.Option("--grid-file", help="A grid CSV of one's own.")] = None,
-        grid_point: Annotated[Optional[int], typer.Option("--grid-point", help="Train only point I of the grid.")] = None,
-        jobs: Annotated[int, typer.Option("--jobs", "-j", help="Grid points trained at once.")] = 1,
+        grid_point: GridPoint = None,
+        jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, help="Grid points trained at once.")] = 1,
         slurm: Annotated[Optional[Path], typer.Option(
             "--slurm", help="Write an sbatch job-array script for the grid instead of training.")] = None,
         summary: Annotated[Optional[Path], typer.Option(
@@ -226,25 +310,25 @@ def _transfer_command(family: str, help_text: str):
         if family in LEARNS_EMOTION and style_labels is None:
             raise EstmError("say where the style labels come from: --style-labels truth or a predictions "
                                      "CSV from `estm data label`")
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
-                             monitor=monitor, patience=patience,
-                             start_epoch=start_epoch, workers=workers, device=device)
-        given = {"d": d, "latent_dim": latent_dim, "beta": beta, "beta_e": beta_e, "codebook_size": codebook_size}
-        chosen = {option: given[option] for option in defaults}
+        on_grid = grid or grid_file or grid_point is not None
+        model_name = name or ("" if on_grid else default_name(family, data))
+        # a grid resumes each point with the grid's options; one run takes its own from its checkpoint
+        values, new_total = run_options(context, family, model_name, resume and not on_grid)
 
         def train_one(model_name: str, options: dict, resume_run: bool) -> None:
             """Train one model: the command's options, those of a grid point (`options`) in their place."""
             note(f"training {family} {model_name} on {choose_device(device)}", quiet)
             run_training(lambda on_step, on_epoch: train_transfer(
-                family, data, model_name, config, style_labels=style_labels or "truth",
-                model_options={**chosen, **options}, resume=resume_run, force=force,
-                on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=epochs)
+                family, data, model_name, train_config(values), style_labels=values.get("style_labels") or "truth",
+                model_options={**{option: values[option] for option in defaults}, **options}, resume=resume_run,
+                resume_epochs=new_total, force=force, on_step=on_step, on_epoch=on_epoch),
+                quiet=quiet, json_=json_, epochs=values["epochs"])
 
-        if grid or grid_file or grid_point is not None:
-            _train_grid(family, grid_file, grid_point, name or "", slurm, jobs, summary, train_one, resume, force,
+        if on_grid:
+            _train_grid(family, grid_file, grid_point, model_name, slurm, jobs, summary, train_one, resume, force,
                         json_, quiet)
         else:
-            train_one(name or default_name(family, data), chosen, resume)
+            train_one(model_name, {}, resume)
 
     command.__doc__ = help_text
     unused = {option for options in TRANSFER_OPTIONS.values() for option in options} - set(defaults)
@@ -338,6 +422,7 @@ WAVENET_TRAINING = TrainConfig(**FAMILIES["wavenet"].training)
 @app.command("wavenet", help=FAMILIES["wavenet"].about, short_help=FAMILIES["wavenet"].task)
 @handles_errors
 def wavenet(
+    context: typer.Context,
     data: Annotated[Path, typer.Option(
         "--data", help="A folder of audio (labels from its subfolders) or a split CSV from `estm data split`.")],
     name: Name = None,
@@ -345,9 +430,11 @@ def wavenet(
     unconditioned: Annotated[bool, typer.Option(
         "--unconditioned", help="Ignore the labels: one model of all the audio.")] = False,
     output_length: Annotated[int, typer.Option(
-        "--output-length", help="Outputs predicted per training window, a count (the seed: 16).")] = 16,
+        "--output-length", min=1, max=1 << 16,
+        help="Outputs predicted per training window, a count (the seed: 16).")] = 16,
     windows: Annotated[Optional[int], typer.Option(
-        "--windows", help="Training windows per epoch (default: the training audio once over).")] = None,
+        "--windows", min=1, max=10**9,
+        help="Training windows per epoch (default: the training audio once over).")] = None,
     holdout: Annotated[str, typer.Option(
         "--holdout", help="file (held-out files), time (the end of every file) or auto.")] = "auto",
     epochs: Epochs = WAVENET_TRAINING.epochs,
@@ -369,20 +456,21 @@ def wavenet(
     from estm_core.training.wavenet import train_wavenet
 
     note(f"device: {choose_device(device)}", quiet)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, seed=seed,
-                         monitor=monitor, patience=patience, workers=workers, device=device)
+    model_name = name or default_name("wavenet", data)
+    values, new_total = run_options(context, "wavenet", model_name, resume)
     problems = []
 
     def train(on_step, on_epoch):
         with ProgressBar("encoding", None, quiet=quiet) as bar:
             result, skipped = train_wavenet(
-                data, name or default_name("wavenet", data), config, preset=preset, conditioned=not unconditioned,
-                output_length=output_length, holdout=holdout, windows_per_epoch=windows, on_step=on_step,
-                on_epoch=on_epoch, on_cache_progress=bar, resume=resume, force=force)
+                data, model_name, train_config(values), preset=values["preset"],
+                conditioned=not values["unconditioned"], output_length=values["output_length"],
+                holdout=values["holdout"], windows_per_epoch=values["windows"], on_step=on_step, on_epoch=on_epoch,
+                on_cache_progress=bar, resume=resume, resume_epochs=new_total, force=force)
         problems.extend(skipped)
         return result
 
-    run_training(train, quiet=quiet, json_=json_, epochs=epochs)
+    run_training(train, quiet=quiet, json_=json_, epochs=values["epochs"])
     if problems:
         stderr.print(f"[bold red]{len(problems)} files skipped:[/]", highlight=False)
         for path, cause in problems:
@@ -401,7 +489,8 @@ def recogniser(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="The recogniser file to write (default: recogniser.json in the model store, which "
                                "estm then uses instead of the one it ships).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files analysed in parallel (processes).")] = 1,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", min=1, max=256, help="Files analysed in parallel (processes).")] = 1,
     force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,

@@ -7,12 +7,13 @@ normalisation, a centred Hann STFT, power 2, then 10·log10 referenced to the cl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import torch
 
 from . import dsp
+from .errors import EstmError
 
 SAMPLE_RATE = 22050
 N_FFT = 1024
@@ -21,6 +22,8 @@ N_MELS = 128
 TOP_DB = 80.0
 AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
 MU_LAW_CLASSES = 256
+MIN_FFT, MAX_FFT = 16, 1 << 16  # 2**16 points: 3 s at 22 050 Hz, far past any music feature's frame
+MAX_MELS = 512
 
 
 def frame_count(samples: int, hop_length: int = HOP_LENGTH) -> int:
@@ -111,6 +114,33 @@ class FeatureSettings:
     hop_length: int = HOP_LENGTH
     n_mels: int = N_MELS
     standardize: bool = True
+
+    def __post_init__(self):
+        """Refuse settings no STFT can use, or whose filters alone would take gigabytes (a model file's metadata is
+        read into these, and a hostile n_fft of 2**28 asked for 467 GB)."""
+        def whole(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not (whole(self.n_fft) and MIN_FFT <= self.n_fft <= MAX_FFT):
+            raise EstmError(f"n_fft must be a whole number from {MIN_FFT} to {MAX_FFT} (got {self.n_fft!r})")
+        if not (whole(self.hop_length) and 1 <= self.hop_length <= self.n_fft):
+            raise EstmError(f"hop_length must be a whole number from 1 to n_fft, {self.n_fft} "
+                            f"(got {self.hop_length!r})")
+        bins = self.n_fft // 2 + 1
+        if not (whole(self.n_mels) and 1 <= self.n_mels <= min(MAX_MELS, bins)):
+            raise EstmError(f"n_mels must be a whole number from 1 to {min(MAX_MELS, bins)} (got {self.n_mels!r})")
+        if not isinstance(self.standardize, bool):
+            raise EstmError(f"standardize must be true or false (got {self.standardize!r})")
+
+    @classmethod
+    def from_dict(cls, values) -> "FeatureSettings":
+        """Settings from a model file's JSON, refusing keys they do not have (log_mel would be called with them)."""
+        if not isinstance(values, dict):
+            raise EstmError(f"feature settings must be an object, not {type(values).__name__}")
+        unknown = sorted(set(values) - {item.name for item in fields(cls)})
+        if unknown:
+            raise EstmError(f"unknown feature settings {', '.join(map(str, unknown))}")
+        return cls(**values)
 
 
 def classifier_input(waveforms: torch.Tensor, sample_rate: int, settings: dict) -> torch.Tensor:

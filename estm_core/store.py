@@ -15,7 +15,9 @@ import inspect
 import json
 import math
 import os
+import re
 import struct
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .errors import EstmError, FileError
 from .families import FAMILIES, FORMER_NAMES, current_name
-from .files import atomic_write
+from .files import _OWNER, _alive, atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +43,17 @@ HISTORY_SUFFIX = ".history.csv"
 HISTORY_NEEDS = ("epoch", "loss")  # every family's history has these (estm_core.training.loop)
 RESUME_SUFFIX = ".resume"  # NAME.resume: the last epoch's weights and optimiser, for `estm train --resume`
 METADATA_KEY = "estm"
+MAX_NAME_BYTES = 150  # NAME.history.csv's temporary adds up to 99 bytes (a 64-byte host name): within 255
+
+# What a model file's audio settings may say: what the data commands can make (their own bounds, in
+# datasets/limits.py), so that no hostile number reaches an allocation (a segment_length of 2**29 made classify
+# allocate 4.45 GB)
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 192_000
+MAX_SEGMENT_SECONDS = 600
+MIN_TRANSFER_SEGMENT = 255  # the transfer families' deepest encoder (7 unpadded stride-2 convolutions) needs this
+MAX_MU_LAW_CLASSES = 1 << 16
+MAX_LABELS = 1024
+STALE_SECONDS = 24 * 3600  # a temporary this old is a dead write's, whoever wrote it
 
 _REGISTRY: dict[str, type] = {}
 
@@ -104,11 +117,26 @@ class ModelInfo:
     created: str = ""
 
     @classmethod
-    def from_json(cls, fields: dict) -> ModelInfo:
-        audio, training = fields.get("audio") or None, fields.get("training") or {}
-        return cls(**{**fields, "family": current_name(fields["family"]),
+    def from_json(cls, fields) -> ModelInfo:
+        """The metadata of a model file, every part checked against what estm can use (EstmError says which)."""
+        if not isinstance(fields, dict):
+            raise EstmError(f"the metadata is a JSON {type(fields).__name__}, not an object")
+        missing = [key for key in ("family", "config") if key not in fields]
+        unknown = sorted(set(fields) - {item.name for item in dataclasses.fields(cls)})
+        if missing or unknown:
+            raise EstmError(f"no {missing[0]} in the metadata" if missing else f"unknown metadata {', '.join(unknown)}")
+        for key, kinds in (("family", (str,)), ("config", (dict,)), ("labels", (list,)), ("audio", (dict, type(None))),
+                           ("training", (dict, type(None))), ("estm_version", (str,)), ("created", (str,))):
+            if key in fields and not isinstance(fields[key], kinds):
+                raise EstmError(f"{key} is {_shown(fields[key])}, not {_kind_name(kinds)}")
+        audio, training = fields.get("audio"), fields.get("training") or {}
+        if audio is not None and "sample_rate" not in audio:
+            raise EstmError("audio has no sample_rate")
+        info = cls(**{**fields, "family": current_name(fields["family"]),
                       "audio": None if audio is None else _known(AudioSettings, audio),
                       "training": _known(TrainingSummary, training)})
+        _check_info(info)
+        return info
 
 
 def _known(cls, values: dict):
@@ -117,6 +145,90 @@ def _known(cls, values: dict):
     other = {key: value for key, value in values.items() if key not in names}
     known = {key: value for key, value in values.items() if key in names}
     return cls(**{**known, "other": {**known.get("other", {}), **other}})
+
+
+def _shown(value) -> str:
+    """A value as an error line quotes it: short."""
+    text = json.dumps(value) if isinstance(value, (dict, list, str, type(None))) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_KINDS = {"int": (int,), "float": (int, float), "str": (str,), "dict": (dict,), "bool": (bool,),
+          "None": (type(None),)}
+
+
+def _kind_name(kinds: tuple) -> str:
+    names = {int: "a whole number", float: "a number", str: "a string", dict: "an object", list: "a list",
+             bool: "true or false", type(None): "null"}
+    return " or ".join(names[kind] for kind in kinds if not (kind is int and float in kinds))
+
+
+def _check_types(instance, what: str) -> None:
+    """Each field of a metadata dataclass holds what its annotation says (a bool is no number here)."""
+    for item in dataclasses.fields(instance):
+        value = getattr(instance, item.name)
+        kinds = tuple(kind for part in str(item.type).split("|") for kind in _KINDS[part.strip()])
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise EstmError(f"{what}.{item.name} is {_shown(value)}, not {_kind_name(kinds)}")
+
+
+def _check_info(info: ModelInfo) -> None:
+    """EstmError unless what `info` holds is within what estm can use: a known family, distinct labels, audio
+    settings in range (what a task needs of them is checked when it loads the model: `_check_usable`)."""
+    if info.family not in FAMILIES and info.family not in _REGISTRY:
+        raise EstmError(f"model family {info.family!r} is not available in estm {__version__}")
+    _check_types(info.training, "training")
+    labels = info.labels
+    if not all(isinstance(label, str) and label.strip() for label in labels):
+        raise EstmError(f"labels must be non-empty strings (got {_shown(labels)})")
+    if len(set(labels)) != len(labels) or len(labels) > MAX_LABELS:
+        raise EstmError(f"labels must be distinct, at most {MAX_LABELS} (got {_shown(labels)})")
+    if info.audio is not None:
+        _check_types(info.audio, "audio")
+        _check_audio(info.audio, FAMILIES[info.family].recipe if info.family in FAMILIES else None)
+
+
+def _check_usable(info: ModelInfo) -> None:
+    """EstmError unless `info` has what its family's tasks read: audio settings and the labels they decide."""
+    family = FAMILIES.get(info.family)
+    if family is None:
+        return
+    if info.audio is None:
+        raise EstmError("no audio settings (audio is null)")
+    needs = {"classifier": ("segment_length", "features"), "transfer": ("segment_length",),
+             "wavenet": ("mu_law_classes", "receptive_field", "output_length")}[family.recipe]
+    missing = [name for name in needs if getattr(info.audio, name) is None]
+    if missing:
+        raise EstmError(f"audio settings without {', '.join(missing)}")
+    if family.labels is not None and tuple(info.labels) != tuple(family.labels):
+        raise EstmError(f"a {info.family} model's labels are {_shown(list(family.labels))} "
+                        f"(got {_shown(info.labels)})")
+    if family.recipe == "classifier" and len(info.labels) < 2:
+        raise EstmError(f"a classifier needs at least two labels (got {_shown(info.labels)})")
+
+
+def _check_audio(audio: AudioSettings, recipe: str | None) -> None:
+    """The audio settings within what the code can use."""
+    from .features import FeatureSettings
+
+    def within(name: str, low: int, high: int) -> None:
+        value = getattr(audio, name)
+        if value is not None and not low <= value <= high:
+            raise EstmError(f"audio.{name} is {value}, outside {low}..{high}")
+
+    within("sample_rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+    longest = MAX_SEGMENT_SECONDS * audio.sample_rate
+    within("segment_length", MIN_TRANSFER_SEGMENT if recipe == "transfer" else 1, longest)
+    within("mu_law_classes", 2, MAX_MU_LAW_CLASSES)
+    within("receptive_field", 2, longest)
+    within("output_length", 1, longest)
+    if audio.features is not None:
+        try:
+            features = FeatureSettings.from_dict(audio.features)
+        except (EstmError, TypeError) as error:
+            raise EstmError(f"audio.features: {error}") from None
+        if audio.segment_length is not None and audio.segment_length < features.n_fft:
+            raise EstmError(f"audio.segment_length {audio.segment_length} is shorter than n_fft {features.n_fft}")
 
 
 @dataclass
@@ -220,9 +332,17 @@ def model_name(path: Path) -> str:
 
 def check_name(name: str, what: str = "model name") -> str:
     """A store name is plain: a file name of its own, not hidden, no path separators (so it cannot reach outside
-    its family's folder). Names are literal: '*' and '?' are no wildcards."""
+    its family's folder), UTF-8 (safetensors opens no other path) and short enough for its files' names. Names are
+    literal: '*' and '?' are no wildcards."""
     if not name or name in (".", "..") or name.startswith(".") or any(bad in name for bad in ("/", "\\", "\0")):
         raise StoreError(f"{name!r} is not a valid {what}: use a plain name, without '/', '\\' or a leading '.'")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # bytes of another encoding, as Python decodes a command line's
+        shown = name.encode("utf-8", "surrogateescape")
+        raise StoreError(f"{shown!r} is not a valid {what}: it is not UTF-8 text") from None
+    if size > MAX_NAME_BYTES:
+        raise StoreError(f"{name[:40]}... is not a valid {what}: {size} bytes long, at most {MAX_NAME_BYTES}")
     return name
 
 
@@ -231,12 +351,32 @@ def model_path(family: str, name: str) -> Path:
     return models_dir() / check_name(family, "family") / f"{check_name(name)}{MODEL_SUFFIX}"
 
 
+def _check_store() -> None:
+    """StoreError when the store's place is no folder (ESTM_HOME set to a file): else every lookup would find
+    nothing, and say so wrongly."""
+    for place in (store_root(), models_dir()):
+        if os.path.lexists(place) and not place.is_dir():
+            raise StoreError(f"{place}: the model store's place is a file, not a folder (set ESTM_HOME to a folder)")
+
+
+def _make_folder(folder: Path) -> Path:
+    """`folder` in the store, made if need be; a place that cannot hold it is one StoreError line."""
+    _check_store()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"{folder}: cannot make the model store's folder: "
+                         f"{(error.strerror or str(error)).lower()}") from None
+    return folder
+
+
 def _family_folders() -> list[Path]:
     return sorted(folder for folder in models_dir().glob("*") if folder.is_dir() and not folder.name.startswith("."))
 
 
 def _folders_of(family: str | None) -> list[Path]:
     """The store's folders of `family` (its own and those of its former names), or of every family."""
+    _check_store()
     if family is None:
         return _family_folders()
     family = current_name(family)
@@ -319,10 +459,14 @@ def resolve(name_or_path: str | os.PathLike, family: str | None = None) -> Path:
     """A model file from a path, a store name (`NAME` or `FAMILY/NAME`), searched in `family` if given."""
     text = str(name_or_path)
     path = Path(text).expanduser()
-    if text.endswith(MODEL_SUFFIX) or path.is_file():
-        if not os.path.lexists(path):
-            raise StoreError(f"{text}: no such model file")
+    try:
+        exists = os.path.lexists(path)
+    except (OSError, ValueError):  # a name too long for a path
+        exists = False
+    if exists and (text.endswith(MODEL_SUFFIX) or path.is_file()):
         return path
+    if text.endswith(MODEL_SUFFIX) and ("/" in text or not _named(text, family)):
+        raise StoreError(f"{text}: no such model file")  # a name ending so is one when the store has it
     if "/" in text and text.count("/") == 1 and not path.is_absolute():
         family, text = text.split("/")
         check_name(family, "family")
@@ -336,6 +480,15 @@ def resolve(name_or_path: str | os.PathLike, family: str | None = None) -> Path:
         names = ", ".join(f"{current_name(candidate.parent.name)}/{text}" for candidate in candidates)
         raise StoreError(f"{text!r} is ambiguous: say which of {names}")
     return candidates[0]
+
+
+def _named(name: str, family: str | None) -> bool:
+    """Whether the store holds a model literally named `name` (of `family`)."""
+    try:
+        check_name(name)
+    except StoreError:
+        return False
+    return any(os.path.lexists(folder / f"{name}{MODEL_SUFFIX}") for folder in _folders_of(family))
 
 
 def newest(family: str) -> Path | None:
@@ -381,7 +534,35 @@ def remove(name: str, family: str | None = None) -> list[Path]:
         removed = [candidate for candidate in (path, history_path(path), resume_path(path))
                    if os.path.lexists(candidate)]
         for candidate in removed:
-            candidate.unlink()
+            try:
+                candidate.unlink()
+            except OSError as error:
+                raise StoreError(f"{candidate}: cannot remove: {(error.strerror or str(error)).lower()}") from None
+    remove_stale_temporaries(path.parent)
+    return removed
+
+
+# a temporary of atomic_write: .STEM.HOST-PID.RANDOM.tmp.SUFFIX (files.atomic_write names them so)
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp(\.[^.]*)?$")
+
+
+def remove_stale_temporaries(folder: Path, now: float | None = None) -> list[Path]:
+    """Delete the temporaries of killed writes in a store folder (a name never written again keeps its own
+    forever otherwise): those of a process of this host that is gone, and any a day old. Returns them."""
+    host, _ = _OWNER.rsplit("-", 1)
+    now = time.time() if now is None else now
+    removed = []
+    for candidate in folder.glob(".*.tmp*"):
+        match = _TEMPORARY.match(candidate.name)
+        try:
+            if not match or not candidate.is_file():
+                continue
+            dead = match["host"] == host and not _alive(int(match["pid"]))
+            if dead or now - candidate.stat().st_mtime > STALE_SECONDS:
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:  # gone meanwhile, or a read-only store: it stays, harmless
+            continue
     return removed
 
 
@@ -393,9 +574,12 @@ def training_lock(path: Path, doing: str = "train it"):
         yield
         return
     lock = path.with_name(f".{model_name(path)}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(lock.parent)
     while True:
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:  # a read-only store
+            raise StoreError(f"{lock}: cannot write: {(error.strerror or str(error)).lower()}") from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -431,8 +615,6 @@ def save_model(
     force: bool = False,
 ) -> Path:
     """Write a registered model's weights and metadata to one safetensors file, atomically."""
-    from safetensors.torch import save_model as save_safetensors
-
     family = getattr(model, "family", None)
     if family not in _REGISTRY:
         raise StoreError(f"{type(model).__name__} is not a registered model family; decorate it with @register")
@@ -451,9 +633,18 @@ def save_model(
         metadata = {METADATA_KEY: json.dumps(_finite(asdict(info)), allow_nan=False)}
     except (TypeError, ValueError) as error:
         raise StoreError(f"model metadata must be plain JSON: {error}") from None
-    with atomic_write(path, force=force) as temporary:
-        save_safetensors(model, str(temporary), metadata=metadata)
+    write_tensors(path, model.state_dict(), metadata, force=force)
     return Path(path)
+
+
+def write_tensors(path: str | os.PathLike, tensors: dict, metadata: dict, force: bool = False) -> None:
+    """Tensors and string metadata as one safetensors file, atomically. Serialised in memory and written by Python,
+    so that a full disk is an OSError with its errno (safetensors' own writer raises an opaque SafetensorError)."""
+    from safetensors.torch import save
+
+    data = save({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, metadata=metadata)
+    with atomic_write(path, force=force) as temporary:
+        temporary.write_bytes(data)
 
 
 def _finite(value):
@@ -489,12 +680,20 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     try:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
-        fields = json.loads(metadata[METADATA_KEY])
-        return ModelInfo.from_json(fields)
-    except KeyError:
-        raise StoreError(f"{path}: a safetensors file without estm metadata (not an estm model)") from None
-    except Exception as error:  # a damaged header or metadata of another shape
+    except Exception as error:  # a damaged header
         raise StoreError(f"{path}: unreadable model file ({error})") from None
+    if METADATA_KEY not in metadata:
+        raise StoreError(f"{path}: a safetensors file without estm metadata (not an estm model)")
+    try:
+        fields = json.loads(metadata[METADATA_KEY])
+    except ValueError as error:
+        raise StoreError(f"{path}: unreadable model metadata (not JSON: {error})") from None
+    try:
+        return ModelInfo.from_json(fields)
+    except EstmError as error:
+        raise StoreError(f"{path}: unusable model metadata: {error}") from None
+    except Exception as error:  # metadata of another shape
+        raise StoreError(f"{path}: unusable model metadata ({type(error).__name__}: {error})") from None
 
 
 def nonfinite_weights(tensors: dict) -> str | None:
@@ -520,14 +719,21 @@ def load_model(name_or_path, family: str | None = None, device="cpu") -> LoadedM
     info = read_info(path)
     if family is not None and info.family != current_name(family):
         raise StoreError(f"{path}: a {info.family} model, but this needs a {family} model")
+    try:
+        _check_usable(info)
+    except EstmError as error:
+        raise StoreError(f"{path}: unusable model metadata: {error}") from None
     cls = model_class(info.family)
     try:
         with torch.device("meta"):
-            expected = cls(**info.config).state_dict()
+            skeleton = cls(**info.config).eval()
     except Exception as error:  # a config the class does not take
-        raise StoreError(f"{path}: its config does not make a {info.family} model ({error})") from None
+        raise StoreError(f"{path}: its config does not make a {info.family} model ({_first_line(error)})") from None
+    misfit = _misfit(skeleton, info)
+    if misfit:
+        raise StoreError(f"{path}: {misfit}")
     tensors = load_file(str(path))
-    mismatch = _mismatch(expected, tensors)
+    mismatch = _mismatch(skeleton.state_dict(), tensors)
     if mismatch:
         raise StoreError(f"{path}: weights do not fit the {info.family} model its config describes ({mismatch})")
     bad = nonfinite_weights(tensors)
@@ -536,6 +742,41 @@ def load_model(name_or_path, family: str | None = None, device="cpu") -> LoadedM
     model = cls(**info.config)
     model.load_state_dict(tensors, strict=True)
     return LoadedModel(model_name(path), model.to(device).eval(), info)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _misfit(skeleton, info: ModelInfo) -> str | None:
+    """How a model built on the meta device does not fit its file's audio settings and labels, or None: a classifier
+    must take the log-mel its settings make and decide one class per label (tried on the meta device, so it costs
+    no memory); a wavenet must quantise and look back as its settings say."""
+    import torch
+
+    family, audio = FAMILIES.get(info.family), info.audio
+    if family is None or audio is None:
+        return None
+    if family.recipe == "classifier":
+        from .features import FeatureSettings, frame_count
+
+        settings = FeatureSettings.from_dict(audio.features)
+        frames = frame_count(audio.segment_length, settings.hop_length)
+        try:
+            with torch.device("meta"):
+                classes = skeleton(torch.empty(1, 1, settings.n_mels, frames)).shape[-1]
+        except Exception as error:
+            return (f"its network does not take the {settings.n_mels} x {frames} log-mel its audio settings make "
+                    f"({_first_line(error)})")
+        if classes != len(info.labels):
+            return f"its network decides {classes} classes, but it has {len(info.labels)} labels"
+    if family.recipe == "wavenet":
+        for name, value in (("mu_law_classes", skeleton.classes), ("receptive_field", skeleton.receptive_field)):
+            if getattr(audio, name) != value:
+                return f"audio.{name} is {getattr(audio, name)}, but its network's is {value}"
+        if skeleton.config["labels"] != len(info.labels):
+            return f"its network is conditioned on {skeleton.config['labels']} labels, but it has {len(info.labels)}"
+    return None
 
 
 def _mismatch(expected: dict, found: dict) -> str | None:

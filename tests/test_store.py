@@ -291,7 +291,9 @@ def test_a_model_saved_under_a_former_family_name_loads_as_today_s(store_home):
     from estm_core.models.resnet import GemsResNet
 
     model = GemsResNet(classes=3, blocks=(1,), widths=(4,))
-    path = store.save_model(model, store.model_path("gems", "old"), labels=["a", "b", "c"])
+    features = {"n_fft": 256, "hop_length": 64, "n_mels": 32, "standardize": True}  # a task needs them (issue 24)
+    path = store.save_model(model, store.model_path("gems", "old"), labels=["a", "b", "c"],
+                            audio=store.AudioSettings(8000, 4000, features=features))
     old = store.models_dir() / "emotion" / "old.safetensors"  # as estm wrote a GEMS model before the rename
     old.parent.mkdir()
     fields = json.loads(_metadata(path))

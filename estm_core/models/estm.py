@@ -20,13 +20,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..store import register
-from . import keras_init
+from . import MAX_CHANNELS, check_real, check_whole, keras_init
 from .vq import VectorQuantizer
 
 LEVELS = ("bottom", "middle", "top")
 ENCODER_DEPTH = {"bottom": 3, "middle": 5, "top": 7}
 EMOTIONS = 4  # Russell's quadrants
 SLOPE = 0.01  # every LeakyReLU
+MAX_CODES = 1 << 16  # codebook entries per level (the paper's: 1 024)
+MAX_WEIGHT = 100.0  # beta and beta_e: the paper's grids go to 1.5
 
 
 def _transposed(channels_in: int, channels_out: int, stride: int, output_padding: int) -> list[nn.Module]:
@@ -90,6 +92,13 @@ class Hierarchy(nn.Module):
         return terms
 
 
+def _check_sizes(name: str, channels: int, least: int, codebook_size: int, beta: float) -> None:
+    """Refuse, in one line, sizes no hierarchy can have (a command line's, or a model file's config)."""
+    check_whole(name, channels, least, MAX_CHANNELS)
+    check_whole("codebook_size", codebook_size, 1, MAX_CODES)
+    check_real("beta", beta, 0, MAX_WEIGHT)
+
+
 def _tiled(emotion: torch.Tensor, steps: int) -> torch.Tensor:
     """(B, 4) one-hot or probabilities -> (B, 4, steps)."""
     return emotion.float()[:, :, None].expand(-1, -1, steps)
@@ -100,6 +109,7 @@ class HVQVAE(nn.Module):
     """Content-only hierarchical VQ-VAE: C = latent_dim, inter = latent_dim / 2, C1 = latent_dim."""
 
     def __init__(self, latent_dim: int = 20, codebook_size: int = 1024, beta: float = 0.25):
+        _check_sizes("latent_dim", latent_dim, 4, codebook_size, beta)  # 4: the decoder's last layer needs inter / 2
         super().__init__()
         self.hierarchy = Hierarchy(latent_dim, latent_dim, latent_dim // 2, latent_dim, codebook_size, beta)
 
@@ -114,6 +124,7 @@ class ESTM1(nn.Module):
     appended to each level's quantised latents. inter = d / 2, C1 = d - 4."""
 
     def __init__(self, d: int = 24, codebook_size: int = 1024, beta: float = 1.5):
+        _check_sizes("d", d, EMOTIONS + 1, codebook_size, beta)  # a content channel beside the emotion's
         super().__init__()
         self.hierarchy = Hierarchy(d - EMOTIONS, d, d // 2, d - EMOTIONS, codebook_size, beta)
 
@@ -136,6 +147,8 @@ class ESTM2(nn.Module):
     the emotion channels come from the emotion audio, through the same encoder and quantisers."""
 
     def __init__(self, d: int = 24, codebook_size: int = 1024, beta: float = 0.25, beta_e: float = 0.25):
+        _check_sizes("d", d, EMOTIONS + 1, codebook_size, beta)
+        check_real("beta_e", beta_e, 0, MAX_WEIGHT)
         super().__init__()
         self.beta_e = beta_e
         self.hierarchy = Hierarchy(d, d, d // 2, d - EMOTIONS, codebook_size, beta)

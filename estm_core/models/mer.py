@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import EstmError
 from ..store import register
-from . import keras_init
+from . import MAX_CHANNELS, MAX_CLASSES, check_real, check_whole, keras_init
 
 # (out channels of each 3x3 conv in the stage, pooling after it, dropout after the pooling)
 STAGES = (
@@ -33,8 +33,14 @@ class MER(nn.Module):
     def __init__(self, classes: int = 4, hidden: int = 256, dense_dropout: float = 0.4, l2: float = 1e-3,
                  slope: float = 0.01, width: float = 1.0):
         """`width` scales every convolution's channels (1: the paper's; the demo's CPU models use less)."""
-        if not (math.isfinite(width) and round(min(STAGES[0][0]) * width) >= 1):
+        if not (isinstance(width, (int, float)) and math.isfinite(width) and round(min(STAGES[0][0]) * width) >= 1):
             raise EstmError(f"width must leave every convolution a channel: above 1/128 (got {width})")
+        check_real("width", width, 0, MAX_CHANNELS / max(max(stage[0]) for stage in STAGES))
+        check_whole("classes", classes, 1, MAX_CLASSES)
+        check_whole("hidden", hidden, 1, MAX_CHANNELS)
+        check_real("dense_dropout", dense_dropout, 0, 1)
+        check_real("l2", l2, 0, 1)
+        check_real("slope", slope, 0, 1)
         super().__init__()
         layers: list[nn.Module] = []
         channels = 1

@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import EstmError
 from ..store import register
+from . import MAX_CHANNELS, MAX_CLASSES, check_real, check_whole
 
 
 class BasicBlock(nn.Module):
@@ -41,6 +43,14 @@ class ResNet(nn.Module):
 
     def __init__(self, classes: int, blocks: tuple = (2, 2, 2, 2), widths: tuple = (32, 64, 128, 256),
                  dropout: float = 0.2):
+        check_whole("classes", classes, 1, MAX_CLASSES)
+        if not (isinstance(blocks, (list, tuple)) and isinstance(widths, (list, tuple))
+                and 1 <= len(blocks) == len(widths) <= 8):
+            raise EstmError(f"blocks and widths must be lists of 1 to 8 stages each (got {blocks!r}, {widths!r})")
+        for count, width in zip(blocks, widths):
+            check_whole("blocks per stage", count, 1, 16)
+            check_whole("widths", width, 1, MAX_CHANNELS)
+        check_real("dropout", dropout, 0, 1)
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(1, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),

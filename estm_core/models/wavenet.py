@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..store import register
-from . import wavenet_kernel
+from . import MAX_CHANNELS, MAX_CLASSES, check_whole, wavenet_kernel
 
 PRESETS = {
     "seed": dict(blocks=3, layers=10, residual_channels=32, dilation_channels=32, skip_channels=1024, end_channels=512),
@@ -29,6 +29,13 @@ class WaveNet(nn.Module):
 
     def __init__(self, blocks: int = 3, layers: int = 10, residual_channels: int = 32, dilation_channels: int = 32,
                  skip_channels: int = 1024, end_channels: int = 512, classes: int = 256, labels: int = 0):
+        check_whole("blocks", blocks, 1, 16)
+        check_whole("layers", layers, 1, 16)  # dilations up to 2**15
+        for name, channels in (("residual_channels", residual_channels), ("dilation_channels", dilation_channels),
+                               ("skip_channels", skip_channels), ("end_channels", end_channels)):
+            check_whole(name, channels, 1, MAX_CHANNELS)
+        check_whole("classes", classes, 2, MAX_CLASSES)
+        check_whole("labels", labels, 0, MAX_CLASSES)
         super().__init__()
         self.classes = classes
         self.dilations = [2**layer for _ in range(blocks) for layer in range(layers)]

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
+from .. import store
 from ..errors import EstmError
-from ..files import atomic_write
 
 
 def save_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
@@ -36,8 +35,7 @@ def save_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim
         "optimizer_numbers": json.dumps(numbers),
         "optimizer_groups": json.dumps(optimizer_state["param_groups"]),
     }
-    with atomic_write(path, force=True) as temporary:
-        save_file(tensors, str(temporary), metadata=metadata)
+    store.write_tensors(path, tensors, metadata, force=True)
 
 
 def load_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
@@ -48,7 +46,12 @@ def load_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim
             tensors = {key: file.get_tensor(key) for key in file.keys()}
     except Exception as error:
         raise EstmError(f"{path}: unreadable resume checkpoint ({error})") from None
-    model.load_state_dict({key[len("model/"):]: value for key, value in tensors.items() if key.startswith("model/")})
+    try:
+        model.load_state_dict({key[len("model/"):]: value for key, value in tensors.items()
+                               if key.startswith("model/")})
+    except RuntimeError as error:  # a model of other options than the run's
+        raise EstmError(f"{path}: the checkpoint's weights do not fit this model "
+                        f"({str(error).strip().splitlines()[-1].strip()})") from None
     optimizer_state: dict = {"state": {}, "param_groups": json.loads(metadata["optimizer_groups"])}
     for key, value in tensors.items():
         if key.startswith("optimizer/"):
@@ -63,3 +66,18 @@ def load_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
     return json.loads(metadata["state"])
+
+
+def read_run_state(path: Path) -> dict:
+    """The loop's state saved in a resume checkpoint (its settings, epochs, the model's and the recipe's options),
+    without reading its tensors."""
+    if not path.exists():
+        raise EstmError(f"nothing to resume: no checkpoint {path}")
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            state = json.loads(file.metadata()["state"])
+    except Exception as error:
+        raise EstmError(f"{path}: unreadable resume checkpoint ({error})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise EstmError(f"{path}: unreadable resume checkpoint (no run settings)")
+    return state

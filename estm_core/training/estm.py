@@ -69,6 +69,7 @@ def train_transfer(
     style_labels: str | Path = "truth",
     model_options: dict | None = None,
     resume: bool = False,
+    resume_epochs: int | None = None,
     force: bool = False,
     on_step=None,
     on_epoch=None,
@@ -90,7 +91,8 @@ def train_transfer(
                                     segments={part: len(dataset) for part, dataset in data.items()})
     return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
                labels=FAMILIES[family].labels, audio=store.AudioSettings(segments.sample_rate, segments.segment_length),
-               training=summary, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+               training=summary, options={"data": summary.data, "style_labels": summary.style_labels}, resume=resume,
+               resume_epochs=resume_epochs, force=force, on_step=on_step, on_epoch=on_epoch)
 
 
 def _source(style_labels: str | Path) -> str:

@@ -10,6 +10,7 @@ in the store (both atomic), early stopping, a NaN guard, max steps, bf16 autocas
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -23,10 +24,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .. import store
 from ..device import autocast, choose_device, seed_everything
-from ..errors import EstmError
+from ..errors import EstmError, FileError
 from ..files import write_csv
 from ..steps import Step, TermSums, held_out_sums
-from .checkpoint import load_resume_state, save_resume_state
+from .checkpoint import load_resume_state, read_run_state, save_resume_state
 from .config import TrainConfig
 
 
@@ -52,6 +53,28 @@ class _State:
     status: str = "running"
     history: list[dict] = field(default_factory=list)
     config: dict = field(default_factory=dict)  # the run's own settings, which a resume keeps
+    model: dict = field(default_factory=dict)  # the model's constructor arguments, which a resume must build again
+    options: dict = field(default_factory=dict)  # the recipe's own options (data, labels, ...), which a resume keeps
+
+
+class _Unsaved(EstmError):
+    """A write of the run's files failed: a full disk, a read-only store."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn a failed write of `path` into one line naming it and the cause."""
+    try:
+        yield
+    except FileError as error:  # atomic_write's own, already 'PATH: cannot write: cause'
+        raise _Unsaved(str(error)) from None
+    except OSError as error:
+        raise _Unsaved(f"{path}: cannot write: {(error.strerror or str(error)).lower()}") from None
+
+
+def _plain(value):
+    """`value` as JSON gives it back (tuples become lists), so a checkpoint's options compare equal to a run's."""
+    return json.loads(json.dumps(value))
 
 
 class _Distributed:
@@ -115,7 +138,9 @@ def fit(
     labels: Sequence[str] = (),
     audio: store.AudioSettings | None = None,
     training: store.TrainingSummary | None = None,
+    options: dict | None = None,
     resume: bool = False,
+    resume_epochs: int | None = None,
     force: bool = False,
     on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
@@ -124,30 +149,45 @@ def fit(
     run of the same name is refused.
 
     `labels`, `audio` and `training` (the trainer's part of the summary; the run's outcome is filled in here) go into
-    the model file. `on_step(epoch, step_in_epoch, steps_per_epoch)` and `on_epoch(history_row)` report progress.
+    the model file; `options` (the recipe's own, such as its data) into the resume checkpoint. A resume continues
+    with the checkpoint's settings and refuses a model or `options` other than the run's; `resume_epochs` is a new
+    total of epochs for it (at least those it has run). `on_step(epoch, step_in_epoch, steps_per_epoch)` and
+    `on_epoch(history_row)` report progress. A write that fails (a full disk) stops the run in one line and leaves
+    no model file that --resume could not continue.
     """
     model_path = store.model_path(model.family, name)
     main = int(os.environ.get("RANK", "0")) == 0
     with store.training_lock(model_path) if main else contextlib.nullcontext():
+        if main:
+            store.remove_stale_temporaries(model_path.parent)
         dist = _Distributed(config.device)
         seed_everything(config.seed)
         if validation_data is not None and not len(validation_data):
             validation_data = None
         if validation_data is None and config.monitor.startswith("val_"):
             config = replace(config, monitor=config.monitor.removeprefix("val_"))  # nothing held out: watch training
-        run = _Run(model, model_path, config, dist, labels=labels, audio=audio, training=training)
-        ended = run.start(resume, force)
-        if ended is not None:
-            return ended
-        trained = model
-        if dist.world > 1:
-            trained = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-        loaders = _Loaders(train_data, validation_data, run.config, dist)
-        message = ""
-        while run.state.status == "running" and run.state.epoch < run.config.epochs:
-            message = run.epoch(trained, step, loaders, on_step, on_epoch)
-        return run.end(message)
+        run = _Run(model, model_path, config, dist, labels=labels, audio=audio, training=training, options=options)
+        try:
+            ended = run.start(resume, force, resume_epochs)
+            if ended is not None:
+                return ended
+            return _train(run, step, train_data, validation_data, on_step, on_epoch)
+        except _Unsaved as error:
+            raise EstmError(f"{error}; {run.abandon()}") from None
+
+
+def _train(run: _Run, step: Step, train_data: Dataset, validation_data: Dataset | None, on_step,
+           on_epoch) -> TrainResult:
+    """The epochs of a started run, then its end."""
+    trained = run.model
+    if run.dist.world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.dist.device.index] if run.dist.device.type == "cuda" else None)
+    loaders = _Loaders(train_data, validation_data, run.config, run.dist)
+    message = ""
+    while run.state.status == "running" and run.state.epoch < run.config.epochs:
+        message = run.epoch(trained, step, loaders, on_step, on_epoch)
+    return run.end(message)
 
 
 class _Run:
@@ -155,35 +195,86 @@ class _Run:
     best epoch and the run's summary; the history; the resume checkpoint), each written atomically."""
 
     def __init__(self, model: torch.nn.Module, model_path: Path, config: TrainConfig, dist: _Distributed, *,
-                 labels: Sequence[str], audio: store.AudioSettings | None, training: store.TrainingSummary | None):
+                 labels: Sequence[str], audio: store.AudioSettings | None, training: store.TrainingSummary | None,
+                 options: dict | None = None):
         self.model, self.path, self.config, self.dist = model, model_path, config, dist
         self.labels, self.audio, self.training = list(labels), audio, training or store.TrainingSummary()
         model.to(dist.device)  # before the optimiser, so that a resumed optimiser state lands on the same device
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        self.state = _State(config=asdict(config))
+        self.state = _State(config=asdict(config), model=_plain(model.config), options=_plain(options or {}))
+        self.checkpointed: int | None = None  # the epoch of this run's resume checkpoint on disk
 
-    def start(self, resume: bool, force: bool) -> TrainResult | None:
-        """Load the resume checkpoint (`resume`), or refuse to replace an existing model unless `force`. A result
-        when the resumed run had already ended."""
+    def start(self, resume: bool, force: bool, epochs: int | None = None) -> TrainResult | None:
+        """Load the resume checkpoint (`resume`; `epochs` a new total), or refuse to replace an existing model unless
+        `force`. A result when the resumed run had already ended."""
         resume_path, name = store.resume_path(self.path), store.model_name(self.path)
         if not resume:
-            if self.dist.main and not force and (self.path.exists() or resume_path.exists()):
-                raise EstmError(f"a {self.model.family} model named {name!r} already exists; --resume continues it, "
-                                "--force starts over")
+            if self.dist.main and (self.path.exists() or resume_path.exists()):
+                if not force:
+                    raise EstmError(f"a {self.model.family} model named {name!r} already exists; --resume continues "
+                                    "it, --force starts over")
+                self._clear()
             return None
-        if not resume_path.exists():
-            raise EstmError(f"nothing to resume: no checkpoint {resume_path}")
+        self._check_own_options(read_run_state(resume_path))
+        own = self.state
         self.state = _State(**load_resume_state(resume_path, self.model, self.optimizer))
-        # the run continues with its own settings; only where it runs may change
+        self.state.model, self.state.options = self.state.model or own.model, self.state.options or own.options
+        self.checkpointed = self.state.epoch
+        # the run continues with its own settings; only where it runs, and how many epochs in all, may change
         self.config = TrainConfig(**{**self.state.config, "device": self.config.device,
                                      "workers": self.config.workers})
+        if epochs is not None:
+            self._extend(epochs)
         if self.state.status == "running":
             return None
         # a kill between the last checkpoint and the model file's final rewrite left the file saying "running"
         if self.dist.main and self.state.best_epoch is not None and _recorded_status(self.path) != self.state.status:
             self.save_model_file(store.load_model(self.path).model)
+        more = (f" (--epochs above {self.state.epoch} with --resume trains it further)"
+                if self.state.status == "finished" else "")
         return TrainResult(self.path, pd.DataFrame(self.state.history), "already-finished", self.state.best_epoch,
-                           self.state.best_value, f"{name} already finished ({self.state.status}); nothing to resume")
+                           self.state.best_value, f"{name} already finished ({self.state.status}); nothing to resume"
+                           + more)
+
+    def _check_own_options(self, saved: dict) -> None:
+        """Refuse to resume with a model or recipe options other than those the run was started with."""
+        theirs = {**(saved.get("model") or _model_file_config(self.path)), **saved.get("options", {})}
+        mine = {**self.state.model, **self.state.options}
+        differ = [f"{key} {mine[key]!r} (the run's: {theirs[key]!r})" for key in theirs
+                  if key in mine and mine[key] != theirs[key]]
+        if differ:
+            raise EstmError(f"{store.model_name(self.path)} was started with other options than these: "
+                            f"{'; '.join(differ)}; resume it with its own, or start over with --force")
+
+    def _extend(self, epochs: int) -> None:
+        """A new total of epochs for a resumed run: a run that ended at its last epoch goes on to it."""
+        if epochs < self.state.epoch:
+            raise EstmError(f"{store.model_name(self.path)} has already trained {self.state.epoch} epochs: a "
+                            "resumed run's epochs (its new total) must be at least that")
+        self.config = replace(self.config, epochs=epochs)
+        self.state.config = {**self.state.config, "epochs": epochs}
+        if self.state.status == "finished" and self.state.epoch < epochs:
+            self.state.status = "running"
+
+    def _clear(self) -> None:
+        """--force: the old run's files go before this one writes any, so that no checkpoint of that run ever sits
+        beside this run's model (a resume would mix them)."""
+        for path in (self.path, store.history_path(self.path), store.resume_path(self.path)):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                raise EstmError(f"{path}: cannot remove: {(error.strerror or str(error)).lower()}") from None
+
+    def abandon(self) -> str:
+        """After a failed write: keep what --resume continues from, else remove this run's model file and history
+        (a model that reads "running" with no checkpoint would be picked by tasks and never finish). What was
+        kept, in words."""
+        if self.checkpointed is not None:
+            return f"--resume continues after epoch {self.checkpointed} once the cause is gone"
+        for path in (self.path, store.history_path(self.path)):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        return "training stopped; no model kept"
 
     def epoch(self, trained, step: Step, loaders: _Loaders, on_step, on_epoch) -> str:
         """Train, check and validate one epoch, then record it; returns why the run stopped if the epoch was bad."""
@@ -260,13 +351,17 @@ class _Run:
                           status=state.status, best_epoch=state.best_epoch, monitor=config.monitor,
                           best_value=state.best_value, best=best, final=state.history[-1] if state.history else {},
                           device=str(self.dist.device), world_size=self.dist.world)
-        store.save_model(weights, self.path, labels=self.labels, audio=self.audio, training=summary, force=True)
+        with _writing(self.path):
+            store.save_model(weights, self.path, labels=self.labels, audio=self.audio, training=summary, force=True)
 
     def checkpoint(self) -> None:
         """The history and the resume checkpoint, as of the last finished epoch."""
         if self.dist.main:
-            write_csv(pd.DataFrame(self.state.history), store.history_path(self.path), force=True)
-            save_resume_state(store.resume_path(self.path), self.model, self.optimizer, asdict(self.state))
+            with _writing(store.history_path(self.path)):
+                write_csv(pd.DataFrame(self.state.history), store.history_path(self.path), force=True)
+            with _writing(store.resume_path(self.path)):
+                save_resume_state(store.resume_path(self.path), self.model, self.optimizer, asdict(self.state))
+            self.checkpointed = self.state.epoch
 
 
 class _Loaders:
@@ -325,6 +420,14 @@ def _diverged(model: torch.nn.Module, epoch: int) -> str | None:
 
 def _stopped(cause: str, last_good_epoch: int) -> str:
     return f"{cause}; stopped" + (f" and kept the weights of epoch {last_good_epoch}" if last_good_epoch else "")
+
+
+def _model_file_config(model_path: Path) -> dict:
+    """The model config in a run's model file (checkpoints from before they kept it), or {}."""
+    try:
+        return store.read_info(model_path).config
+    except store.StoreError:
+        return {}
 
 
 def _recorded_status(model_path: Path) -> str | None:

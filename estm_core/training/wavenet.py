@@ -41,6 +41,7 @@ def train_wavenet(
     on_epoch=None,
     on_cache_progress=None,
     resume: bool = False,
+    resume_epochs: int | None = None,
     force: bool = False,
 ) -> tuple[TrainResult, list[tuple[str, str]]]:
     """Train a WaveNet on `data`; returns (the result, files skipped as unreadable)."""
@@ -52,6 +53,7 @@ def train_wavenet(
         labels = []  # one label or none: nothing to condition on
     cache = build_cache(table, cache_folder(data), on_progress=on_cache_progress)
     problems = problems + [tuple(problem) for problem in cache.problems]
+    requested_holdout = holdout
     if holdout == "auto":  # whole files when there are enough to spare, else the end of every file
         holdout = "file" if (cache.index["part"] == "validation").sum() >= 1 else "time"
     model = seeded_model("wavenet", config.seed, **{**PRESETS[preset], **(model_options or {}), "labels": len(labels)})
@@ -69,5 +71,9 @@ def train_wavenet(
                                     files={part: int((cache.index["part"] == part).sum())
                                            for part in ("train", "validation")})
     result = fit(model, wavenet_step(model.receptive_field), train, held_out, config, name=name, labels=labels,
-                 audio=audio, training=summary, resume=resume, force=force, on_step=on_step, on_epoch=on_epoch)
+                 audio=audio, training=summary, resume=resume, resume_epochs=resume_epochs, force=force,
+                 options={"data": summary.data, "preset": preset, "conditioned": conditioned,
+                          "output_length": output_length, "holdout": requested_holdout, "validation": validation,
+                          "windows_per_epoch": windows_per_epoch},
+                 on_step=on_step, on_epoch=on_epoch)
     return result, problems
