@@ -633,6 +633,10 @@ def save_model(
         metadata = {METADATA_KEY: json.dumps(_finite(asdict(info)), allow_nan=False)}
     except (TypeError, ValueError) as error:
         raise StoreError(f"model metadata must be plain JSON: {error}") from None
+    try:  # never write a file that read_info would refuse
+        ModelInfo.from_json(json.loads(metadata[METADATA_KEY]))
+    except EstmError as error:
+        raise StoreError(f"{path}: not saved: its metadata is unusable: {error}") from None
     write_tensors(path, model.state_dict(), metadata, force=force)
     return Path(path)
 
@@ -643,8 +647,11 @@ def write_tensors(path: str | os.PathLike, tensors: dict, metadata: dict, force:
     from safetensors.torch import save
 
     data = save({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, metadata=metadata)
-    with atomic_write(path, force=force) as temporary:
-        temporary.write_bytes(data)
+    try:
+        with atomic_write(path, force=force) as temporary:
+            temporary.write_bytes(data)
+    except OSError as error:  # a full disk, a read-only store: one line naming the file, as atomic_write's own
+        raise FileError(path, f"cannot write: {(error.strerror or str(error)).lower()}") from None
 
 
 def _finite(value):

@@ -116,6 +116,14 @@ def test_metadata_that_is_no_json_object_is_refused(judge, tmp_path):
             store.read_info(tmp_path / "odd.safetensors")
 
 
+def test_a_model_file_that_would_be_refused_is_never_written(store_home):
+    path = store.model_path("genre", "unreadable")
+    with pytest.raises(StoreError, match=r"not saved: its metadata is unusable: audio.segment_length is 10000000000"):
+        store.save_model(GenreResNet(classes=2, **TINY_RESNET), path, labels=["high", "low"],
+                         audio=store.AudioSettings(8000, 10**10, features=TINY_FEATURES))
+    assert not path.exists()
+
+
 def test_a_mer_model_must_take_the_log_mel_its_settings_make(store_home, tmp_path):
     """The network is tried on the meta device with the input its settings make: no memory, no surprise later."""
     features = {"n_fft": 512, "hop_length": 8, "n_mels": 128, "standardize": True}  # 128 x 513 from 4096 samples
