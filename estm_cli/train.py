@@ -21,11 +21,15 @@ from .common import (
 app = typer.Typer(help="Train models into the model store.", no_args_is_help=True)
 
 
-def finite(value: float | None) -> float | None:
-    """Refuse NaN and infinities, which typer's FloatRange lets through."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a finite number")
-    return value
+def between(low: float, high: float):
+    """A callback refusing a number outside low..high, NaN included (typer's own range lets NaN through, or names a
+    bound it does not break)."""
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise typer.BadParameter(f"{value} is not a number from {low:g} to {high:g}")
+        return value
+
+    return check
 
 
 Name = Annotated[Optional[str], typer.Option(
@@ -157,7 +161,7 @@ def _classifier_command(family: str, help_text: str):
         data: SegmentCache,
         name: Name = None,
         width: Annotated[float, typer.Option(
-            "--width", min=0, max=16, callback=finite,
+            "--width", callback=between(0, 16),
             help="Scales every convolution's channels: 1 is the paper's; 0.25 trains about 10x faster on a "
                  "CPU.")] = defaults.get("width"),
         epochs: Epochs = settings.epochs,
@@ -197,8 +201,8 @@ def _classifier_command(family: str, help_text: str):
 TRANSFER_OPTIONS = {family: FAMILIES[family].options for family in trained_by("transfer")}  # and their defaults
 LatentChannels = Annotated[int, typer.Option(
     "--d", min=5, max=4096, help="Latent channels (the last 4 the emotion's).")]
-Beta = Annotated[float, typer.Option("--beta", min=0, max=100, callback=finite, help="VQ commitment weight.")]
-BetaE = Annotated[float, typer.Option("--beta-e", min=0, max=100, callback=finite, help="Style loss weight.")]
+Beta = Annotated[float, typer.Option("--beta", callback=between(0, 100), help="VQ commitment weight.")]
+BetaE = Annotated[float, typer.Option("--beta-e", callback=between(0, 100), help="Style loss weight.")]
 CodebookSize = Annotated[int, typer.Option("--codebook-size", min=1, max=1 << 16, help="Entries per codebook (K).")]
 GridPoint = Annotated[Optional[int], typer.Option("--grid-point", min=0, help="Train only point I of the grid.")]
 LEARNS_EMOTION = transferring()  # the families that take --style-labels
