@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from estm_core import audio  # noqa: E402
-from estm_core.cues.analysis import analyze  # noqa: E402
+from estm_core.cues.meter import analyze  # noqa: E402
 
 RATE = 44100
 

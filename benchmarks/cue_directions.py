@@ -36,10 +36,11 @@ def main() -> None:
     import pandas as pd
 
     from estm_core import audio
-    from estm_core.cues import transfer
-    from estm_core.cues.analysis import analyze
+    from estm_core.cues.meter import analyze
     from estm_core.finding import audio_files
     from estm_core.labels import QUADRANTS
+    from estm_core.methods.cues.method import apply
+    from estm_core.methods.cues.plan import Moves, emotion_plan
     from estm_core.transfer_evaluation import CUE_CHANGES, cue_changes
 
     files = audio_files(arguments.folder, recursive=False)
@@ -56,20 +57,20 @@ def main() -> None:
     rows = []
     for number, ((path, samples, rate), content) in enumerate(zip(clips, measured)):
         following = (number + 1) % len(clips)
-        plans = ({quadrant: transfer.emotion_plan(content, quadrant=quadrant, range_=arguments.range_)
+        plans = ({quadrant: emotion_plan(content, quadrant=quadrant, range_=arguments.range_)
                   for quadrant in QUADRANTS.labels} if arguments.quadrants else
-                 {Path(clips[following][0]).name: transfer.emotion_plan(content, reference=measured[following],
-                                                                        range_=arguments.range_)})
+                 {Path(clips[following][0]).name: emotion_plan(content, reference=measured[following],
+                                                                   range_=arguments.range_)})
         for target_name, plan in plans.items():
             moves = plan.moves
-            after = analyze(transfer.apply(samples, rate, moves), rate)
+            after = analyze(apply(samples, rate, moves), rate)
             moved = cue_changes(content, after, asked=after)
             row = {"file": Path(path).name, "target": target_name, "arousal_step": plan.steps["arousal"],
                    "loudness_change": after.loudness_lufs - content.loudness_lufs,
                    "pitch_change": after.pitch_centroid_midi - content.pitch_centroid_midi,
                    "centroid_ratio": after.centroid_hz / content.centroid_hz}
             for cue, _, threshold in CUE_CHANGES:
-                move = getattr(moves, MOVED_BY[cue]) - getattr(transfer.Moves(), MOVED_BY[cue])
+                move = getattr(moves, MOVED_BY[cue]) - getattr(Moves(), MOVED_BY[cue])
                 if move and not math.isnan(moved[cue]):
                     row[cue] = float(math.copysign(1, move) == math.copysign(1, moved[cue]))
             if moves.mode is not None:

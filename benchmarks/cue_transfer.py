@@ -31,9 +31,9 @@ SECONDS = 180.0
 
 MEMORY_RUN = """
 import json, resource, sys
-from estm_core.cues.transfer import transfer_file
+from estm_core.methods.cues.method import transfer_file
 if __name__ == "__main__":
-    transfer_file(sys.argv[1], sys.argv[2], sys.argv[3], force=True, measure_output=False)
+    transfer_file(sys.argv[1], sys.argv[3], reference=sys.argv[2], force=True, measure_output=False)
     print(json.dumps([resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF,
                                                                            resource.RUSAGE_CHILDREN)]))
 """

@@ -28,12 +28,13 @@ import numpy as np  # noqa: E402
 def measured_edits(path: str, tilt_limit: float, articulation_limit: float):
     """The file's cues, and its cues after the tilt EQ and the articulation edit at each of their limits."""
     from estm_core import audio
-    from estm_core.cues import render
-    from estm_core.cues.analysis import analyze
+    from estm_core.cues.meter import analyze
+    from estm_core.methods.cues.articulation import articulation
+    from estm_core.methods.cues.tilt import tilt
 
     samples, rate = audio.load(path, mono=False)
-    edits = {("tilt", sign): render.tilt(samples, rate, sign * tilt_limit) for sign in (-1, 1)}
-    edits |= {("articulation", sign): render.articulation(samples, rate, sign * articulation_limit) for sign in (-1, 1)}
+    edits = {("tilt", sign): tilt(samples, rate, sign * tilt_limit) for sign in (-1, 1)}
+    edits |= {("articulation", sign): articulation(samples, rate, sign * articulation_limit) for sign in (-1, 1)}
     return analyze(samples, rate), {key: analyze(edited, rate) for key, edited in edits.items()}
 
 
@@ -96,9 +97,9 @@ def main() -> None:
 
     import pandas as pd
 
-    from estm_core.cues.analysis import analyze_files
     from estm_core.cues.judge import CueJudge
-    from estm_core.cues.transfer import RANGES
+    from estm_core.cues.meter import analyze_files
+    from estm_core.methods.cues.plan import RANGES
     from estm_core.labels import QUADRANTS
 
     development = pd.read_csv(arguments.split)

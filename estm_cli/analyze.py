@@ -64,8 +64,8 @@ def analyze(
     offset is removed, NaN samples, or a float file's samples beyond full scale (refused, not clipped). Exit code 0
     when every file was analysed, 3 when some failed, 1 when none could be.
     """
-    from estm_core.cues.analysis import analyze_files
     from estm_core.cues.emotion import active_recogniser
+    from estm_core.cues.meter import analyze_files
 
     mode = output_mode(json_, csv_)
     recogniser = active_recogniser()

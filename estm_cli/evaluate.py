@@ -211,7 +211,7 @@ def _judged_systems(method: str | None, model: str | None, range_: str, device) 
     learned model."""
     from estm_core import transfer_evaluation as evaluation
     from estm_core.errors import EstmError
-    from estm_core.families import method_module
+    from estm_core.families import TransferSettings, check_settings, method_module
 
     if model is not None:
         if range_ != "natural":
@@ -220,10 +220,9 @@ def _judged_systems(method: str | None, model: str | None, range_: str, device) 
         return name, {name: run}, () if labeller is None else (labeller,)
     name = method or "cues"
     module = method_module(name)
-    if range_ not in module.RANGES:
-        raise EstmError(f"--range must be one of {', '.join(module.RANGES)}, not {range_!r}")
-    methods = {name: module.evaluation_method(asked="reference", range_=range_),
-               f"{name} --emotion": module.evaluation_method(asked="quadrant", range_=range_)}
+    settings = check_settings(module, TransferSettings(range=range_))
+    methods = {name: module.evaluation_method(settings, asked="reference"),
+               f"{name} --emotion": module.evaluation_method(settings, asked="quadrant")}
     return name if range_ == "natural" else f"{name}-{range_}", methods, ()
 
 

@@ -74,7 +74,7 @@ def transfer(
     DC offset before its edit; its output never peaks above -0.1 dBFS, and no gain takes it past -9 LUFS.
     """
     from estm_core.errors import EstmError
-    from estm_core.families import method_module
+    from estm_core.families import TransferSettings, method_module
     from estm_core.labels import QUADRANTS
 
     if output is None:
@@ -91,8 +91,9 @@ def transfer(
     if method is not None and (model is not None or pairs is not None):
         raise EstmError("--method runs a method that needs no weights: leave out --model and --pairs")
     if model is None and pairs is None:
-        _transfer_cues(method_module(method or "cues"), content, emotion_file, output, emotion, strength, cues,
-                       range_, match, force, json_, quiet)
+        chosen = tuple(name.strip() for name in cues.split(",") if name.strip()) if cues else None
+        _transfer_method(method_module(method or "cues"), content, emotion_file, output, emotion,
+                         TransferSettings(strength, chosen, range_, match), force, json_, quiet)
         return
     if strength != 1.0 or cues is not None or range_ != "natural" or match != "emotion":
         raise EstmError("--strength, --cues, --range and --match belong to the cue method: leave out --model and "
@@ -127,7 +128,7 @@ def _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs,
         raise EstmError("give CONTENT and EMOTION files (or CONTENT and --emotion Q1..Q4)")
     started = time.perf_counter()
     with ProgressBar("transferring", None, unit="segments", quiet=quiet) as bar:
-        result = transfer_file(transfer_model, content, output, emotion_path=emotion_file, quadrant=emotion,
+        result = transfer_file(transfer_model, content, output, reference=emotion_file, quadrant=emotion,
                                mer_model=mer, overlap_seconds=overlap, batch_size=batch_size, force=force,
                                on_progress=bar)
     elapsed = time.perf_counter() - started
@@ -141,44 +142,26 @@ def _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs,
              f"({result['duration'] / elapsed:.1f}x real time)", quiet)
 
 
-def _transfer_cues(method, content, emotion_file, output, emotion, strength, cues, range_, match, force, json_,
-                   quiet):
-    """The cue method (module `method`): one content file toward one emotion file or a quadrant."""
+def _transfer_method(method, content, emotion_file, output, emotion, settings, force, json_, quiet):
+    """A transfer method that needs no weights (its module, families.TransferMethod): one content file toward one
+    emotion file or a quadrant, the settings checked once, through the method's contract."""
     from estm_core.errors import EstmError
+    from estm_core.families import check_settings
 
     if content is None or (emotion_file is None) == (emotion is None):
         raise EstmError("give CONTENT and either an EMOTION file or --emotion Q1..Q4")
-    if not 0.0 <= strength <= 1.0:
-        raise EstmError(f"--strength must be between 0 and 1 (got {strength})")
-    if range_ not in method.RANGES:
-        raise EstmError(f"--range must be one of {', '.join(method.RANGES)}, not {range_!r}")
-    if match not in method.MATCHES:
-        raise EstmError(f"--match must be one of {', '.join(method.MATCHES)}, not {match!r}")
-    if match != "emotion" and emotion_file is None:
-        raise EstmError(f"--match {match} copies an EMOTION file's cues: give one instead of --emotion")
-    chosen = tuple(name.strip() for name in cues.split(",") if name.strip()) if cues else method.CUES
-    unknown = sorted(set(chosen) - set(method.CUES))
-    if unknown:
-        raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(method.CUES)})")
+    settings = check_settings(method, settings)
+    if settings.match != "emotion" and emotion_file is None:
+        raise EstmError(f"--match {settings.match} copies an EMOTION file's cues: give one instead of --emotion")
     started = time.perf_counter()
-    result = method.transfer_file(content, emotion_file, output, quadrant=emotion, strength=strength, cues=chosen,
-                                  range_=range_, match=match, force=force, measure_output=json_)
+    result = method.transfer_file(content, output, reference=emotion_file, quadrant=emotion, settings=settings,
+                                  force=force, measure_output=json_)
     elapsed = time.perf_counter() - started
     result["seconds"] = round(elapsed, 3)
     if json_:
         print(json.dumps(plain(result)))
         return
-    heard, asked = result["content_emotion"], result["target_emotion"]
-    note(f"heard: the content as {_emotion(heard)}; asked: {_emotion(asked)}"
-         + (f" ({emotion_file})" if emotion_file is not None else f" ({emotion}, typical)"), quiet)
-    moves = result["moves"]
-    note(f"moves ({range_}): tempo x{moves['tempo_ratio']:.2f}, {moves['semitones']:+.0f} semitones, "
-         f"{moves['gain_db']:+.1f} dB, dynamics ratio {moves['dynamics_ratio']:.2f}, "
-         f"tilt {moves['tilt_db_per_octave']:+.1f} dB/octave, articulation {moves['articulation']:+.2f}"
-         + (f", {moves['key'][1]} -> {moves['mode']}" if moves["mode"] else ""), quiet)
+    for line in method.describe(result):
+        note(line, quiet)
     note(f"wrote {output}: {result['duration']:.1f} s with the emotion of {emotion_file or emotion} in {elapsed:.1f} s "
          f"({result['content_duration'] / elapsed:.1f}x real time)", quiet)
-
-
-def _emotion(emotion: dict) -> str:
-    return f"{emotion['quadrant']} (arousal {emotion['arousal']:+.2f}, valence {emotion['valence']:+.2f})"

@@ -140,8 +140,8 @@ def recognised_decision(path: str | Path) -> dict:
     """A mer decision without a mer model: the quadrant the cue recogniser (cues/emotion.py) hears in the whole file,
     with its arousal and valence."""
     from . import __version__
-    from .cues.analysis import analyze
     from .cues.emotion import active_recogniser
+    from .cues.meter import analyze
 
     emotion = active_recogniser().recognise(analyze(path))
     probabilities = emotion.probabilities

@@ -454,7 +454,7 @@ class Demo:
         spectral centroid measured from a few files."""
         from . import audio
         from .datasets.synth import MANIFEST_NAME
-        from .evaluate import loudness_and_brightness
+        from .evaluate import rms_and_centroid
 
         table = pd.read_csv(self.corpus / MANIFEST_NAME, keep_default_na=False)
         columns = [column for column in SOURCES[self.plan.source].cue_columns if column in table.columns]
@@ -465,7 +465,7 @@ class Demo:
             values = []
             for path in paths.iloc[:8]:
                 samples, rate = audio.load(self.corpus / path, mono=True)
-                values.append(loudness_and_brightness(samples, rate)[1])
+                values.append(rms_and_centroid(samples, rate)[1])
             centroids[label] = np.mean(values)
         rows["brightness (Hz)"] = pd.Series(centroids)
         return rows.rename_axis("quadrant").reset_index()

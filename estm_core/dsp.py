@@ -43,8 +43,11 @@ def mel_filters(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f
 # ----------------------------------------------------------------------------------------------- short-time
 
 
-def hann(length: int) -> np.ndarray:
-    """The periodic Hann window (scipy's get_window("hann", length), which STFTs use)."""
+def hann(length: int, periodic: bool = True) -> np.ndarray:
+    """The Hann window every part of estm uses: periodic (scipy's get_window("hann", length), which STFTs use), or
+    with `periodic` False symmetric (np.hanning(length): zero at both ends, for one window over a whole clip)."""
+    if not periodic:
+        return np.hanning(length)
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
 
 

@@ -1,5 +1,8 @@
-"""Evaluation of trained models against held-out data: the classifier metrics (accuracy, macro-F1, per-class precision
-and recall, the confusion matrix), per segment and per song."""
+"""Evaluation of trained models against held-out data: a classifier's metrics (accuracy, macro-F1, per-class
+precision and recall, the confusion matrix, per segment and per song), a learned transfer model's metrics of the
+ESTM paper on segment pairs (MSE_C, PEA, AEA, CD, and the distance to a true target), and a WaveNet's held-out
+likelihood and judged labels. The judged transfer of whole files, for methods and models alike, is
+transfer_evaluation's."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import audio, store
+from .dsp import hann
 from .errors import EstmError, FileError
 from .files import atomic_write, write_csv
 
@@ -123,7 +127,7 @@ def read_evaluation(path: str | Path) -> dict:
 
 def log_spectral_distance(estimate: np.ndarray, reference: np.ndarray, n_fft: int = 1024, hop: int = 256) -> float:
     """Mean over frames of the RMS difference of the two log power spectra, in dB (0 for identical signals)."""
-    window = np.hanning(n_fft)
+    window = hann(n_fft, periodic=False)
 
     def log_power(signal: np.ndarray) -> np.ndarray:
         frames = np.lib.stride_tricks.sliding_window_view(np.pad(signal, (0, n_fft)), n_fft)[::hop] * window
@@ -162,9 +166,9 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
     rows, batch = [], []
 
     def score(batch: list[tuple]) -> None:
-        indices, contents, styles, outputs = zip(*batch)
+        indices, contents, references, outputs = zip(*batch)
         for index, content, output, out_label, style_label, content_label in zip(
-                indices, contents, outputs, judged(outputs), judged(styles), judged(contents)):
+                indices, contents, outputs, judged(outputs), judged(references), judged(contents)):
             pair = pairs.iloc[index]
             truth = manifest.loc[pair["style"], "label"]
             row = {"content": pair["content"], "style": pair["style"],
@@ -285,9 +289,10 @@ def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_la
     return summary
 
 
-def loudness_and_brightness(samples: np.ndarray, sample_rate: int) -> tuple[float, float]:
-    """RMS level (dBFS) and spectral centroid (Hz) of a clip."""
-    power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+def rms_and_centroid(samples: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """RMS level (dBFS) and spectral centroid (Hz) of a clip: the simple level and brightness a generated clip is
+    compared by (not the cue meter's loudness in LUFS and tilt)."""
+    power = np.abs(np.fft.rfft(samples * hann(len(samples), periodic=False))) ** 2
     frequencies = np.fft.rfftfreq(len(samples), 1 / sample_rate)
     rms = float(np.sqrt(np.mean(np.square(samples))))
     return 20 * np.log10(max(rms, 1e-10)), float((frequencies * power).sum() / max(power.sum(), 1e-20))
@@ -301,10 +306,10 @@ def label_cues(labels: list[str], asked: list[str], clips: np.ndarray, index: pd
     """
     rows = []
     for label in labels:
-        generated = [loudness_and_brightness(clip, sample_rate)
+        generated = [rms_and_centroid(clip, sample_rate)
                      for clip, wanted in zip(clips, asked) if wanted == label]
         paths = index.loc[(index["label"] == label) & (index["part"] == "train"), "path"].unique()[:files_per_label]
-        data = [loudness_and_brightness(audio.load(path, sample_rate=sample_rate, mono=True)[0], sample_rate)
+        data = [rms_and_centroid(audio.load(path, sample_rate=sample_rate, mono=True)[0], sample_rate)
                 for path in paths]
         rows.append({"label": label, "generated_rms_db": float(np.mean([g[0] for g in generated])),
                      "generated_centroid_hz": float(np.mean([g[1] for g in generated])),

@@ -2,12 +2,14 @@
 of estm gives it. Everything that needs a list of families (the store's lazy imports, classify, training, transfer,
 the codebook plots) derives it from here, so a new family is one entry here and one module in estm_core/models.
 A family's name is also the name of the task it serves (`estm classify --task mer`, the `mer` output columns).
-Below it, the transfer methods that need no trained weights (`--method`), in a table of their own.
+Below it, the transfer methods that need no trained weights (`--method`), in a table of their own, and the contract
+each keeps (TransferMethod): a new method is one entry there and one module in estm_core/methods.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Protocol, runtime_checkable
 
 from .labels import QUADRANTS
 
@@ -63,21 +65,63 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
 @dataclass(frozen=True)
 class Method:
     """A transfer method that needs no trained weights, chosen by `--method` (a learned one is a family, chosen by
-    `--model`). Its module (estm_core.MODULE) has `transfer_file` for `estm transfer` and `evaluation_method` for
-    `estm evaluate transfer`."""
+    `--model`)."""
 
     name: str
-    module: str
-    about: str
+    module: str  # the module that keeps the contract below (TransferMethod), by its full name
+    about: str  # what it does, in a few words: the help of --method
 
 
 METHODS: dict[str, Method] = {method.name: method for method in (
-    Method("cues", "cues.transfer", "the content's tempo, register, loudness, dynamics, brightness, articulation and "
-                                    "mode moved toward the emotion's"),
+    Method("cues", "estm_core.methods.cues.method", "the content's tempo, register, loudness, dynamics, "
+                                                    "brightness, articulation and mode moved toward the emotion's"),
 )}
 
 
-def method_module(name: str):
+@dataclass(frozen=True)
+class TransferSettings:
+    """What is asked of a transfer method besides the audio, the same for every method: `estm transfer`'s
+    --strength, --cues, --range and --match. check_settings checks them against a method."""
+
+    strength: float = 1.0  # how far the content moves toward the emotion: 0 not at all, 1 all the way
+    cues: tuple[str, ...] | None = None  # which of the method's CUES move; None: all of them
+    range: str = "natural"  # how large the moves may be: one of the method's RANGES
+    match: str = "emotion"  # what is taken from a reference file: one of the method's MATCHES
+
+
+@runtime_checkable
+class TransferMethod(Protocol):
+    """The contract of a transfer method that needs no trained weights: a module named in METHODS provides these
+    (a module satisfies a Protocol by its attributes and functions: isinstance(module, TransferMethod) checks that
+    it has them all). `estm transfer --method NAME` checks the settings
+    once (check_settings), calls transfer_file and shows describe's lines (or the result, with --json);
+    `estm evaluate transfer --method NAME` judges what evaluation_method makes of each pair of a paired corpus."""
+
+    CUES: tuple[str, ...]  # the cues it can move, in the order it names them (--cues picks some)
+    RANGES: Mapping[str, object]  # the sizes of move it offers, by name (--range); "natural" must be one
+    MATCHES: tuple[str, ...]  # what it can take from a reference file (--match); "emotion" must be one
+
+    def transfer_file(self, content, output, *, reference=None, quadrant: str | None = None,
+                      settings: TransferSettings = TransferSettings(), force: bool = False,
+                      measure_output: bool = True) -> dict:
+        """`content` (a path) moved toward the emotion of `reference` (an audio file) or of `quadrant` (Q1..Q4),
+        exactly one of the two, as `settings` (checked) ask; written to `output` atomically (an existing file is kept
+        unless `force`), at the content's rate and channels. Returns what it did as plain data (--json prints it):
+        at least "content", "emotion" (the reference or the quadrant), "output", "duration" (seconds written) and
+        "content_duration"; with `measure_output`, whatever it reports about the output is measured too."""
+
+    def describe(self, result: dict) -> list[str]:
+        """transfer_file's result for a person: a few lines on what was heard and what was moved."""
+
+    def evaluation_method(self, settings: TransferSettings = TransferSettings(), *,
+                          asked: str = "reference") -> Callable:
+        """The method as the evaluation runs it (a transfer_evaluation.Method): a pair -> (the output audio,
+        (frames[, channels]) float32, and its rate), the pair's content moved toward the emotion of its reference
+        file (`asked` "reference", as `estm transfer CONTENT REFERENCE`) or of its target quadrant ("quadrant", as
+        `estm transfer CONTENT --emotion Qk`)."""
+
+
+def method_module(name: str) -> TransferMethod:
     """The module of the transfer method `name`; an EstmError names the known ones."""
     import importlib
 
@@ -85,7 +129,25 @@ def method_module(name: str):
 
     if name not in METHODS:
         raise EstmError(f"unknown --method {name!r} (known: {', '.join(METHODS)})")
-    return importlib.import_module(f"estm_core.{METHODS[name].module}")
+    return importlib.import_module(METHODS[name].module)
+
+
+def check_settings(method: TransferMethod, settings: TransferSettings) -> TransferSettings:
+    """`settings` checked against `method` once, before any work, with the cues filled in (all of the method's
+    CUES where none are named); an EstmError names the option at fault as `estm transfer` spells it."""
+    from .errors import EstmError
+
+    if not 0.0 <= settings.strength <= 1.0:
+        raise EstmError(f"--strength must be between 0 and 1 (got {settings.strength})")
+    if settings.range not in method.RANGES:
+        raise EstmError(f"--range must be one of {', '.join(method.RANGES)}, not {settings.range!r}")
+    if settings.match not in method.MATCHES:
+        raise EstmError(f"--match must be one of {', '.join(method.MATCHES)}, not {settings.match!r}")
+    cues = method.CUES if settings.cues is None else tuple(settings.cues)
+    unknown = sorted(set(cues) - set(method.CUES))
+    if unknown:
+        raise EstmError(f"--cues: unknown {', '.join(unknown)} (known: {', '.join(method.CUES)})")
+    return replace(settings, cues=cues)
 
 
 # Names a family had before: model files and store folders of these names still load, as the family named here.

@@ -12,6 +12,8 @@ import numpy as np
 
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MODES = ("major", "minor")
+MODE_DEGREES = {"major": (4, 9, 11), "minor": (3, 8, 10)}  # semitones above the tonic of degrees 3, 6 and 7: the
+#   degrees a change of mode moves (CMERS), in scores and in audio alike
 # The profiles for a tonic of C, pitch classes C..B (Aarden 2003; the values music21's AardenEssen weights hold)
 PROFILES = {"major": (17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494,
                       0.232998, 4.95122),

@@ -183,47 +183,49 @@ class _OverlapAdd:
         return samples
 
 
-def emotion_of(transfer: store.LoadedModel, emotion_path: str | Path | None, quadrant: str | None,
+def emotion_of(transfer: store.LoadedModel, reference: str | Path | None, quadrant: str | None,
                mer_model: str | None = None):
     """What to pass as `emotion` to transfer_blocks: a quadrant (given, or for estm1 decided by a mer model on the
-    emotion audio) or the emotion file itself (estm2, read as it is needed). Returns (emotion, the quadrant if
-    known)."""
+    emotion reference file) or the reference file itself (estm2, read as it is needed). Returns (emotion, the
+    quadrant if known)."""
     if quadrant is not None:
         return QUADRANTS.labels[QUADRANTS.index(quadrant)], QUADRANTS.labels[QUADRANTS.index(quadrant)]
-    if emotion_path is None:
+    if reference is None:
         raise EstmError("give the emotion as an audio file or as --emotion Q1..Q4")
     if transfer.family == "estm1":
         classifiers = load_classifiers(["mer"], {"mer": mer_model} if mer_model else None,
                                        device=transfer.device)
-        label = classify_file(emotion_path, classifiers).decisions["mer"]["label"]
+        label = classify_file(reference, classifiers).decisions["mer"]["label"]
         return label, label
-    return Path(emotion_path), None
+    return Path(reference), None
 
 
-def transfer_file(transfer: store.LoadedModel, content_path: str | Path, output_path: str | Path, *,
-                  emotion_path: str | Path | None = None, quadrant: str | None = None, mer_model: str | None = None,
+def transfer_file(transfer: store.LoadedModel, content: str | Path, output: str | Path, *,
+                  reference: str | Path | None = None, quadrant: str | None = None, mer_model: str | None = None,
                   overlap_seconds: float = 1.0, batch_size: int = 4, force: bool = False,
                   block_frames: int = STREAM_BLOCK, on_progress=None) -> dict:
-    """Transfer one file and write the result (format by extension; refuses to overwrite unless `force`). The
-    content and the emotion file are read `block_frames` at a time and the output written as it is made, so the
-    memory does not grow with the length; the output is the same as transfer_audio's on the whole arrays."""
+    """Transfer the file `content` toward the emotion of the file `reference` or of `quadrant` and write the result
+    to `output` (format by extension; refuses to overwrite unless `force`): the arguments in the order of every
+    transfer method's transfer_file (families.TransferMethod). The content and the reference are read
+    `block_frames` at a time and the output written as it is made, so the memory does not grow with the length;
+    the output is the same as transfer_audio's on the whole arrays."""
     from .files import check_writable
 
     rate = transfer.sample_rate
-    output_path = check_writable(output_path, force)
-    output_format = audio.write_format(output_path, rate, 1)  # before the work, not after it
-    header = audio.probe(content_path)
-    emotion, emotion_quadrant = emotion_of(transfer, emotion_path, quadrant, mer_model)
+    output = check_writable(output, force)
+    output_format = audio.write_format(output, rate, 1)  # before the work, not after it
+    header = audio.probe(content)
+    emotion, emotion_quadrant = emotion_of(transfer, reference, quadrant, mer_model)
     level = audio.Level()
-    content = audio.stream(content_path, sample_rate=rate, block_frames=block_frames, level=level)
-    blocks = transfer_blocks(transfer, content, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
+    content_blocks = audio.stream(content, sample_rate=rate, block_frames=block_frames, level=level)
+    blocks = transfer_blocks(transfer, content_blocks, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
                              expected_samples=round(header.frames * rate / header.sample_rate),
                              block_frames=block_frames, on_progress=on_progress)
     # the rule every command keeps (too short or silent: refused), known once the content has gone by
-    frames = _save_blocks(output_path, blocks, rate, output_format, force,
-                          before_commit=lambda: audio.check_sound(content_path, level))
-    return {"content": str(content_path), "emotion": str(emotion_path) if emotion_path else None,
-            "quadrant": emotion_quadrant, "output": str(output_path), "duration": frames / rate,
+    frames = _save_blocks(output, blocks, rate, output_format, force,
+                          before_commit=lambda: audio.check_sound(content, level))
+    return {"content": str(content), "emotion": str(reference) if reference else None,
+            "quadrant": emotion_quadrant, "output": str(output), "duration": frames / rate,
             "model": transfer.name}
 
 
@@ -233,7 +235,7 @@ def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, out
     known only at the end, so the blocks wait in a float32 spool beside `path` and are written in a second pass.
     `before_commit()`, called once the blocks have gone by, may raise to leave nothing written. Returns the frames
     written."""
-    from .cues.render import float32_spool
+    from .methods.cues.spool import float32_spool
     from .files import atomic_write
 
     peak, frames = 0.0, 0
@@ -256,9 +258,10 @@ def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, out
 
 
 def pair_outputs(transfer: store.LoadedModel, pairs, cache_dir: str | Path, *, batch_size: int = 8, on_progress=None):
-    """Transfer the (content, style) segment pairs of a pairs table (from `estm data pairs`) within a segment
-    cache. Yields (pair row number, content (L,), style (L,), output (L,)) as float32 arrays. ESTM-1 gets the
-    style segment's quadrant from the labels the model was trained with (recorded in its metadata)."""
+    """Transfer the segment pairs of a pairs table (from `estm data pairs`: its "content" and "style" columns, the
+    style segment being the emotion reference) within a segment cache. Yields (pair row number, content (L,),
+    reference (L,), output (L,)) as float32 arrays. ESTM-1 gets the reference segment's quadrant from the labels the
+    model was trained with (recorded in its metadata)."""
     from .datasets.segment import open_cache, read_manifest, to_float
     from .datasets.style_labels import read_style_labels
 
@@ -273,13 +276,13 @@ def pair_outputs(transfer: store.LoadedModel, pairs, cache_dir: str | Path, *, b
     for first in range(0, len(pairs), batch_size):
         rows = pairs.iloc[first:first + batch_size]
         contents = to_float(cache[[row_of[segment] for segment in rows["content"]]])
-        styles = to_float(cache[[row_of[segment] for segment in rows["style"]]])
+        references = to_float(cache[[row_of[segment] for segment in rows["style"]]])
         if quadrant_of is None:
-            emotion = torch.from_numpy(styles)
+            emotion = torch.from_numpy(references)
         else:
             emotion = torch.stack([quadrant_one_hot(quadrant_of[segment]) for segment in rows["style"]])
         outputs = decode_segments(transfer, torch.from_numpy(contents), emotion).cpu().numpy()
-        yield from zip(range(first, first + len(rows)), contents, styles, outputs)
+        yield from zip(range(first, first + len(rows)), contents, references, outputs)
         if on_progress:
             on_progress(min(first + batch_size, len(pairs)), len(pairs))
 

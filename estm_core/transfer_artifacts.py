@@ -12,7 +12,7 @@ emotion, measured on small deterministic synthetic signals whose right answer is
 
 Each check_* function takes the signal it runs on and the edit under test (`edit`: the cue method's, cue_edit, by
 default), so that a test can hand it a signal or an edit of its own; the measures take plain arrays. The plans come
-from transfer.emotion_plan, in own_emotion_moves and quadrant_moves only.
+from plan.emotion_plan, in own_emotion_moves and quadrant_moves only.
 """
 
 from __future__ import annotations
@@ -22,9 +22,15 @@ from typing import Callable
 
 import numpy as np
 
-from .cues import render
-from .cues.analysis import analyze, loudness
-from .cues.transfer import PEAK, Moves
+from .cues.meter import analyze
+from .dsp import hann
+from .loudness import integrated_loudness
+from .methods.cues.chain import edit as chain_edit
+from .methods.cues.level import limit
+from .methods.cues.mode import MODE_CHUNK, mode_fft
+from .methods.cues.plan import PEAK, Moves, emotion_plan
+from .methods.cues.stages import as_2d
+from .methods.cues.stretch import STRETCH_SEGMENT_S, Stretch
 
 RATE = 22050
 PIECE_S = 8.0  # the synthetic piece: longer than one chunk of the mode edit (MODE_CHUNK hops, 5.9 s), so that
@@ -39,7 +45,7 @@ PARTIAL_HZ = 2.0  # a partial's half-width on the long FFT of the mode check (it
 TRIAD_EDGE_S = 0.5  # the mode check skips the triad's fade in and out
 NOISE_FLOOR_DB = -70.0  # the piece's white noise floor (RMS, dBFS), as a recording has: on a synthetic signal's
 #   empty bands the log-mel distance reads rounding noise (a 0.007 articulation move read 6 dB without it, 0.2 with)
-LOUD_LUFS = -9.0  # the loud master of the limiter check (transfer.LOUDEST_LUFS: loud commercial masters)
+LOUD_LUFS = -9.0  # the loud master of the limiter check (plan.LOUDEST_LUFS: loud commercial masters)
 
 MEL_DB_LIMIT = 1.0  # identity: log-mel distance from the content
 CHROMA_LIMIT = 0.98  # identity: chroma correlation with the content
@@ -52,7 +58,7 @@ STEP_DB_LIMIT = 0.0  # joins: the largest step near a join relative to the conte
 JOIN_BLOCK = 1999  # frames streamed at a time: small and odd, so that joins fall at every phase of the music
 JOIN_SEGMENT_S = 1.0  # the stretch's pieces in the join check: seven joins in the piece (STRETCH_SEGMENT_S is 30 s)
 JOIN_MOVES = Moves(tempo_ratio=0.85, semitones=2.0, gain_db=-2.0, dynamics_ratio=1.25, tilt_db_per_octave=1.0,
-                   articulation=0.5, key=(0, "major"), mode="minor")  # every stage of render.edit, in the natural range
+                   articulation=0.5, key=(0, "major"), mode="minor")  # every stage of chain.edit, in the natural range
 
 Edit = Callable[..., np.ndarray]  # (samples, rate, moves, *, block_frames, segment_seconds, ceiling) -> output
 
@@ -131,9 +137,9 @@ def triad(hz: tuple[float, ...] = TRIAD_HZ, seconds: float = TRIAD_S, rate: int 
 
 def mastered(samples: np.ndarray, rate: int, lufs: float = LOUD_LUFS) -> np.ndarray:
     """`samples` brought to `lufs` integrated loudness as a loud master is: gain, then the peaks limited to PEAK
-    (render.limit), three times over, since the limiting lowers the loudness a little."""
+    (level.limit), three times over, since the limiting lowers the loudness a little."""
     for _ in range(3):
-        samples = render.limit(samples * np.float32(10 ** ((lufs - loudness(samples, rate)) / 20)), rate, PEAK)
+        samples = limit(samples * np.float32(10 ** ((lufs - integrated_loudness(samples, rate)) / 20)), rate, PEAK)
     return samples
 
 
@@ -141,17 +147,17 @@ def mastered(samples: np.ndarray, rate: int, lufs: float = LOUD_LUFS) -> np.ndar
 
 
 def cue_edit(samples: np.ndarray, rate: int, moves: Moves, *, block_frames: int | None = None,
-             segment_seconds: float = render.STRETCH_SEGMENT_S, ceiling: float = PEAK) -> np.ndarray:
-    """What transfer.apply makes of `samples` (frames[, channels]): render.edit over them in blocks of
+             segment_seconds: float = STRETCH_SEGMENT_S, ceiling: float = PEAK) -> np.ndarray:
+    """What method.apply makes of `samples` (frames[, channels]): chain.edit over them in blocks of
     `block_frames` (default all at once), with the stretch's piece length and the limiter's ceiling open to the
     checks. Returns (frames, channels) float32."""
-    samples = render._as_2d(samples)
+    samples = as_2d(samples)
     if moves == Moves():
-        return samples.copy()  # as transfer.apply does
+        return samples.copy()  # as method.apply does
     step = block_frames or max(len(samples), 1)
     blocks = (samples[start:start + step] for start in range(0, len(samples), step))
-    edited = render.edit(blocks, rate, samples.shape[1], moves, content_loudness=loudness(samples, rate),
-                         ceiling=ceiling, segment_seconds=segment_seconds)
+    edited = chain_edit(blocks, rate, samples.shape[1], moves, content_loudness=integrated_loudness(samples, rate),
+                        ceiling=ceiling, segment_seconds=segment_seconds)
     return np.concatenate([np.zeros((0, samples.shape[1]), np.float32), *edited])
 
 
@@ -159,7 +165,6 @@ def own_emotion_moves(content, range_: str = "natural") -> dict[str, Moves]:
     """The moves the cue method makes to `content` (Cues) asked for its own emotion: with itself as the emotion
     reference, and as `--emotion` of the quadrant the recogniser hears in it. {how it was asked: moves}."""
     from .cues.emotion import recognise
-    from .cues.transfer import emotion_plan
 
     quadrant = recognise(content).quadrant
     return {"as its own reference": emotion_plan(content, reference=content, range_=range_).moves,
@@ -168,8 +173,6 @@ def own_emotion_moves(content, range_: str = "natural") -> dict[str, Moves]:
 
 def quadrant_moves(content, quadrant: str, range_: str = "natural") -> Moves:
     """The moves the cue method makes to `content` (Cues) asked for `quadrant` (`estm transfer --emotion`)."""
-    from .cues.transfer import emotion_plan
-
     return emotion_plan(content, quadrant=quadrant, range_=range_).moves
 
 
@@ -213,21 +216,21 @@ def check_identity(content: np.ndarray, rate: int, *, range_: str = "natural", e
 
 
 def internal_joins(frames: int, rate: int, moves: Moves, *,
-                   segment_seconds: float = render.STRETCH_SEGMENT_S) -> list[tuple[int, int]]:
+                   segment_seconds: float = STRETCH_SEGMENT_S) -> list[tuple[int, int]]:
     """Where an edit of `frames` input frames by `moves` (cue_edit) joins pieces of its own making, as (output frame,
-    reach in frames either side): the stretch's pieces (render.Stretch: their crossfades) and the mode edit's chunks
-    (render.ModeChange: the short-time frames that overlap a chunk's first), each where it lands in the output."""
+    reach in frames either side): the stretch's pieces (stretch.Stretch: their crossfades) and the mode edit's chunks
+    (mode.ModeChange: the short-time frames that overlap a chunk's first), each where it lands in the output."""
     ratio, found = moves.tempo_ratio, []
     if moves.tempo_ratio != 1.0 or moves.semitones != 0.0:
-        stretcher = render.Stretch(rate, 1, ratio, moves.semitones, segment_seconds=segment_seconds)
+        stretcher = Stretch(rate, 1, ratio, moves.semitones, segment_seconds=segment_seconds)
         # a piece is cut once the input runs on past its end and context; the rest is the last piece
         pieces = sum(1 for index in range(frames // stretcher.segment + 1)
                      if frames > (index + 1) * stretcher.segment + stretcher.context)
         found += [(round(index * stretcher.segment / ratio), stretcher.half) for index in range(1, pieces + 1)]
     if moves.mode is not None and moves.key is not None and moves.mode != moves.key[1]:
-        # chunks of MODE_CHUNK hops of the input padded with a frame (render.mode_fft) in front
-        size = render.mode_fft(rate)
-        chunk = render.MODE_CHUNK * (size // 4)
+        # chunks of MODE_CHUNK hops of the input padded with a frame (mode_fft) in front
+        size = mode_fft(rate)
+        chunk = MODE_CHUNK * (size // 4)
         found += [(round((start - size) / ratio), round(size / ratio)) for start in range(chunk, frames + size, chunk)]
     return found
 
@@ -243,7 +246,7 @@ def near(frames: int, joins: list[tuple[int, int]]) -> np.ndarray:
 def largest_step(samples: np.ndarray, where: np.ndarray | None = None) -> float:
     """The largest |sample - the one before| over the channels of (frames[, channels]) `samples`, over the steps
     into or out of a frame of the (frames,) bool `where` (default everywhere); 0 where there is none."""
-    steps = np.abs(np.diff(render._as_2d(samples), axis=0)).max(axis=1)
+    steps = np.abs(np.diff(as_2d(samples), axis=0)).max(axis=1)
     if where is not None:
         steps = steps[where[1:] | where[:-1]]
     return float(steps.max()) if steps.size else 0.0
@@ -295,8 +298,8 @@ def _long_spectrum(samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarr
     """(frequencies, power) of one Hann-windowed FFT over (frames[, channels]) `samples` mixed to mono, their first
     and last TRIAD_EDGE_S left out."""
     edge = round(TRIAD_EDGE_S * rate)
-    mono = render._as_2d(samples).astype(np.float64).mean(axis=1)[edge: -edge]
-    power = np.abs(np.fft.rfft(mono * np.hanning(len(mono)))) ** 2
+    mono = as_2d(samples).astype(np.float64).mean(axis=1)[edge: -edge]
+    power = np.abs(np.fft.rfft(mono * hann(len(mono), periodic=False))) ** 2
     return np.fft.rfftfreq(len(mono), 1.0 / rate), power
 
 
@@ -345,7 +348,7 @@ def check_mode(major: np.ndarray, rate: int, *, tonic: int = TRIAD_TONIC, major_
 def gain_reduction_db(unlimited: np.ndarray, limited: np.ndarray) -> float:
     """The deepest gain reduction (dB, positive) of a limiter that made `limited` of `unlimited` (the same edit with
     no ceiling), sample by sample over the samples above -60 dB of the peak (below that, rounding rules)."""
-    unlimited, limited = render._as_2d(unlimited).astype(np.float64), render._as_2d(limited).astype(np.float64)
+    unlimited, limited = as_2d(unlimited).astype(np.float64), as_2d(limited).astype(np.float64)
     audible = np.abs(unlimited) > 1e-3 * np.abs(unlimited).max()
     if not audible.any():
         return 0.0
@@ -360,8 +363,8 @@ def check_limiter(content: np.ndarray, rate: int, *, quadrant: str = "Q1", range
     moves = quadrant_moves(analyze(content, rate), quadrant, range_)
     reduction = gain_reduction_db(edit(content, rate, moves, ceiling=math.inf), edit(content, rate, moves))
     return {"limiter": _result(reduction, GAIN_REDUCTION_DB_LIMIT, reduction <= GAIN_REDUCTION_DB_LIMIT,
-                               f"deepest gain reduction (dB) of the limiter on a {loudness(content, rate):.0f} LUFS "
-                               f"master asked for {quadrant}")}
+                               f"deepest gain reduction (dB) of the limiter on a "
+                               f"{integrated_loudness(content, rate):.0f} LUFS master asked for {quadrant}")}
 
 
 # ------------------------------------------------------------------------------------------------------- all

@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import audio
-from .cues.analysis import Cues, analyze, analyze_files
-from .cues.transfer import tempo_ratio
+from .cues.meter import Cues, analyze, analyze_files, tempo_ratio
 from .errors import EstmError
 from .labels import QUADRANTS
 

@@ -1,4 +1,4 @@
-"""The cue meter (estm_core.cues.analysis) against signals whose cues are known by construction, and `estm analyze`."""
+"""The cue meter (estm_core.cues.meter) against signals whose cues are known by construction, and `estm analyze`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from conftest import tone, write
 from estm_core import audio
-from estm_core.cues import analysis
-from estm_core.cues.analysis import FIELDS, Cues, analyze
+from estm_core.cues import meter, spectral
+from estm_core.cues.meter import FIELDS, Cues, analyze
 from estm_core.cues.emotion import recognise
 
 RATE = 22050
@@ -101,7 +101,7 @@ def test_the_harmonic_and_percussive_masks_are_librosa_s(kernel, dtype):
 
     magnitude = np.abs(np.random.default_rng(0).standard_normal((64, 120))).astype(dtype)
     magnitude[:, 40:60] = 0  # silence: both parts zero, each mask 0.5
-    ours = analysis._hpss_masks(magnitude, kernel)
+    ours = spectral.hpss_masks(magnitude, kernel)
     theirs = librosa.decompose.hpss(magnitude, kernel_size=kernel, mask=True)
     for mine, reference in zip(ours, theirs):
         assert mine.dtype == dtype
@@ -130,7 +130,7 @@ def test_loudness_streamed_in_blocks_equals_pyloudnorm_on_the_whole_signal(monke
     rng = np.random.default_rng(1)
     levels = np.repeat([0.3, 0.03, 0.0003, 0.1, 0.01], 2 * rate)
     stereo = (rng.standard_normal((len(levels), 2)) * levels[:, None] * [1.0, 0.5]).astype(np.float32)
-    monkeypatch.setattr(analysis, "BLOCK_SECONDS", 2.7)  # blocks that end mid-step and mid-gating-block
+    monkeypatch.setattr(meter, "BLOCK_SECONDS", 2.7)  # blocks that end mid-step and mid-gating-block
     streamed = analyze(stereo, rate).loudness_lufs
     assert streamed == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(stereo.astype(np.float64)), abs=0.01)
 
@@ -197,7 +197,7 @@ def test_a_five_minute_file_is_read_in_blocks_and_keeps_its_first_minutes_tempo(
     monkeypatch.setattr(audio, "load", lambda *args, **kwargs: windows.append(kwargs.get("duration")) or
                         load(*args, **kwargs))
     whole = analyze(path)
-    assert len(windows) >= 5 and max(windows) <= analysis.BLOCK_SECONDS  # never the whole file at once
+    assert len(windows) >= 5 and max(windows) <= meter.BLOCK_SECONDS  # never the whole file at once
     first_minute = analyze(track[: 60 * rate], rate)
     assert whole.duration_s == pytest.approx(300.0)
     assert whole.tempo_bpm == pytest.approx(first_minute.tempo_bpm, abs=0.5)
@@ -208,7 +208,7 @@ def test_a_five_minute_file_is_read_in_blocks_and_keeps_its_first_minutes_tempo(
 def test_block_boundaries_do_not_change_the_measures(monkeypatch):
     music = chords(MINOR, repeats=4) + clicks(12.8, 150)
     whole = analyze(music, RATE).to_dict()
-    monkeypatch.setattr(analysis, "BLOCK_SECONDS", 2.3)
+    monkeypatch.setattr(meter, "BLOCK_SECONDS", 2.3)
     blocked = analyze(music, RATE).to_dict()
     for field in ("duration_s", "tempo_bpm", "onset_rate", "loudness_lufs", "dynamic_range_db", "centroid_hz",
                   "tilt_db_per_octave", "onset_decay"):

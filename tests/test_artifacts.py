@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from estm_core import transfer_artifacts as artifacts
-from estm_core.cues.analysis import loudness
-from estm_core.cues.transfer import PEAK, Moves
+from estm_core.loudness import integrated_loudness
+from estm_core.methods.cues.plan import PEAK, Moves
 
 RATE = artifacts.RATE
 CHECKS = ("identity_mel", "identity_chroma", "joins", "mode", "mode_third", "limiter")
@@ -98,7 +98,7 @@ def test_the_mode_check_fails_on_a_spurious_or_a_lost_partial():
 def test_a_pumping_limiter_is_found(music):
     """The check's master is at -9 LUFS; a limiter that ducks 6 dB for 100 ms after every loud sample pumps."""
     master = artifacts.mastered(music, RATE)
-    assert loudness(master, RATE) == pytest.approx(artifacts.LOUD_LUFS, abs=0.2)
+    assert integrated_loudness(master, RATE) == pytest.approx(artifacts.LOUD_LUFS, abs=0.2)
     assert np.abs(master).max() <= PEAK
 
     def pumping(samples, rate, moves, *, ceiling=PEAK, **options):

@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from estm_core.cues import transfer
-from estm_core.cues.analysis import Cues
+from estm_core.cues.meter import Cues
+from estm_core.methods.cues import method, plan
 from estm_core.cues.emotion import Recogniser
 from estm_core.errors import EstmError
 
@@ -21,44 +21,44 @@ TARGET = replace(CONTENT, onset_rate=3.0, loudness_lufs=-14.0, dynamic_range_db=
 
 
 def test_the_moves_take_each_cue_to_the_targets():
-    moves = transfer.plan(CONTENT, TARGET)
+    moves = plan.plan(CONTENT, TARGET)
     assert moves.tempo_ratio == pytest.approx(1.5)
     assert moves.semitones == 12 and moves.gain_db == pytest.approx(10.0)  # a whole octave: the key stays
     assert moves.dynamics_ratio == pytest.approx(2.0) and moves.tilt_db_per_octave == pytest.approx(3.0)
-    assert moves.articulation == pytest.approx(transfer.ARTICULATION_PER_DECAY * 0.4)
+    assert moves.articulation == pytest.approx(plan.ARTICULATION_PER_DECAY * 0.4)
     assert moves.key == (2, "minor") and moves.mode == "major"  # in the content's own key
 
 
 def test_strength_scales_the_moves_and_zero_or_the_same_cues_move_nothing():
-    assert transfer.plan(CONTENT, TARGET, strength=0.0) == transfer.Moves()
-    assert transfer.plan(CONTENT, CONTENT) == transfer.Moves()
-    half = transfer.plan(CONTENT, TARGET, strength=0.5)
+    assert plan.plan(CONTENT, TARGET, strength=0.0) == plan.Moves()
+    assert plan.plan(CONTENT, CONTENT) == plan.Moves()
+    half = plan.plan(CONTENT, TARGET, strength=0.5)
     assert half.tempo_ratio == pytest.approx(math.sqrt(1.5)) and half.gain_db == pytest.approx(5.0)
     assert half.semitones == 0  # half an octave rounds to none
 
 
 def test_only_the_asked_cues_move_and_limits_hold():
-    moves = transfer.plan(CONTENT, TARGET, cues=("tempo", "mode"))
-    assert moves == transfer.Moves(tempo_ratio=pytest.approx(1.5), key=(2, "minor"), mode="major")
+    moves = plan.plan(CONTENT, TARGET, cues=("tempo", "mode"))
+    assert moves == plan.Moves(tempo_ratio=pytest.approx(1.5), key=(2, "minor"), mode="major")
     extreme = replace(TARGET, onset_rate=40.0, loudness_lufs=30.0, pitch_centroid_midi=100.0)
-    moves = transfer.plan(CONTENT, extreme)
+    moves = plan.plan(CONTENT, extreme)
     assert moves.tempo_ratio == 4.0 and moves.gain_db == 20.0 and moves.semitones == 12
     with pytest.raises(ValueError, match="unknown cue"):
-        transfer.plan(CONTENT, TARGET, cues=("timbre",))
+        plan.plan(CONTENT, TARGET, cues=("timbre",))
 
 
 def test_an_unsure_key_or_a_missing_measurement_does_not_move():
     unsure = replace(CONTENT, key_confidence=0.3)
-    assert transfer.plan(unsure, TARGET).mode is None
+    assert plan.plan(unsure, TARGET).mode is None
     silent_rhythm = replace(CONTENT, onset_rate=float("nan"), tempo_bpm=float("nan"))
-    assert transfer.plan(silent_rhythm, TARGET).tempo_ratio == 1.0
+    assert plan.plan(silent_rhythm, TARGET).tempo_ratio == 1.0
 
 
 def test_music_with_too_few_onsets_to_read_a_tempo_keeps_its_tempo():
     legato = replace(CONTENT, onset_rate=0.1, tempo_bpm=60.0)  # about what steady noise reads: not a tempo
-    assert transfer.plan(legato, replace(TARGET, tempo_bpm=90.0)).tempo_ratio == 1.0  # nor is the beat estimate
-    assert transfer.plan(CONTENT, replace(TARGET, onset_rate=0.4)).tempo_ratio == 1.0
-    assert transfer.plan(CONTENT, replace(TARGET, tempo_bpm=160.0)).tempo_ratio == pytest.approx(1.5)  # onsets
+    assert plan.plan(legato, replace(TARGET, tempo_bpm=90.0)).tempo_ratio == 1.0  # nor is the beat estimate
+    assert plan.plan(CONTENT, replace(TARGET, onset_rate=0.4)).tempo_ratio == 1.0
+    assert plan.plan(CONTENT, replace(TARGET, tempo_bpm=160.0)).tempo_ratio == pytest.approx(1.5)  # onsets
 
 
 def fitted_recogniser(seed: int = 0) -> Recogniser:
@@ -93,7 +93,7 @@ def test_the_recogniser_hears_the_axes_and_survives_its_file():
 
 
 def plan_for(content, **ask):
-    return transfer.emotion_plan(content, recogniser=RECOGNISER, **ask)
+    return plan.emotion_plan(content, recogniser=RECOGNISER, **ask)
 
 
 def test_a_quadrant_moves_every_cue_from_the_contents_own_value_the_asked_way_within_the_range():
@@ -120,10 +120,10 @@ def test_loudness_moves_by_a_step_never_against_the_asked_arousal():
 
 
 def test_the_contents_own_emotion_asks_nothing():
-    assert plan_for(SAD, reference=SAD).moves == transfer.Moves()
+    assert plan_for(SAD, reference=SAD).moves == plan.Moves()
     sadder = replace(SAD, onset_rate=1.0, loudness_lufs=-26.0)  # already past the typical sad music: not pulled back
-    assert plan_for(sadder, quadrant="Q3").moves == transfer.Moves()
-    assert plan_for(SAD, quadrant="Q1", strength=0.0).moves == transfer.Moves()
+    assert plan_for(sadder, quadrant="Q3").moves == plan.Moves()
+    assert plan_for(SAD, quadrant="Q1", strength=0.0).moves == plan.Moves()
 
 
 def test_a_reference_moves_the_content_by_the_emotions_difference_as_a_quadrant_does():
@@ -133,19 +133,19 @@ def test_a_reference_moves_the_content_by_the_emotions_difference_as_a_quadrant_
     assert by_file.moves.semitones > 0  # the emotion's direction, though the reference's register is lower
     by_quadrant = plan_for(SAD, quadrant="Q1", range_="wide").moves
     for name in ("tempo_ratio", "gain_db", "semitones", "tilt_db_per_octave", "articulation"):
-        assert np.sign(getattr(by_file.moves, name) - getattr(transfer.Moves(), name)) == \
-            np.sign(getattr(by_quadrant, name) - getattr(transfer.Moves(), name)), name
+        assert np.sign(getattr(by_file.moves, name) - getattr(plan.Moves(), name)) == \
+            np.sign(getattr(by_quadrant, name) - getattr(plan.Moves(), name)), name
     half, quarter = (plan_for(SAD, reference=happy, strength=strength) for strength in (0.5, 0.25))
     assert 0 < quarter.steps["arousal"] == pytest.approx(half.steps["arousal"] / 2)
     matched = plan_for(SAD, reference=happy, match="cues", range_="wide")
-    assert matched.moves == transfer.plan(SAD, happy, range_="wide") and matched.moves.semitones < 0
+    assert matched.moves == plan.plan(SAD, happy, range_="wide") and matched.moves.semitones < 0
     with pytest.raises(ValueError, match="range"):
         plan_for(SAD, quadrant="Q1", range_="huge")
 
 
 def test_a_quadrant_moves_the_tempo_of_music_too_legato_to_read_one():
     legato = replace(SAD, onset_rate=0.1)  # no tempo to compare with a reference's, but a step is still a step
-    assert transfer.plan(legato, replace(legato, onset_rate=2.0)).tempo_ratio == 1.0
+    assert plan.plan(legato, replace(legato, onset_rate=2.0)).tempo_ratio == 1.0
     assert plan_for(legato, quadrant="Q1").moves.tempo_ratio == pytest.approx(4 / 3)
     fully_legato = replace(SAD, onset_decay=1.0, onset_rate=4.0, loudness_lufs=-14.0)  # asked Q3: no more legato
     assert plan_for(fully_legato, quadrant="Q3").moves.articulation == 0.0
@@ -153,12 +153,12 @@ def test_a_quadrant_moves_the_tempo_of_music_too_legato_to_read_one():
 
 def test_applying_no_moves_returns_the_input_and_a_tempo_move_changes_the_length():
     samples = np.random.default_rng(0).standard_normal((22050 * 3, 2)).astype(np.float32) * 0.1
-    np.testing.assert_array_equal(transfer.apply(samples, 22050, transfer.Moves()), samples)
-    faster = transfer.apply(samples, 22050, transfer.Moves(tempo_ratio=1.5, gain_db=40.0))
+    np.testing.assert_array_equal(method.apply(samples, 22050, plan.Moves()), samples)
+    faster = method.apply(samples, 22050, plan.Moves(tempo_ratio=1.5, gain_db=40.0))
     assert faster.shape == (round(22050 * 3 / 1.5), 2)
-    assert np.abs(faster).max() <= transfer.PEAK + 1e-6  # loud, but never clipped
+    assert np.abs(faster).max() <= plan.PEAK + 1e-6  # loud, but never clipped
     eight = np.random.default_rng(1).standard_normal((96000, 8)).astype(np.float32) * 0.1  # more than BS.1770's 5
-    assert transfer.apply(eight, 96000, transfer.Moves(semitones=3)).shape == (96000, 8)
+    assert method.apply(eight, 96000, plan.Moves(semitones=3)).shape == (96000, 8)
 
 
 def notes(rate: int, seconds: float, per_second: float, frequency: float, amplitude: float) -> np.ndarray:
@@ -227,14 +227,14 @@ def test_the_command_moves_the_content_toward_the_emotion_file(estm, tmp_path):
 
 
 def test_a_move_of_another_cue_leaves_the_loudness_and_a_loudness_move_reaches_it():
-    from estm_core.cues.analysis import loudness
+    from estm_core.loudness import integrated_loudness
 
     clip = notes(22050, 6.0, 3.0, 440.0, 0.3)
-    before = loudness(clip, 22050)
-    lower = transfer.apply(clip, 22050, transfer.Moves(semitones=-7, tilt_db_per_octave=-3.0))
-    assert loudness(lower, 22050) == pytest.approx(before, abs=0.5)  # duller and lower, as loud
-    louder = transfer.apply(clip, 22050, transfer.Moves(semitones=-7, gain_db=6.0))
-    assert loudness(louder, 22050) == pytest.approx(before + 6.0, abs=0.7)
+    before = integrated_loudness(clip, 22050)
+    lower = method.apply(clip, 22050, plan.Moves(semitones=-7, tilt_db_per_octave=-3.0))
+    assert integrated_loudness(lower, 22050) == pytest.approx(before, abs=0.5)  # duller and lower, as loud
+    louder = method.apply(clip, 22050, plan.Moves(semitones=-7, gain_db=6.0))
+    assert integrated_loudness(louder, 22050) == pytest.approx(before + 6.0, abs=0.7)
 
 
 def harmonic_tone(rate: int, seconds: float, midi: float) -> np.ndarray:
@@ -248,16 +248,17 @@ def harmonic_tone(rate: int, seconds: float, midi: float) -> np.ndarray:
 
 @pytest.mark.parametrize("semitones, setting", [(0, 2.0), (12, 0.0), (-12, 0.0), (12, -2.0)])
 def test_the_spectra_predict_what_an_octave_and_a_tilt_do_to_the_meter(semitones, setting):
-    from estm_core.cues import render
-    from estm_core.cues.analysis import analyze
+    from estm_core.cues.meter import analyze
+    from estm_core.methods.cues.stretch import stretch
+    from estm_core.methods.cues.tilt import Tilt, tilt
 
     rate = 44100
     samples = harmonic_tone(rate, 6.0, 57)
     before = analyze(samples, rate)
     assert before.spectra.changes(0) == (0.0, 0.0)
-    gain = render.Tilt(rate, 1, setting).power_gain if setting else None
+    gain = Tilt(rate, 1, setting).power_gain if setting else None
     tilt_change, register_change = before.spectra.changes(semitones, gain)
-    after = analyze(render.tilt(render.stretch(samples, rate, semitones=semitones), rate, setting), rate)
+    after = analyze(tilt(stretch(samples, rate, semitones=semitones), rate, setting), rate)
     # within 15 %: the stretcher's start and end splash every frequency, which the long-term spectra do not foresee
     assert after.tilt_db_per_octave - before.tilt_db_per_octave == pytest.approx(tilt_change, rel=0.15, abs=0.5)
     assert after.pitch_centroid_midi - before.pitch_centroid_midi == pytest.approx(register_change, abs=1.5)
@@ -268,46 +269,46 @@ def test_the_spectra_predict_what_an_octave_and_a_tilt_do_to_the_meter(semitones
 def spectra_of(low_hz: float, pitches: dict[int, float]):
     """Spectra of music whose partials start at `low_hz` and fall 6 dB an octave, with the pitched power
     `pitches` (MIDI: power) at 44.1 kHz."""
-    from estm_core.cues import analysis
+    from estm_core.cues import spectral
 
     hz = np.linspace(0, 22050, 2049)
-    pitch_power = np.zeros(analysis.CQT_BINS)
+    pitch_power = np.zeros(spectral.CQT_BINS)
     for midi, power in pitches.items():
-        pitch_power[midi - analysis.CQT_LOWEST_MIDI] = power
-    return analysis.Spectra(np.where(hz >= low_hz, 1.0 / np.maximum(hz, 1.0) ** 2, 0.0), 44100, pitch_power)
+        pitch_power[midi - spectral.CQT_LOWEST_MIDI] = power
+    return spectral.Spectra(np.where(hz >= low_hz, 1.0 / np.maximum(hz, 1.0) ** 2, 0.0), 44100, pitch_power)
 
 
 def test_an_octave_down_that_would_darken_a_brighter_ask_gets_a_brighter_eq():
-    from estm_core.cues import render
+    from estm_core.methods.cues.tilt import Tilt
 
     spectra = spectra_of(110.0, {55: 1.0, 67: 0.5})
     content = replace(CONTENT, pitch_centroid_midi=60.0, tilt_db_per_octave=-6.0, spectra=spectra)
     target = replace(content, pitch_centroid_midi=46.0, tilt_db_per_octave=-5.5)  # lower, a little brighter
 
     def change(setting):
-        return spectra.changes(-12, render.Tilt(44100, 1, setting).power_gain)
+        return spectra.changes(-12, Tilt(44100, 1, setting).power_gain)
 
-    assert change(0.5)[0] < transfer.TILT_MARGIN  # the asked EQ alone: the octave darkens more than it brightens
-    moves = transfer.plan(content, target, cues=("register", "brightness"))
+    assert change(0.5)[0] < plan.TILT_MARGIN  # the asked EQ alone: the octave darkens more than it brightens
+    moves = plan.plan(content, target, cues=("register", "brightness"))
     assert moves.semitones == -12 and moves.tilt_db_per_octave > 0.5
-    assert change(moves.tilt_db_per_octave)[0] >= transfer.TILT_MARGIN
-    assert change(moves.tilt_db_per_octave - 0.05)[0] < transfer.TILT_MARGIN  # the nearest that does it
-    assert change(moves.tilt_db_per_octave)[1] <= -transfer.REGISTER_MARGIN
+    assert change(moves.tilt_db_per_octave)[0] >= plan.TILT_MARGIN
+    assert change(moves.tilt_db_per_octave - 0.05)[0] < plan.TILT_MARGIN  # the nearest that does it
+    assert change(moves.tilt_db_per_octave)[1] <= -plan.REGISTER_MARGIN
     # where the asked EQ already moves the tilt the asked way, or without the spectra, the EQ is the ask
-    assert transfer.plan(content, replace(target, tilt_db_per_octave=-10.0), cues=("register", "brightness")
-                         ).tilt_db_per_octave == pytest.approx(-4.0)
-    assert transfer.plan(replace(content, spectra=None), target, cues=("register", "brightness")
-                         ).tilt_db_per_octave == pytest.approx(0.5)
+    assert plan.plan(content, replace(target, tilt_db_per_octave=-10.0), cues=("register", "brightness")
+                     ).tilt_db_per_octave == pytest.approx(-4.0)
+    assert plan.plan(replace(content, spectra=None), target, cues=("register", "brightness")
+                     ).tilt_db_per_octave == pytest.approx(0.5)
 
 
 def test_a_bright_eq_that_would_undo_the_octave_is_held_back():
-    from estm_core.cues import render
+    from estm_core.methods.cues.tilt import Tilt
 
     # equal power in a low and a high cluster of pitches: a bright EQ pulls the pitch centroid far up
     spectra = spectra_of(50.0, {40: 1.0, 100: 1.0})
     content = replace(CONTENT, pitch_centroid_midi=70.0, tilt_db_per_octave=-6.0, spectra=spectra)
     target = replace(content, pitch_centroid_midi=58.0, tilt_db_per_octave=-2.0)
-    setting = transfer.plan(content, target, cues=("register", "brightness")).tilt_db_per_octave
-    assert spectra.changes(-12, render.Tilt(44100, 1, 4.0).power_gain)[1] > 0  # +4 would undo the octave
+    setting = plan.plan(content, target, cues=("register", "brightness")).tilt_db_per_octave
+    assert spectra.changes(-12, Tilt(44100, 1, 4.0).power_gain)[1] > 0  # +4 would undo the octave
     assert 0 < setting < 4.0
-    assert spectra.changes(-12, render.Tilt(44100, 1, setting).power_gain)[1] <= -transfer.REGISTER_MARGIN
+    assert spectra.changes(-12, Tilt(44100, 1, setting).power_gain)[1] <= -plan.REGISTER_MARGIN

@@ -17,8 +17,9 @@ import pytest
 import soundfile as sf
 
 from estm_core import audio
-from estm_core.cues import render
-from estm_core.cues import transfer as cue_transfer
+from estm_core.methods.cues import method as cue_method
+from estm_core.methods.cues import plan as cue_plan
+from estm_core.methods.cues import spool
 from estm_core.errors import EstmError, FileError
 
 from conftest import tone, write
@@ -29,7 +30,7 @@ RATE = 8000
 @pytest.fixture
 def one_job(monkeypatch):
     """The cue transfer in this process: no worker pool to start (seconds) for a few seconds of audio."""
-    monkeypatch.setattr(render, "default_jobs", lambda: 1)
+    monkeypatch.setattr(cue_method, "default_jobs", lambda: 1)
 
 
 @pytest.fixture
@@ -91,22 +92,22 @@ def test_a_constant_offset_is_removed_before_the_edit_and_never_made_louder(tmp_
     content = write(tmp_path / "offset.wav", (quiet + 0.05).astype(np.float32), rate)
     for quadrant in ("Q1", "Q3"):
         out = tmp_path / f"out-{quadrant}.wav"
-        result = cue_transfer.transfer_file(content, None, out, quadrant=quadrant, measure_output=False, jobs=1)
+        result = cue_method.transfer_file(content, out, quadrant=quadrant, measure_output=False, jobs=1)
         samples, _ = sf.read(out)
         asked = 0.005 * 10 ** (result["moves"]["gain_db"] / 20)
         assert abs(samples.mean()) < 1e-3, quadrant  # was 0.05 (Q3) and 0.11 (Q1): the offset, amplified
         assert np.abs(samples).max() < 1.5 * asked + 1e-3, quadrant
     offset_only = write(tmp_path / "dc.wav", np.full(3 * rate, 0.5, np.float32), rate)
     with pytest.raises(audio.AudioError, match=r"dc.wav: silent \(a constant offset of 0.5 and nothing else\)"):
-        cue_transfer.transfer_file(offset_only, None, tmp_path / "dc-out.wav", quadrant="Q3", jobs=1)
+        cue_method.transfer_file(offset_only, tmp_path / "dc-out.wav", quadrant="Q3", jobs=1)
     assert not (tmp_path / "dc-out.wav").exists()
-    moves = cue_transfer.Moves(gain_db=6.0, tempo_ratio=1.1)
-    edited = cue_transfer.apply((quiet + 0.05).astype(np.float32), rate, moves)
+    moves = cue_plan.Moves(gain_db=6.0, tempo_ratio=1.1)
+    edited = cue_method.apply((quiet + 0.05).astype(np.float32), rate, moves)
     assert abs(edited.mean()) < 1e-3  # the in-memory edit too
 
 
 def test_an_offset_does_not_ring_through_the_loudness_meter():
-    from estm_core.cues.analysis import analyze
+    from estm_core.cues.meter import analyze
 
     rate = 22050
     quiet = (0.005 * np.sin(2 * np.pi * 440 * np.arange(5 * rate) / rate)).astype(np.float32)
@@ -147,18 +148,18 @@ def test_symlink_loops_in_a_folder_are_skipped(tmp_path, estm, store_home, monke
 
 
 def test_an_internal_error_in_one_file_is_that_file_s_line(tmp_path, estm, store_home, monkeypatch):
-    from estm_core.cues import analysis
+    from estm_core.cues import meter
 
     good = write(tmp_path / "good.wav", music(), RATE)
     bad = write(tmp_path / "bad.wav", music(), RATE)
-    real = analysis.analyze
+    real = meter.analyze
 
     def failing(path, *args):
         if Path(path).name == "bad.wav":
             raise RuntimeError("a bug")
         return real(path, *args)
 
-    monkeypatch.setattr(analysis, "analyze", failing)
+    monkeypatch.setattr(meter, "analyze", failing)
     result = estm("analyze", bad, good, "--json")
     assert result.code == 3 and [Path(json.loads(line)["path"]).name for line in lines(result.out)] == \
         ["bad.wav", "good.wav"]
@@ -219,7 +220,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, estm, one_job, mon
     out = tmp_path / "out"
     out.mkdir()
     if where == "spool":
-        monkeypatch.setattr(render._FileSpool, "write", _no_space)
+        monkeypatch.setattr(spool._FileSpool, "write", _no_space)
     else:
         monkeypatch.setattr(sf.SoundFile, "write", _no_space)
     result = estm("transfer", content, "--emotion", "Q1", "-o", out / "out.wav")
@@ -258,7 +259,7 @@ def test_libsndfile_s_system_error_on_a_full_disk_is_named(tmp_path, monkeypatch
 def test_the_learned_transfer_s_spool_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
     from estm_core.transfer import _save_blocks
 
-    monkeypatch.setattr(render._FileSpool, "write", _no_space)
+    monkeypatch.setattr(spool._FileSpool, "write", _no_space)
     with pytest.raises(FileError, match=r"out.wav: cannot write: no space left on device$"):
         _save_blocks(tmp_path / "out.wav", [tone(0.5, RATE)], RATE, ("WAV", "PCM_16"), force=False)
     assert list(tmp_path.iterdir()) == []

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from estm_core import audio
-from estm_core.cues import render, transfer
-from estm_core.cues.analysis import loudness
+from estm_core.loudness import integrated_loudness
+from estm_core.methods.cues import method, plan
+from estm_core.methods.cues.articulation import Articulation, articulation
+from estm_core.methods.cues.chain import edit as chain_edit
+from estm_core.methods.cues.level import Dynamics, Limiter, dynamics, gain, limit
+from estm_core.methods.cues.mode import ModeChange, change_mode
+from estm_core.methods.cues.spool import workers
+from estm_core.methods.cues.stages import run_whole
+from estm_core.methods.cues.stretch import Stretch, stretch
+from estm_core.methods.cues.tilt import Tilt, tilt
 
 RATE = 22050
 
@@ -34,9 +42,9 @@ def level_db(samples: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("edit", [
-    lambda x: render.stretch(x, RATE, 1.0, 0.0), lambda x: render.gain(x, 0.0),
-    lambda x: render.dynamics(x, RATE, 1.0), lambda x: render.tilt(x, RATE, 0.0),
-    lambda x: render.articulation(x, RATE, 0.0), lambda x: render.change_mode(x, RATE, 0, "major", "major")])
+    lambda x: stretch(x, RATE, 1.0, 0.0), lambda x: gain(x, 0.0),
+    lambda x: dynamics(x, RATE, 1.0), lambda x: tilt(x, RATE, 0.0),
+    lambda x: articulation(x, RATE, 0.0), lambda x: change_mode(x, RATE, 0, "major", "major")])
 def test_identity_settings_return_the_input(edit):
     samples = np.random.default_rng(0).standard_normal((RATE, 2)).astype(np.float32) * 0.1
     np.testing.assert_array_equal(edit(samples), samples)
@@ -44,11 +52,11 @@ def test_identity_settings_return_the_input(edit):
 
 def test_tempo_changes_length_not_pitch_and_register_changes_pitch_not_length():
     tone = sine(440.0, 25.0)
-    faster = render.stretch(tone, RATE, tempo_ratio=1.25)
+    faster = stretch(tone, RATE, tempo_ratio=1.25)
     assert faster.shape == (round(25.0 * RATE / 1.25), 1)  # 25 s x the tempo ratio
     assert peak_hz(faster[RATE:-RATE]) == pytest.approx(440.0, abs=2.0)
     assert level_db(faster[RATE:-RATE]) == pytest.approx(level_db(tone), abs=1.0)
-    octave_up = render.stretch(sine(440.0, 4.0), RATE, semitones=12.0)
+    octave_up = stretch(sine(440.0, 4.0), RATE, semitones=12.0)
     assert octave_up.shape == (4 * RATE, 1)
     assert peak_hz(octave_up[RATE // 2:-RATE // 2]) == pytest.approx(880.0, abs=3.0)
 
@@ -56,7 +64,7 @@ def test_tempo_changes_length_not_pitch_and_register_changes_pitch_not_length():
 def test_the_stretch_keeps_time_aligned():
     clicks = np.zeros((4 * RATE, 1), np.float32)
     clicks[RATE::RATE] = 1.0  # at 1, 2, 3 s
-    slower = render.stretch(clicks, RATE, tempo_ratio=0.5)
+    slower = stretch(clicks, RATE, tempo_ratio=0.5)
     loudest = np.argsort(np.abs(slower[:, 0]))[::-1]
     found = sorted({round(index / RATE) for index in loudest[:200]})
     assert found == [2, 4, 6]  # each click twice as late
@@ -70,8 +78,8 @@ def test_the_stretch_puts_each_click_where_the_tempo_puts_it(rate):
     clicks = np.zeros((3 * rate, 1), np.float32)
     clicks[rate::rate // 2] = 1.0  # at 1, 1.5, 2 and 2.5 s
     for tempo_ratio, semitones in ((1.0, 0.5), (0.8, 0.0), (1.25, -3.0)):
-        for stretched in (render.stretch(clicks, rate, tempo_ratio, semitones),
-                          render._whole(render.Stretch(rate, 1, tempo_ratio, semitones, segment_seconds=0.7), clicks)):
+        for stretched in (stretch(clicks, rate, tempo_ratio, semitones),
+                          run_whole(Stretch(rate, 1, tempo_ratio, semitones, segment_seconds=0.7), clicks)):
             for click in range(rate, 3 * rate, rate // 2):
                 expected, window = round(click / tempo_ratio), rate // 5
                 found = expected - window + int(np.argmax(np.abs(stretched[expected - window: expected + window, 0])))
@@ -82,7 +90,7 @@ def test_dynamics_compress_and_expand_the_swings_about_the_level():
     loud, quiet = sine(440.0, 1.0, 0.5), sine(440.0, 1.0, 0.05)  # 20 dB apart
     swings = np.concatenate([loud, quiet, loud, quiet])
     for ratio, expected in ((2.0, 10.0), (0.5, 40.0)):
-        edited = render.dynamics(swings, RATE, ratio)
+        edited = dynamics(swings, RATE, ratio)
         middle = slice(RATE // 4, 3 * RATE // 4)
         difference = level_db(edited[middle]) - level_db(edited[RATE:][middle])
         assert difference == pytest.approx(expected, abs=1.5), ratio
@@ -91,7 +99,7 @@ def test_dynamics_compress_and_expand_the_swings_about_the_level():
 def test_tilt_makes_the_spectrum_brighter_or_darker_about_1_khz():
     noise = np.random.default_rng(1).standard_normal((4 * RATE, 1)).astype(np.float32) * 0.1
     for slope in (3.0, -3.0):
-        edited = render.tilt(noise, RATE, slope)
+        edited = tilt(noise, RATE, slope)
         change_high = band_db(edited, 3500, 4500) - band_db(noise, 3500, 4500)  # two octaves above 1 kHz
         change_low = band_db(edited, 230, 270) - band_db(noise, 230, 270)  # two octaves below
         change_pivot = band_db(edited, 950, 1050) - band_db(noise, 950, 1050)
@@ -111,14 +119,14 @@ def test_articulation_sharpens_or_softens_the_notes():
         return float(energy[:, note // 2:].sum() / energy.sum())
 
     original = tail_share(notes)
-    assert tail_share(render.articulation(notes, RATE, 1.0)) < original - 0.05
-    assert tail_share(render.articulation(notes, RATE, -1.0)) > original + 0.05
+    assert tail_share(articulation(notes, RATE, 1.0)) < original - 0.05
+    assert tail_share(articulation(notes, RATE, -1.0)) > original + 0.05
 
 
 def test_the_mode_edit_moves_the_third_and_nothing_else():
     """A C-major triad (C4 E4 G4) becomes C-minor: the energy at E moves to Eb, C and G stay."""
     triad = sine(261.63, 3.0, 0.2) + sine(329.63, 3.0, 0.2) + sine(392.0, 3.0, 0.2)
-    minor = render.change_mode(triad, RATE, tonic=0, mode="major", target="minor")
+    minor = change_mode(triad, RATE, tonic=0, mode="major", target="minor")
     assert minor.shape == triad.shape
     middle = slice(RATE // 2, -RATE // 2)
 
@@ -129,7 +137,7 @@ def test_the_mode_edit_moves_the_third_and_nothing_else():
     assert near(triad, 329.63) - near(minor, 329.63) > 15  # E is gone
     for kept in (261.63, 392.0):
         assert abs(near(minor, kept) - near(triad, kept)) < 1.5
-    back = render.change_mode(minor, RATE, tonic=0, mode="minor", target="major")
+    back = change_mode(minor, RATE, tonic=0, mode="minor", target="major")
     assert near(back, 329.63) - near(back, 311.13) > 15
 
 
@@ -145,7 +153,7 @@ def test_the_mode_edit_moves_whole_notes(rate):
     7; the third's 5th partial (1850 Hz, on A#, no degree of the key) moves with the third, to 1746 Hz. Moving the
     energy on degrees 3, 6 and 7 moved the first two and left the third."""
     triad = sum(harmonic_tone(hz, 4.0, 8, rate) for hz in (293.66, 369.99, 440.0))
-    minor = render.change_mode(triad, rate, tonic=2, mode="major", target="minor")
+    minor = change_mode(triad, rate, tonic=2, mode="major", target="minor")
     middle = slice(rate // 2, -rate // 2)
 
     def near(samples, hz):  # within 4 Hz: the root's 5th partial lies 12 Hz from the third's 4th
@@ -166,7 +174,7 @@ def test_the_mode_edit_keeps_an_attack():
     since = np.maximum(t - 1.0, 0.0)
     pluck = 0.2 * np.exp(-3 * since) * (t >= 1.0) * sum(np.sin(2 * np.pi * 329.63 * k * since) / k for k in range(1, 7))
     pluck = pluck.astype(np.float32)[:, None]
-    minor = render.change_mode(pluck, RATE, tonic=0, mode="major", target="minor").astype(np.float64)
+    minor = change_mode(pluck, RATE, tonic=0, mode="major", target="minor").astype(np.float64)
 
     def energy(samples, start, stop):
         return float(np.sum(samples[round(start * RATE):round(stop * RATE)] ** 2))
@@ -180,12 +188,12 @@ def test_the_limiter_turns_down_only_the_peaks():
     quiet = sine(440.0, 2.0, 0.2)
     loud = quiet.copy()
     loud[RATE // 2: RATE // 2 + 200] *= 8.0  # a 9 ms burst to 1.6
-    limited = render.limit(loud, RATE, 0.99)
+    limited = limit(loud, RATE, 0.99)
     assert np.abs(limited).max() <= 0.99
     far = slice(RATE, 2 * RATE)  # half a second after the burst: untouched
     np.testing.assert_allclose(limited[far], loud[far])
     assert level_db(limited) > level_db(loud / (np.abs(loud).max() / 0.99)) + 3  # not scaled down as a whole
-    np.testing.assert_array_equal(render.limit(quiet, RATE, 0.99), quiet)
+    np.testing.assert_array_equal(limit(quiet, RATE, 0.99), quiet)
 
 
 # ---------------------------------------------------------------------------------------- streaming, transfer
@@ -201,18 +209,18 @@ def plucked_chords(seconds: float, rate: int = RATE) -> np.ndarray:
     return np.stack([music, 0.8 * np.roll(music, 50)], axis=1).astype(np.float32)
 
 
-ALL_CUES = transfer.Moves(tempo_ratio=1.3, semitones=-12.0, gain_db=3.0, dynamics_ratio=0.7, tilt_db_per_octave=2.0,
-                          articulation=0.8, key=(0, "major"), mode="minor")
+ALL_CUES = plan.Moves(tempo_ratio=1.3, semitones=-12.0, gain_db=3.0, dynamics_ratio=0.7, tilt_db_per_octave=2.0,
+                      articulation=0.8, key=(0, "major"), mode="minor")
 
 
-def edit(samples: np.ndarray, block: int, moves: transfer.Moves = ALL_CUES, segment_seconds: float = 2.0,
+def edit(samples: np.ndarray, block: int, moves: plan.Moves = ALL_CUES, segment_seconds: float = 2.0,
          pool=None) -> np.ndarray:
     """The transfer pipeline over `samples` cut into blocks of `block` frames, the stretch in pieces of
     `segment_seconds` (so that short clips have joins)."""
     blocks = (samples[start:start + block] for start in range(0, len(samples), block))
-    return np.concatenate(list(render.edit(blocks, RATE, samples.shape[1], moves,
-                                           content_loudness=loudness(samples, RATE), ceiling=transfer.PEAK,
-                                           pool=pool, segment_seconds=segment_seconds)))
+    return np.concatenate(list(chain_edit(blocks, RATE, samples.shape[1], moves,
+                                          content_loudness=integrated_loudness(samples, RATE), ceiling=plan.PEAK,
+                                          pool=pool, segment_seconds=segment_seconds)))
 
 
 def test_the_pipeline_gives_the_same_output_whatever_the_blocks():
@@ -224,10 +232,10 @@ def test_the_pipeline_gives_the_same_output_whatever_the_blocks():
 
 
 @pytest.mark.parametrize("stage", [
-    lambda: render.ModeChange(RATE, 2, 0, "major", "minor"),
-    lambda: render.Stretch(RATE, 2, 0.8, 3.0, segment_seconds=1.5),
-    lambda: render.Articulation(RATE, 2, 1.0, 0.1), lambda: render.Tilt(RATE, 2, -2.0),
-    lambda: render.Dynamics(RATE, 2, 2.0, 0.1), lambda: render.Limiter(RATE, 2, 0.25)])
+    lambda: ModeChange(RATE, 2, 0, "major", "minor"),
+    lambda: Stretch(RATE, 2, 0.8, 3.0, segment_seconds=1.5),
+    lambda: Articulation(RATE, 2, 1.0, 0.1), lambda: Tilt(RATE, 2, -2.0),
+    lambda: Dynamics(RATE, 2, 2.0, 0.1), lambda: Limiter(RATE, 2, 0.25)])
 def test_each_edit_streams_in_blocks_of_any_size(stage):
     clip = plucked_chords(4.0)
     sizes = np.random.default_rng(3).integers(1, 3000, size=len(clip))
@@ -235,21 +243,21 @@ def test_each_edit_streams_in_blocks_of_any_size(stage):
     edges = edges[edges < len(clip)]
     streamed = stage()
     parts = [streamed.process(clip[start:stop]) for start, stop in zip(edges, [*edges[1:], len(clip)])]
-    np.testing.assert_allclose(np.concatenate([*parts, streamed.flush()]), render._whole(stage(), clip),
+    np.testing.assert_allclose(np.concatenate([*parts, streamed.flush()]), run_whole(stage(), clip),
                                rtol=0, atol=1e-6)
 
 
 def test_the_workers_give_the_same_output():
     clip = plucked_chords(7.0)
-    with render.workers(2) as pool:
+    with workers(2) as pool:
         np.testing.assert_allclose(edit(clip, 4096, pool=pool), edit(clip, len(clip)), rtol=0, atol=1e-6)
 
 
 def test_no_moves_return_the_input_and_a_tempo_move_sets_the_length():
     clip = plucked_chords(3.0)
-    np.testing.assert_array_equal(edit(clip, 1000, moves=transfer.Moves()), clip)
+    np.testing.assert_array_equal(edit(clip, 1000, moves=plan.Moves()), clip)
     long = plucked_chords(25.0)
-    faster = edit(long, 8192, moves=transfer.Moves(tempo_ratio=1.3, semitones=2.0), segment_seconds=4.0)
+    faster = edit(long, 8192, moves=plan.Moves(tempo_ratio=1.3, semitones=2.0), segment_seconds=4.0)
     assert faster.shape == (round(25.0 * RATE / 1.3), 2)  # 25 s / the tempo ratio, over five joins
 
 
@@ -263,13 +271,13 @@ def test_the_pieces_of_the_stretch_join_without_dips_and_in_time():
     is slid to match before the crossfade; unslid, this tone dips 10-14 dB), and clicks land where the tempo puts
     them, across the joins."""
     for tempo_ratio, semitones, seconds in ((0.8, 3.0, 8.0), (1.25, -5.0, 10.0)):
-        stretched = render._whole(render.Stretch(RATE, 1, tempo_ratio, semitones, segment_seconds=1.5),
+        stretched = run_whole(Stretch(RATE, 1, tempo_ratio, semitones, segment_seconds=1.5),
                                   sine(440.0, seconds))
         levels = levels_db(stretched[RATE // 2: -RATE // 2], RATE // 200)  # 5 ms
         assert levels.max() - levels.min() < 1.5, (tempo_ratio, semitones)
     clicks = np.zeros((8 * RATE, 1), np.float32)
     clicks[RATE::RATE] = 1.0  # at 1, 2, ... 7 s
-    faster = render._whole(render.Stretch(RATE, 1, 2.0, segment_seconds=1.5), clicks)
+    faster = run_whole(Stretch(RATE, 1, 2.0, segment_seconds=1.5), clicks)
     loudest = np.argsort(np.abs(faster[:, 0]))[::-1][:400]
     assert sorted({round(2 * index / RATE) for index in loudest}) == [1, 2, 3, 4, 5, 6, 7]  # at half the time
 
@@ -277,19 +285,19 @@ def test_the_pieces_of_the_stretch_join_without_dips_and_in_time():
 def test_the_mode_edit_keeps_its_phases_from_chunk_to_chunk():
     """9 s of C and E: longer than one MODE_CHUNK of short-time frames. The moved E (now Eb) holds its level
     throughout; restarting the phases at each chunk would make it jump (2.7 dB here)."""
-    minor = render.change_mode(sine(261.63, 9.0) + sine(329.63, 9.0), RATE, tonic=0, mode="major", target="minor")
+    minor = change_mode(sine(261.63, 9.0) + sine(329.63, 9.0), RATE, tonic=0, mode="major", target="minor")
     levels = levels_db(minor[RATE // 2: -RATE // 2], RATE // 50)  # 20 ms
     assert levels.max() - levels.min() < 1.5
 
 
 def test_the_limiter_holds_the_ceiling_in_blocks_and_the_shape_stays():
     loud = plucked_chords(3.0)
-    louder = edit(loud, 777, moves=transfer.Moves(gain_db=40.0))
-    assert np.abs(louder).max() <= transfer.PEAK
+    louder = edit(loud, 777, moves=plan.Moves(gain_db=40.0))
+    assert np.abs(louder).max() <= plan.PEAK
     assert louder.shape == loud.shape
-    mono = transfer.apply(loud[:, 0], RATE, transfer.Moves(tempo_ratio=1.5, gain_db=3.0))
+    mono = method.apply(loud[:, 0], RATE, plan.Moves(tempo_ratio=1.5, gain_db=3.0))
     assert mono.shape == (round(len(loud) / 1.5),)  # mono stays mono, stereo stereo
-    assert transfer.apply(loud, RATE, transfer.Moves(semitones=-12.0)).shape == loud.shape
+    assert method.apply(loud, RATE, plan.Moves(semitones=-12.0)).shape == loud.shape
 
 
 def test_a_file_streams_to_what_apply_makes(tmp_path):
@@ -300,15 +308,15 @@ def test_a_file_streams_to_what_apply_makes(tmp_path):
     t = np.arange(4 * RATE) / RATE  # the emotion file: A minor, faster, louder
     minor = sum(np.sin(2 * np.pi * hz * t) for hz in (220.0, 261.63, 329.63)) * np.exp(-8 * (t % 0.25))
     sf.write(tmp_path / "emotion.wav", (0.3 * minor).astype(np.float32), RATE)
-    result = transfer.transfer_file(tmp_path / "content.wav", tmp_path / "emotion.wav", tmp_path / "out.wav",
-                                    measure_output=False, jobs=1)
+    result = method.transfer_file(tmp_path / "content.wav", tmp_path / "out.wav", reference=tmp_path / "emotion.wav",
+                                  measure_output=False, jobs=1)
     assert result["cues"]["output"] is None
-    moves = transfer.Moves(**{**result["moves"], "key": tuple(result["moves"]["key"] or ()) or None})
+    moves = plan.Moves(**{**result["moves"], "key": tuple(result["moves"]["key"] or ()) or None})
     written, rate = sf.read(tmp_path / "out.wav", dtype="float32")
-    assert rate == RATE and written.shape == transfer.apply(content, RATE, moves).shape
-    np.testing.assert_allclose(written, transfer.apply(content, RATE, moves), rtol=0, atol=1e-4)  # 16-bit
+    assert rate == RATE and written.shape == method.apply(content, RATE, moves).shape
+    np.testing.assert_allclose(written, method.apply(content, RATE, moves), rtol=0, atol=1e-4)  # 16-bit
     with pytest.raises(audio.AudioError, match="cannot write"):
-        transfer.transfer_file(tmp_path / "content.wav", tmp_path / "emotion.wav", tmp_path / "out.xyz")
+        method.transfer_file(tmp_path / "content.wav", tmp_path / "out.xyz", reference=tmp_path / "emotion.wav")
 
 
 def test_an_error_in_a_worker_comes_back_whole():

@@ -86,7 +86,7 @@ def test_transfer_in_small_blocks_gives_the_whole_arrays_output(tmp_path, emotio
 
     quadrant = None if emotion == "file" else emotion
     summary = transfer_file(transfer, content_path, tmp_path / "blocks.wav", block_frames=BLOCK, quadrant=quadrant,
-                            emotion_path=emotion_path if emotion == "file" else None, **options)
+                            reference=emotion_path if emotion == "file" else None, **options)
     audio.save(tmp_path / "whole.wav", whole, RATE)
     assert (tmp_path / "blocks.wav").read_bytes() == (tmp_path / "whole.wav").read_bytes()
     assert summary["duration"] == len(content) / RATE

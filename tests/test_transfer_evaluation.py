@@ -11,7 +11,7 @@ import pytest
 
 from estm_core import audio
 from estm_core import transfer_evaluation as evaluation
-from estm_core.cues.analysis import Cues
+from estm_core.cues.meter import Cues
 from estm_core.cues.judge import CueJudge
 
 
@@ -209,7 +209,7 @@ def test_the_command_refuses_a_bad_split_range_or_held_out_corpus(estm, tiny_spl
 
 
 def test_train_recogniser_fits_a_split_and_the_store_then_uses_it(estm, tiny_split, tmp_path, store_home):
-    from estm_core.cues.analysis import analyze
+    from estm_core.cues.meter import analyze
     from estm_core.cues.emotion import active_recogniser, shipped_path
 
     split_path = tmp_path / "split.csv"

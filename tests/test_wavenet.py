@@ -175,9 +175,9 @@ def test_sampling_draws_from_the_tempered_softmax():
 
 
 def test_label_cues_compare_generated_and_training_audio_per_label(tmp_path):
-    from estm_core.evaluate import label_cues, loudness_and_brightness
+    from estm_core.evaluate import label_cues, rms_and_centroid
 
-    level, centroid = loudness_and_brightness(tone(1.0, 16000, frequency=1000.0, amplitude=0.5), 16000)
+    level, centroid = rms_and_centroid(tone(1.0, 16000, frequency=1000.0, amplitude=0.5), 16000)
     assert level == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.05) and centroid == pytest.approx(1000, abs=5)
     index = pd.DataFrame({"label": ["low", "high"], "part": ["train", "train"],
                           "path": [write(tmp_path / f"{label}.wav", tone(1.0, 16000, frequency=TONES[label]), 16000)

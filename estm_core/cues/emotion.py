@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import QUADRANTS
-from .analysis import Cues
+from .meter import Cues
 from .judge import CueJudge
 
 AXES = ("arousal", "valence")
@@ -148,7 +148,7 @@ def fit_split(split, *, part: str = "train", jobs: int = 1, on_progress=None) ->
     """A recogniser fitted on the quadrant-labelled files of `part` of a split table (`estm data split`), their
     paths resolved; each file analysed once, `jobs` at a time. Files that cannot be analysed are an EstmError."""
     from ..errors import EstmError
-    from .analysis import analyze_files
+    from .meter import analyze_files
 
     rows = split[(split["part"] == part) & split["label"].isin(QUADRANTS.labels)]
     if rows["label"].nunique() < len(QUADRANTS.labels):

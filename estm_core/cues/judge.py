@@ -3,7 +3,7 @@
     judge = CueJudge.fit(cues, labels)        # Cues of the training files and their quadrants
     judge.predict(other_cues)                 # -> a label per Cues
 
-It scores a transfer's outputs beside a mer model (estm evaluate transfer). It reads only the analysis cues, so what
+It scores a transfer's outputs beside a mer model (estm evaluate transfer). It reads only the cue meter's cues, so what
 it hears is the music's tempo, loudness, brightness, articulation, register and mode, not any model's features.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Cues
+from .meter import Cues
 
 L2 = 1e-2  # ridge on the weights (features are standardised): keeps a small training set from being fitted exactly
 
