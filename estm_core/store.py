@@ -18,7 +18,7 @@ import os
 import re
 import struct
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,13 +30,10 @@ from .families import FAMILIES, FORMER_NAMES, current_name
 from .files import _OWNER, _alive, atomic_write
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
     import torch
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; runs of one name are not kept apart there
-    fcntl = None
 
 MODEL_SUFFIX = ".safetensors"
 HISTORY_SUFFIX = ".history.csv"
@@ -530,7 +527,7 @@ def remove(name: str, family: str | None = None) -> list[Path]:
         raise StoreError(f"{name}: not in the model store ({models_dir()}); delete files outside it yourself")
     if path.is_dir() and not path.is_symlink():
         raise StoreError(f"{path}: a folder, not a model file; remove it yourself")
-    with training_lock(path, doing="remove it"):
+    with model_lock(path, doing="remove it"):
         removed = [candidate for candidate in (path, history_path(path), resume_path(path))
                    if os.path.lexists(candidate)]
         for candidate in removed:
@@ -566,40 +563,46 @@ def remove_stale_temporaries(folder: Path, now: float | None = None) -> list[Pat
     return removed
 
 
+def model_lock(path: Path, doing: str = "train it"):
+    """Hold the lock of model file `path` (.NAME.lock beside it) while a run trains it or a command removes it."""
+    _make_folder(path.parent)
+    name = f"{path.parent.name}/{model_name(path)}"
+    return lock(path.with_name(f".{model_name(path)}.lock"), busy=f"{name} is being trained",
+                then=f"wait for it to finish to {doing}")
+
+
 @contextmanager
-def training_lock(path: Path, doing: str = "train it"):
-    """Hold the lock of model file `path` (.NAME.lock beside it) while a run trains it or a command removes it; a
-    second holder is refused at once with one line. The lock file goes when released."""
-    if fcntl is None:
-        yield
-        return
-    lock = path.with_name(f".{model_name(path)}.lock")
-    _make_folder(lock.parent)
-    while True:
-        try:
-            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:  # a read-only store
-            raise StoreError(f"{lock}: cannot write: {(error.strerror or str(error)).lower()}") from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "another process"
-            os.close(descriptor)
-            raise StoreError(f"{path.parent.name}/{model_name(path)} is being trained (pid {holder}); "
-                             f"wait for it to finish to {doing}") from None
-        try:  # the file may have been removed by the holder we waited on: lock the one at the path now
-            if os.fstat(descriptor).st_ino == os.stat(lock).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(descriptor)
+def lock(lock_file: Path, busy: str, then: str) -> Iterator[None]:
+    """Hold `lock_file` (a hidden file beside what it guards) while a run writes what it guards: a model trained or
+    removed, a cache folder segmented into. A second holder, in this process or another, is refused at once with one
+    line, StoreError '{busy} (pid N); {then}'. The lock file goes when released."""
+    from filelock import FileLock, Timeout  # filelock >= 3.30: a refused contender leaves the holder's pid in place
+
+    held = FileLock(lock_file, timeout=0)
     try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+        held.acquire()
+    except Timeout:
+        raise StoreError(f"{busy} ({_holder(lock_file)}); {then}") from None
+    except OSError as error:  # a read-only place
+        raise StoreError(f"{lock_file}: cannot write: {(error.strerror or str(error)).lower()}") from None
+    try:
+        with suppress(OSError):  # the pid only names the holder in a refusal (Windows may not let it be written)
+            lock_file.write_text(str(os.getpid()))
         yield
     finally:
-        lock.unlink(missing_ok=True)
-        os.close(descriptor)
+        # Removed while still held: a process that opened it meanwhile finds its lock on an unlinked file, and
+        # filelock makes it start again on the path. (Windows removes no open file; filelock's release does there.)
+        with suppress(OSError):
+            lock_file.unlink()
+        held.release()
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        pid = lock_file.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
 
 
 # ------------------------------------------------------------------------------------------------ model files

@@ -175,12 +175,12 @@ def test_a_name_in_training_cannot_be_taken_or_removed_by_another_process(store_
     path = store.save_model(make_tiny(), store.model_path("tiny-test", "busy"))
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from estm_core import store\n"
-        "with store.training_lock(Path(sys.argv[1])):\n"
+        "with store.model_lock(Path(sys.argv[1])):\n"
         "    print('locked', flush=True); time.sleep(60)"), str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(StoreError, match=f"being trained \\(pid {holder.pid}\\)"):
-            with store.training_lock(path):
+            with store.model_lock(path):
                 pass
         with pytest.raises(StoreError, match="being trained.*to remove it"):
             store.remove("busy")
@@ -191,6 +191,21 @@ def test_a_name_in_training_cannot_be_taken_or_removed_by_another_process(store_
     time.sleep(0.1)
     assert store.remove("busy") == [path.resolve()]  # the lock went with its holder
     assert not list(path.parent.iterdir())  # the lock file too
+
+
+def test_a_lock_refuses_a_second_holder_in_one_line_and_goes_when_released(tmp_path):
+    import os
+
+    lock_file = tmp_path / ".cache.lock"
+    with store.lock(lock_file, busy="C is busy", then="wait"):
+        assert lock_file.read_text() == str(os.getpid())
+        with pytest.raises(StoreError, match=f"^C is busy \\(pid {os.getpid()}\\); wait$"):
+            with store.lock(lock_file, busy="C is busy", then="wait"):
+                pass
+        assert lock_file.read_text() == str(os.getpid())  # the refused one left the holder's pid
+    assert not lock_file.exists()
+    with store.lock(lock_file, busy="C is busy", then="wait"):  # free again
+        pass
 
 
 def test_non_finite_or_mistyped_weights_are_neither_saved_nor_loaded(store_home):

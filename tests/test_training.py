@@ -182,7 +182,7 @@ def test_the_cli_refuses_a_bad_learning_rate_in_one_line(tone_cache, store_home,
 
 def test_a_second_run_of_a_name_in_training_is_refused(tone_cache, store_home):
     path = store.model_path("genre", "taken")
-    with store.training_lock(path):  # another run holds it (flock: another open file is another holder)
+    with store.model_lock(path):  # another run holds it (a second lock object is a second holder)
         with pytest.raises(store.StoreError, match="genre/taken is being trained"):
             train_tiny(tone_cache, "taken", epochs=1)
     assert not path.exists()

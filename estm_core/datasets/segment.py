@@ -26,7 +26,7 @@ import numbers
 import os
 import shutil
 from concurrent.futures import as_completed
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterator
@@ -192,16 +192,12 @@ def _plan(todo: list[tuple[str, str]], out_dir: Path, settings: SegmentSettings,
 def _segmenting(out_dir: Path) -> Iterator[None]:
     """Hold the cache folder's lock for a whole run. Two runs into one folder would each assemble and commit from
     shards the other is still writing (or removing), so the second is refused at once."""
-    from ..store import StoreError, training_lock
+    from ..store import lock
 
-    with ExitStack() as stack:
-        try:
-            with writing(out_dir):
-                out_dir.mkdir(parents=True, exist_ok=True)
-                stack.enter_context(training_lock(out_dir / CACHE, doing="segment into it"))
-        except StoreError:
-            raise EstmError(f"{out_dir}: another `estm data segment` is writing this cache folder; wait for it to "
-                            "finish, or use another -o") from None
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with lock(out_dir / f".{CACHE}.lock", busy=f"{out_dir}: another `estm data segment` is writing this cache folder",
+              then="wait for it to finish, or use another -o"):
         yield
 
 

@@ -157,7 +157,7 @@ def fit(
     """
     model_path = store.model_path(model.family, name)
     main = int(os.environ.get("RANK", "0")) == 0
-    with store.training_lock(model_path) if main else contextlib.nullcontext():
+    with store.model_lock(model_path) if main else contextlib.nullcontext():
         if main:
             store.remove_stale_temporaries(model_path.parent)
         dist = _Distributed(config.device)
