@@ -70,6 +70,15 @@ def bounded(low: float | None = None, high: float | None = None, *, above: float
 
 
 
+def renamed(old: str, new: str) -> Any:
+    """A hidden option `old` that refuses itself in one line naming `new`, the option it became."""
+    def refuse(value: str | None) -> None:
+        if value is not None:
+            raise typer.BadParameter(f"{old} is now {new}")
+
+    return Annotated[Optional[str], typer.Option(old, hidden=True, callback=refuse)]
+
+
 def cache_folder(path: Path | None) -> Path | None:
     """A segment cache folder, given as the folder or as its manifest.csv."""
     return path.parent if path is not None and path.name == "manifest.csv" else path

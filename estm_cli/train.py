@@ -15,7 +15,7 @@ from estm_core.training.config import TrainConfig
 
 from .common import (
     EXIT_SOME_FAILED, Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, error_line, handles_errors, note,
-    plain, stderr,
+    plain, renamed, stderr,
 )
 
 app = typer.Typer(help="Train models into the model store.", no_args_is_help=True)
@@ -80,13 +80,13 @@ def run_options(context: typer.Context, family: str, name: str, resume: bool) ->
     own = {**state["config"], **(state.get("model") or {}), **(state.get("options") or {})}
     given = {key for key in values if getattr(context.get_parameter_source(key), "name", "DEFAULT") != "DEFAULT"}
     contradictions = []
+    flags = {parameter.name: parameter.opts[0] for parameter in context.command.params}
     for key, value in values.items():
         run_key, mine = _as_run(key, value)
         if key in PLACE or (key == "epochs" and key in given) or run_key not in own:
             continue
         if key in given and not _same(mine, own[run_key]):
-            contradictions.append(f"--{key.replace('_', '-')} {_shown(key, mine)} (the run's: "
-                                  f"{_shown(key, own[run_key])})")
+            contradictions.append(f"{flags[key]} {_shown(key, mine)} (the run's: {_shown(key, own[run_key])})")
         values[key] = not own[run_key] if key == "unconditioned" else own[run_key]
     if contradictions:
         raise EstmError(f"{name} was started with other options, and a resume keeps them: {'; '.join(contradictions)}"
@@ -199,8 +199,11 @@ def _classifier_command(family: str, help_text: str):
 # ------------------------------------------------------------------------------------------- transfer families
 
 TRANSFER_OPTIONS = {family: FAMILIES[family].options for family in trained_by("transfer")}  # and their defaults
+# Latent channels are --d in every family, the ESTM paper's name; hvqvae's model (and its files) call them latent_dim
 LatentChannels = Annotated[int, typer.Option(
     "--d", min=5, max=4096, help="Latent channels (the last 4 the emotion's).")]
+ContentChannels = Annotated[int, typer.Option("--d", min=4, max=4096, help="Latent channels (all content).")]
+FormerLatentDim = renamed("--latent-dim", "--d")
 Beta = Annotated[float, typer.Option("--beta", callback=between(0, 100), help="VQ commitment weight.")]
 BetaE = Annotated[float, typer.Option("--beta-e", callback=between(0, 100), help="Style loss weight.")]
 CodebookSize = Annotated[int, typer.Option("--codebook-size", min=1, max=1 << 16, help="Entries per codebook (K).")]
@@ -275,8 +278,8 @@ def _transfer_command(family: str, help_text: str):
             "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name, as in "
                            "estm2-cache); with --grid, a prefix of the points' names.")] = None,
         d: LatentChannels = defaults.get("d"),
-        latent_dim: Annotated[int, typer.Option(
-            "--latent-dim", min=4, max=4096, help="Latent channels.")] = defaults.get("latent_dim"),
+        latent_dim: ContentChannels = defaults.get("latent_dim"),
+        former_latent_dim: FormerLatentDim = None,
         beta: Beta = defaults["beta"],
         beta_e: BetaE = defaults.get("beta_e"),
         codebook_size: CodebookSize = defaults["codebook_size"],
@@ -336,6 +339,7 @@ def _transfer_command(family: str, help_text: str):
 
     command.__doc__ = help_text
     unused = {option for options in TRANSFER_OPTIONS.values() for option in options} - set(defaults)
+    unused |= set() if "latent_dim" in defaults else {"former_latent_dim"}
     return _without(command, unused if family in LEARNS_EMOTION else unused | {"style_labels"})
 
 

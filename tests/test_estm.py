@@ -194,6 +194,15 @@ def test_estm2_trains_records_its_variance_and_transfers_a_25_second_file(quadra
     assert to_quadrant.shape == content.shape and not np.allclose(to_quadrant, output)
 
 
+def test_hvqvae_takes_its_latent_channels_as_d_and_a_resume_names_d(quadrant_cache, store_home, estm):
+    start = ["train", "hvqvae", "--data", quadrant_cache, "--name", "H", "--codebook-size", "8", "--batch-size", "8",
+             "-q"]
+    assert estm(*start, "--d", "4", "--epochs", "1").code == 0
+    assert store.read_info(store.model_path("hvqvae", "H")).config["latent_dim"] == 4
+    refused = estm(*start, "--resume", "--d", "8")
+    assert refused.code == 1 and "--d 8 (the run's: 4)" in refused.err, refused.err
+
+
 def test_estm1_takes_a_quadrant_and_the_transfer_command_writes_the_contents_duration(
         quadrant_cache, store_home, tmp_path, estm):
     train_transfer("estm1", quadrant_cache, "tiny-estm1", tiny_config(), style_labels="truth",

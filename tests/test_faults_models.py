@@ -321,7 +321,7 @@ def test_the_library_refuses_to_resume_with_another_model(tone_cache, store_home
     (["mer", "--width", "nan"], "--width"), (["mer", "--seed", "-1"], "--seed"),
     (["mer", "--patience", "-1"], "--patience"), (["mer", "--workers", "-1"], "--workers"),
     (["mer", "--max-steps", "0"], "--max-steps"), (["hvqvae", "--grid", "--jobs", "0"], "--jobs"),
-    (["hvqvae", "--latent-dim", "0"], "--latent-dim"), (["hvqvae", "--codebook-size", "0"], "--codebook-size"),
+    (["hvqvae", "--d", "3"], "--d"), (["hvqvae", "--codebook-size", "0"], "--codebook-size"),
     (["hvqvae", "--beta", "nan"], "--beta"), (["hvqvae", "--start-epoch", "0"], "--start-epoch"),
     (["estm2", "--style-labels", "truth", "--beta-e", "inf"], "--beta-e"), (["estm1", "--d", "3"], "--d"),
     (["wavenet", "--output-length", "0"], "--output-length"), (["wavenet", "--windows", "0"], "--windows"),
@@ -332,6 +332,12 @@ def test_numeric_options_out_of_range_are_refused_before_anything_runs(tmp_path,
     result = estm("train", *arguments, "--data", tmp_path)
     assert result.code == 1 and "Traceback" not in result.err and "internal error" not in result.err
     assert f"Invalid value for '{option}'" in result.err, result.err
+    assert not store_home.exists()
+
+
+def test_the_former_latent_dim_option_is_refused_naming_the_new_one(tmp_path, store_home, estm):
+    result = estm("train", "hvqvae", "--data", tmp_path, "--latent-dim", "20")
+    assert result.code != 0 and "Invalid value for '--latent-dim': --latent-dim is now --d" in result.err
     assert not store_home.exists()
 
 
