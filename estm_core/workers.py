@@ -1,4 +1,5 @@
-"""The project's one process pool: workers that never outlive the process that made them, and leave at once.
+"""The project's one process pool: workers that never outlive the process that made them, and leave at once; and
+the one ordered map over it (`in_order`).
 
 A pool's workers block on a queue from their parent; when the parent is killed outright (`kill -9`, the OOM killer)
 nothing closes that queue, and they would keep running (and holding memory) forever. Each worker therefore watches
@@ -17,9 +18,13 @@ import os
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
 
 PARENT_POLL_SECONDS = 1.0
+Item, Result = TypeVar("Item"), TypeVar("Result")
 
 
 def process_pool(jobs: int) -> ProcessPoolExecutor:
@@ -27,6 +32,28 @@ def process_pool(jobs: int) -> ProcessPoolExecutor:
     # spawn, not fork: a forked copy of a parent that has loaded torch's, numba's or OpenMP's thread pools can hang
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=(os.getpid(),))
+
+
+def in_order(function: Callable[[Item], Result], items: Sequence[Item], jobs: int) -> Iterator[Result]:
+    """function(item) for each item, yielded in the items' order. With jobs > 1 (and more than one item) they are
+    computed in that many worker processes (`function` must be picklable: a module-level function), never more than
+    2 * jobs ahead of the one yielded, so memory stays bounded and a caller that stops early wastes little."""
+    if jobs <= 1 or len(items) <= 1:
+        yield from map(function, items)
+        return
+    with process_pool(jobs) as pool:
+        pending = deque(pool.submit(function, item) for item in items[: 2 * jobs])
+        following = len(pending)
+        try:
+            while pending:
+                result = pending.popleft().result()
+                if following < len(items):
+                    pending.append(pool.submit(function, items[following]))
+                    following += 1
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _start_worker(parent_pid: int) -> None:

@@ -38,7 +38,7 @@ from .. import audio
 from ..errors import EstmError
 from ..files import sha256
 from ..keys import PITCH_NAMES, find_key
-from ..workers import process_pool
+from ..workers import in_order
 from . import synth
 
 SAMPLE_RATE = 22050
@@ -586,27 +586,6 @@ def excerpt_rows(excerpt: Excerpt, plays: list[tuple[str, ScoreCues, Spread, dic
         yield row, samples
 
 
-def _in_order(function: Callable, items: list, jobs: int) -> Iterator:
-    """function(item) for each item, yielded in order; with jobs > 1 computed ahead in that many processes, never
-    more than 2 * jobs ahead, so a caller that stops early wastes little."""
-    if jobs <= 1:
-        yield from map(function, items)
-        return
-    with process_pool(jobs) as pool:
-        pending = [pool.submit(function, item) for item in items[: 2 * jobs]]
-        following = 2 * jobs
-        try:
-            while pending:
-                result = pending.pop(0).result()
-                if following < len(items):
-                    pending.append(pool.submit(function, items[following]))
-                    following += 1
-                yield result
-        finally:
-            for future in pending:
-                future.cancel()
-
-
 def generate(
     out_dir: str | os.PathLike,
     *,
@@ -663,7 +642,7 @@ def _render_excerpts(out_dir: Path, works: list[Work], count: int, *, seed: int,
     levels = factorial_levels(count * RENDERINGS_PER_EXCERPT, seed) if factorial else None
     rows: list[dict] = []
     accepted = 0
-    excerpts = _in_order(excerpt_or_reason, [(work, seed, seconds) for work in works], jobs)
+    excerpts = in_order(excerpt_or_reason, [(work, seed, seconds) for work in works], jobs)
     for excerpt in excerpts:
         if isinstance(excerpt, str):
             continue
