@@ -155,8 +155,17 @@ def transfer_(
         _paper_metrics(model, pairs, cache_folder(data), judge, output, batch_size, choose_device(device), force,
                        json_, quiet)
         return
+    _judged_transfer(data, held_out, method, model, range_, judge, part, count, output, seed, jobs, device, force,
+                     json_, quiet)
+
+
+def _judged_transfer(data, held_out, method, model, range_, judge, part, count, output, seed, jobs, device, force,
+                     json_, quiet) -> None:
+    """A method (asked both ways) or a learned model judged on a paired corpus, and on a held-out one beside it."""
     from estm_core import transfer_evaluation as evaluation
     from estm_core.datasets.split import PARTS
+    from estm_core.device import choose_device
+    from estm_core.errors import EstmError
     from estm_core.files import atomic_write, check_writable, write_csv
 
     if part not in PARTS:

@@ -144,20 +144,47 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
 
     The judge is a mer model that must differ from the one whose labels trained the transfer model.
     """
-    from .classify import segment_probabilities
-    from .datasets.segment import check_fits, open_cache, read_manifest, to_float
-    from .labels import QUADRANTS
-    from .transfer import load_transfer_model, pair_outputs
+    from .datasets.segment import check_fits, open_cache, read_manifest
+    from .transfer import load_transfer_model
 
     transfer = load_transfer_model(model_name, device)
     classifier = _independent_judge(transfer, judge_name, device)
-    judge, teacher = classifier.name, transfer.info.training.style_labeller
-    judge_labels = classifier.info.labels
-    variance = transfer.info.training.train_variance
     for model in (transfer, classifier):
         check_fits(cache_dir, model)
     manifest = read_manifest(cache_dir).set_index("segment_id")
     cache = open_cache(cache_dir)
+    table = pd.DataFrame(_pair_rows(transfer, classifier, pairs, cache_dir, cache, manifest, batch_size, on_progress))
+    table["pea"] = (table["output_emotion"] == table["style_emotion"]).astype(int)
+    known = table["style_truth"].notna()
+    table["aea"] = np.where(known, table["output_emotion"] == table["style_truth"], np.nan)
+
+    deviations = _content_deviations(transfer, pairs, cache, manifest)
+    summary = {
+        "model": transfer.name, "family": transfer.family, "judge": classifier.name,
+        "style_labeller": transfer.info.training.style_labeller,
+        "pairs": len(table), "mse_c": float(table["mse_c"].mean()), "pea": float(table["pea"].mean()),
+        "aea": float(table.loc[known, "aea"].mean()) if known.any() else None,
+        "cd_x1e5": float(np.mean(deviations) * 1e5) if deviations else None,
+        "output_keeps_content_emotion": float((table["output_emotion"] == table["content_emotion"]).mean()),
+        "chance": 0.25,
+    }
+    if "lsd_target" in table.columns:
+        summary["lsd_target_db"] = float(table["lsd_target"].mean())
+        summary["lsd_content_target_db"] = float(table["lsd_content_target"].mean())
+    return summary, table
+
+
+def _pair_rows(transfer: store.LoadedModel, classifier: store.LoadedModel, pairs: pd.DataFrame, cache_dir, cache,
+               manifest: pd.DataFrame, batch_size: int, on_progress) -> list[dict]:
+    """One row per pair of evaluate_transfer: MSE_C, the judge's quadrant for the output, the reference ("style")
+    and the content, the reference's true quadrant, and where the pairs name a target, the log-spectral distances."""
+    from .classify import segment_probabilities
+    from .datasets.segment import to_float
+    from .labels import QUADRANTS
+    from .transfer import pair_outputs
+
+    judge_labels = classifier.info.labels
+    variance = transfer.info.training.train_variance
 
     def judged(waveforms: list[np.ndarray]) -> list[str]:
         probabilities = segment_probabilities(classifier, np.stack(waveforms))
@@ -188,24 +215,7 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
             batch = []
     if batch:
         score(batch)
-    table = pd.DataFrame(rows)
-    table["pea"] = (table["output_emotion"] == table["style_emotion"]).astype(int)
-    known = table["style_truth"].notna()
-    table["aea"] = np.where(known, table["output_emotion"] == table["style_truth"], np.nan)
-
-    deviations = _content_deviations(transfer, pairs, cache, manifest)
-    summary = {
-        "model": transfer.name, "family": transfer.family, "judge": judge, "style_labeller": teacher,
-        "pairs": len(table), "mse_c": float(table["mse_c"].mean()), "pea": float(table["pea"].mean()),
-        "aea": float(table.loc[known, "aea"].mean()) if known.any() else None,
-        "cd_x1e5": float(np.mean(deviations) * 1e5) if deviations else None,
-        "output_keeps_content_emotion": float((table["output_emotion"] == table["content_emotion"]).mean()),
-        "chance": 0.25,
-    }
-    if "lsd_target" in table.columns:
-        summary["lsd_target_db"] = float(table["lsd_target"].mean())
-        summary["lsd_content_target_db"] = float(table["lsd_content_target"].mean())
-    return summary, table
+    return rows
 
 
 def _independent_judge(transfer: store.LoadedModel, judge_name: str, device) -> store.LoadedModel:

@@ -185,16 +185,16 @@ def _result(value: float, limit: float, passed: bool, what: str) -> dict:
 
 def identity_distance(content: np.ndarray, output: np.ndarray, rate: int) -> tuple[float, float]:
     """(log-mel distance in dB, chroma correlation) of `output` from `content`, (frames[, channels]) at `rate`, as
-    `estm evaluate transfer` measures them (transfer_evaluation: mono at its RATE, aligned in tempo)."""
-    from . import audio, transfer_evaluation as evaluation
+    `estm evaluate transfer` measures them (transfer_measures: mono at its RATE, aligned in tempo)."""
+    from . import audio, transfer_measures as measures
 
     def frames(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mono = audio.resample(audio.to_mono(np.asarray(samples, np.float32)), rate, evaluation.RATE)
-        return evaluation.log_mel_frames(mono), evaluation.chroma_frames(mono)
+        mono = audio.resample(audio.to_mono(np.asarray(samples, np.float32)), rate, measures.RATE)
+        return measures.log_mel_frames(mono), measures.chroma_frames(mono)
 
     (content_mel, content_chroma), (output_mel, output_chroma) = frames(content), frames(output)
-    return (evaluation.mel_distance(content_mel, output_mel),
-            evaluation.chroma_correlation(content_chroma, output_chroma))
+    return (measures.mel_distance(content_mel, output_mel),
+            measures.chroma_correlation(content_chroma, output_chroma))
 
 
 def check_identity(content: np.ndarray, rate: int, *, range_: str = "natural", edit: Edit = cue_edit) -> dict:

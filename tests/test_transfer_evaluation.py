@@ -11,6 +11,7 @@ import pytest
 
 from estm_core import audio
 from estm_core import transfer_evaluation as evaluation
+from estm_core import transfer_measures as measures
 from estm_core.cues.meter import Cues
 from estm_core.cues.judge import CueJudge
 
@@ -18,13 +19,13 @@ from estm_core.cues.judge import CueJudge
 def test_alignment_finds_the_tempo_and_scores_a_slowed_copy_as_the_same():
     frames = np.random.default_rng(0).normal(size=(200, 12))
     slower = np.repeat(frames, 2, axis=0)  # the same frames, each held twice as long
-    assert evaluation.mel_distance(frames, slower) == pytest.approx(0.0)
-    assert evaluation.chroma_correlation(frames, slower) == pytest.approx(1.0)
+    assert measures.mel_distance(frames, slower) == pytest.approx(0.0)
+    assert measures.chroma_correlation(frames, slower) == pytest.approx(1.0)
     unrelated = np.random.default_rng(1).normal(size=(200, 12))
-    assert abs(evaluation.chroma_correlation(frames, unrelated)) < 0.2
+    assert abs(measures.chroma_correlation(frames, unrelated)) < 0.2
     # root mean square over the bands of a 3 dB difference everywhere is 3 dB
-    assert evaluation.mel_distance(frames, frames + 3.0) == pytest.approx(3.0)
-    assert np.isnan(evaluation.mel_distance(frames, frames[:10]))  # too little to align with
+    assert measures.mel_distance(frames, frames + 3.0) == pytest.approx(3.0)
+    assert np.isnan(measures.mel_distance(frames, frames[:10]))  # too little to align with
 
 
 
@@ -34,11 +35,11 @@ def test_alignment_finds_a_tempo_between_the_coarse_scales():
     rng = np.random.default_rng(0)
     kernel = np.hanning(21) / np.hanning(21).sum()
     frames = np.stack([np.convolve(rng.normal(size=1300), kernel, mode="same") for _ in range(12)], axis=1)
-    scale = 2.0 ** (np.log2(evaluation.TIME_SCALES[40:42]).mean())
+    scale = 2.0 ** (np.log2(measures.TIME_SCALES[40:42]).mean())
     times = np.arange(round(1300 * scale)) / scale
     slower = np.stack([np.interp(times, np.arange(1300), column) for column in frames.T], axis=1)
-    assert evaluation.chroma_correlation(frames, slower) > 0.99
-    assert evaluation.mel_distance(frames, slower) < 0.1 * evaluation.mel_distance(frames, frames[::-1])
+    assert measures.chroma_correlation(frames, slower) > 0.99
+    assert measures.mel_distance(frames, slower) < 0.1 * measures.mel_distance(frames, frames[::-1])
 
 def test_the_wilson_interval_matches_hand_computed_values():
     # p = k/n, z = 1.96: centre (p + z²/2n) / (1 + z²/n), half-width z / (1 + z²/n) * sqrt(p(1 - p)/n + z²/4n²)
@@ -96,13 +97,13 @@ def test_the_cue_judge_learns_which_cues_name_the_label_and_copes_with_missing_o
 def test_a_tempo_move_is_measured_wherever_its_ask_could_be_read():
     slower = replace(BASE, onset_rate=0.5, tempo_bpm=80.0)  # asked in onsets per second: x0.25
     output = replace(BASE, onset_rate=0.3, tempo_bpm=120.0)  # below the rate an ask is read at; the beat heard faster
-    assert evaluation.cue_changes(BASE, slower)["tempo"] == pytest.approx(-2.0)
-    assert math.isnan(evaluation.cue_changes(BASE, output)["tempo"])  # read alone: too few onsets
-    assert evaluation.cue_changes(BASE, output, asked=slower)["tempo"] == pytest.approx(np.log2(0.3 / 2.0))
+    assert measures.cue_changes(BASE, slower)["tempo"] == pytest.approx(-2.0)
+    assert math.isnan(measures.cue_changes(BASE, output)["tempo"])  # read alone: too few onsets
+    assert measures.cue_changes(BASE, output, asked=slower)["tempo"] == pytest.approx(np.log2(0.3 / 2.0))
     silent = replace(BASE, onset_rate=0.0)
-    assert evaluation.cue_changes(BASE, silent, asked=slower)["tempo"] == -np.inf
+    assert measures.cue_changes(BASE, silent, asked=slower)["tempo"] == -np.inf
     unreadable = replace(BASE, onset_rate=0.2)  # an ask the meter cannot read is not scored
-    assert math.isnan(evaluation.cue_changes(BASE, output, asked=unreadable)["tempo"])
+    assert math.isnan(measures.cue_changes(BASE, output, asked=unreadable)["tempo"])
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def float32_spool(folder, channels: int):
 def default_jobs() -> int:
     """Worker processes a transfer uses by default: one per core, at most 4 (beyond that the edits this process makes
     in order bound the speed). On a machine other work keeps busy, 1 (no workers) is faster: their start-up, one
-    more import of the analysis's libraries, only adds to the work there."""
+    more import of the meter's libraries, only adds to the work there."""
     return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
