@@ -313,6 +313,32 @@ def test_the_library_refuses_to_resume_with_another_model(tone_cache, store_home
                          model_options={"blocks": (1, 1), "widths": (4, 16)}, resume=True)
 
 
+# ------------------------------------------------------- segments the network cannot take: one line before training
+
+
+def segment_cache(folder: Path, seconds: float, segment_length: int) -> Path:
+    """Two songs of `seconds` at 22 050 Hz cut into segments of `segment_length` samples."""
+    folder.mkdir()
+    rows = [{"song_id": f"s{k}", "path": str(write(folder / f"s{k}.wav", tone(seconds, 22050, 300 + 200 * k), 22050)),
+             "label": f"Q{k + 1}", "group": f"s{k}", "part": "train"} for k in range(2)]
+    segment_split(pd.DataFrame(rows), folder / "cache", SegmentSettings(segment_length=segment_length))
+    return folder / "cache"
+
+
+@pytest.mark.parametrize("family, seconds, segment_length, needs", [
+    ("mer", 2.0, 22050, "it needs at least 10 s (220672 samples at 22050 Hz)"),  # was: Output size is too small
+    ("mer", 31.0, 661500, "it needs from 10 s (220672 samples at 22050 Hz) to 20 s (441855 samples at 22050 Hz)"),
+    ("genre", 1.0, 220, "it needs at least 0.0464 s (1024 samples at 22050 Hz)"),  # n_fft: was refused after training
+    ("hvqvae", 1.0, 220, "it needs at least 0.0116 s (255 samples at 22050 Hz)"),
+])
+def test_segments_the_network_cannot_take_are_refused_before_training(tmp_path, store_home, estm, family, seconds,
+                                                                       segment_length, needs):
+    cache = segment_cache(tmp_path / "songs", seconds, segment_length)
+    line = one_error_line(estm("train", family, "--data", cache), needs, "segment again with other --seconds")
+    assert f"a {family} model cannot take its segments of {segment_length / 22050:.3g} s" in line
+    assert not store_home.exists() or not list(store_home.rglob("*.safetensors"))
+
+
 # ----------------------------------------------------------------------- 2: every numeric option is bounded
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch.nn.functional as F
 
@@ -14,7 +15,7 @@ from ..datasets.segment import read_manifest, read_settings
 from ..errors import EstmError
 from ..families import FAMILIES, trained_by
 from .loop import TrainConfig, TrainResult, fit, unwrap
-from .recipe import check_family, seeded_model, segment_parts
+from .recipe import check_family, check_segment_length, seeded_model, segment_parts
 
 CLASSIFIER_FAMILIES = trained_by("classifier")
 
@@ -33,6 +34,28 @@ def classifier_step(sample_rate: int, feature_settings: dict):
         }
 
     return step
+
+
+def takes_segments(family: str, settings: FeatureSettings, **model_options) -> Callable[[int], bool]:
+    """Whether a `family` network takes the log-mel of a segment of so many samples (at least one n_fft window, as
+    many frames as its pooling needs, no more than its dense layers take): tried on the meta device, where a forward
+    pass costs nothing."""
+    import torch
+
+    with torch.device("meta"):
+        skeleton = store.model_class(family)(**model_options)
+
+    def takes(samples: int) -> bool:
+        if samples < settings.n_fft:
+            return False
+        try:
+            skeleton(torch.empty(1, 1, settings.n_mels, features.frame_count(samples, settings.hop_length),
+                                 device="meta"))
+        except RuntimeError:  # "Output size is too small", or shapes that cannot be multiplied
+            return False
+        return True
+
+    return takes
 
 
 def train_classifier(
@@ -57,8 +80,11 @@ def train_classifier(
     labels = list(FAMILIES[family].labels or sorted(set(manifest[label_column]) - {""}))
     if len(labels) < 2:
         raise EstmError(f"{cache_dir}: a classifier needs at least two labels in column {label_column!r}")
+    options = {"classes": len(labels), **(model_options or {})}
+    check_segment_length(family, cache_dir, segments.sample_rate, segments.segment_length,
+                         takes_segments(family, feature_settings, **options))
     data = segment_parts(cache_dir, manifest, label_column=label_column, labels=labels)
-    model = seeded_model(family, config.seed, classes=len(labels), **(model_options or {}))
+    model = seeded_model(family, config.seed, **options)
     settings = asdict(feature_settings)
     audio = store.AudioSettings(segments.sample_rate, segments.segment_length, features=settings)
     summary = store.TrainingSummary(data=str(Path(cache_dir).resolve()), label_column=label_column,

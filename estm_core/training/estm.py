@@ -19,7 +19,7 @@ from ..errors import EstmError
 from ..families import ESTM_TRAINING, FAMILIES
 from ..labels import QUADRANTS
 from .loop import TrainConfig, TrainResult, fit, unwrap
-from .recipe import check_family, seeded_model, segment_parts
+from .recipe import check_family, check_segment_length, seeded_model, segment_parts
 
 ORIGINAL_CONFIG = TrainConfig(**ESTM_TRAINING)
 COLLAPSED_RECONSTRUCTION = 0.9  # the original's collapsed runs ended near 0.99: a near-silent output
@@ -77,6 +77,8 @@ def train_transfer(
     """Train `family` on the train part of a segment cache (its validation part held out and reported)."""
     check_family(family, "transfer")
     segments = read_settings(cache_dir)
+    check_segment_length(family, cache_dir, segments.sample_rate, segments.segment_length,
+                         lambda samples: samples >= store.MIN_TRANSFER_SEGMENT)
     learns_emotion = FAMILIES[family].transfers
     label_map, teacher = read_style_labels(style_labels, cache_dir) if learns_emotion else (None, None)
     data = segment_parts(cache_dir, read_manifest(cache_dir), labels=QUADRANTS.labels, label_map=label_map,
