@@ -207,7 +207,24 @@ FormerLatentDim = renamed("--latent-dim", "--d")
 Beta = Annotated[float, typer.Option("--beta", callback=between(0, 100), help="VQ commitment weight.")]
 BetaE = Annotated[float, typer.Option("--beta-e", callback=between(0, 100), help="Style loss weight.")]
 CodebookSize = Annotated[int, typer.Option("--codebook-size", min=1, max=1 << 16, help="Entries per codebook (K).")]
+StyleLabels = Annotated[Optional[str], typer.Option(
+    "--style-labels", help="'truth' (the manifest's quadrants) or a predictions CSV from `estm data label` (its "
+                           "argmax, as the original).")]
+GridName = Annotated[Optional[str], typer.Option(
+    "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name, as in "
+                   "estm2-cache); with --grid, a prefix of the points' names.")]
+OriginalPatience = Annotated[Optional[int], typer.Option(
+    "--patience", min=0, help="Early stopping patience (the original's).")]
+StartEpoch = Annotated[int, typer.Option(
+    "--start-epoch", min=1, help="First epoch early stopping may stop at (the original's).")]
+Grid = Annotated[bool, typer.Option("--grid", help="Train the paper's grid (data/grids/FAMILY.csv).")]
+GridFile = Annotated[Optional[Path], typer.Option("--grid-file", help="A grid CSV of one's own.")]
 GridPoint = Annotated[Optional[int], typer.Option("--grid-point", min=0, help="Train only point I of the grid.")]
+GridJobs = Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, help="Grid points trained at once.")]
+Slurm = Annotated[Optional[Path], typer.Option(
+    "--slurm", help="Write an sbatch job-array script for the grid instead of training.")]
+GridSummary = Annotated[Optional[Path], typer.Option(
+    "--summary", help="Where the grid summary CSV goes (default: beside the models).")]
 LEARNS_EMOTION = transferring()  # the families that take --style-labels
 GRID_ONLY_OPTIONS = {"--grid": 0, "--jobs": 1, "--slurm": 1, "--summary": 1}  # option -> values it takes
 
@@ -271,12 +288,8 @@ def _transfer_command(family: str, help_text: str):
     def command(
         context: typer.Context,
         data: SegmentCache,
-        style_labels: Annotated[Optional[str], typer.Option(
-            "--style-labels", help="'truth' (the manifest's quadrants) or a predictions CSV from `estm data label` "
-            "(its argmax, as the original).")] = None,
-        name: Annotated[Optional[str], typer.Option(
-            "--name", help="Model name in the store (default: FAMILY-DATA, the family and the data's name, as in "
-                           "estm2-cache); with --grid, a prefix of the points' names.")] = None,
+        style_labels: StyleLabels = None,
+        name: GridName = None,
         d: LatentChannels = defaults.get("d"),
         latent_dim: ContentChannels = defaults.get("latent_dim"),
         former_latent_dim: FormerLatentDim = None,
@@ -288,20 +301,15 @@ def _transfer_command(family: str, help_text: str):
         lr: LearningRate = settings.lr,
         max_steps: MaxSteps = None,
         seed: Seed = settings.seed,
-        patience: Annotated[Optional[int], typer.Option(
-            "--patience", min=0, help="Early stopping patience (the original's).")] = settings.patience,
-        start_epoch: Annotated[int, typer.Option(
-            "--start-epoch", min=1,
-            help="First epoch early stopping may stop at (the original's).")] = settings.start_epoch,
+        patience: OriginalPatience = settings.patience,
+        start_epoch: StartEpoch = settings.start_epoch,
         monitor: Monitor = settings.monitor,
-        grid: Annotated[bool, typer.Option("--grid", help="Train the paper's grid (data/grids/FAMILY.csv).")] = False,
-        grid_file: Annotated[Optional[Path], typer.Option("--grid-file", help="A grid CSV of one's own.")] = None,
+        grid: Grid = False,
+        grid_file: GridFile = None,
         grid_point: GridPoint = None,
-        jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, help="Grid points trained at once.")] = 1,
-        slurm: Annotated[Optional[Path], typer.Option(
-            "--slurm", help="Write an sbatch job-array script for the grid instead of training.")] = None,
-        summary: Annotated[Optional[Path], typer.Option(
-            "--summary", help="Where the grid summary CSV goes (default: beside the models).")] = None,
+        jobs: GridJobs = 1,
+        slurm: Slurm = None,
+        summary: GridSummary = None,
         resume: Resume = False,
         workers: Workers = 0,
         device: Device = "auto",
@@ -310,37 +318,46 @@ def _transfer_command(family: str, help_text: str):
         quiet: Quiet = False,
         debug: Debug = False,
     ) -> None:
-        from estm_core.device import choose_device
-        from estm_core.errors import EstmError
-        from estm_core.training.estm import train_transfer
-
-        if family in LEARNS_EMOTION and style_labels is None:
-            raise EstmError("say where the style labels come from: --style-labels truth or a predictions "
-                                     "CSV from `estm data label`")
-        on_grid = grid or grid_file or grid_point is not None
-        model_name = name or ("" if on_grid else default_name(family, data))
-        # a grid resumes each point with the grid's options; one run takes its own from its checkpoint
-        values, new_total = run_options(context, family, model_name, resume and not on_grid)
-
-        def train_one(model_name: str, options: dict, resume_run: bool) -> None:
-            """Train one model: the command's options, those of a grid point (`options`) in their place."""
-            note(f"training {family} {model_name} on {choose_device(device)}", quiet)
-            run_training(lambda on_step, on_epoch: train_transfer(
-                family, data, model_name, train_config(values), style_labels=values.get("style_labels") or "truth",
-                model_options={**{option: values[option] for option in defaults}, **options}, resume=resume_run,
-                resume_epochs=new_total, force=force, on_step=on_step, on_epoch=on_epoch),
-                quiet=quiet, json_=json_, epochs=values["epochs"])
-
-        if on_grid:
-            _train_grid(family, grid_file, grid_point, model_name, slurm, jobs, summary, train_one, resume, force,
-                        json_, quiet)
-        else:
-            train_one(model_name, {}, resume)
+        _train_transfer(context, family)  # which reads every option from context.params
 
     command.__doc__ = help_text
     unused = {option for options in TRANSFER_OPTIONS.values() for option in options} - set(defaults)
     unused |= set() if "latent_dim" in defaults else {"former_latent_dim"}
     return _without(command, unused if family in LEARNS_EMOTION else unused | {"style_labels"})
+
+
+def _train_transfer(context: typer.Context, family: str) -> None:
+    """What `estm train FAMILY` does for a transfer family, with its command's options (context.params): one run,
+    or the grid's."""
+    from estm_core.device import choose_device
+    from estm_core.errors import EstmError
+    from estm_core.training.estm import train_transfer
+
+    given = context.params
+    data, force, json_, quiet = given["data"], given["force"], given["json_"], given["quiet"]
+    if family in LEARNS_EMOTION and given["style_labels"] is None:
+        raise EstmError("say where the style labels come from: --style-labels truth or a predictions "
+                        "CSV from `estm data label`")
+    on_grid = given["grid"] or given["grid_file"] or given["grid_point"] is not None
+    model_name = given["name"] or ("" if on_grid else default_name(family, data))
+    # a grid resumes each point with the grid's options; one run takes its own from its checkpoint
+    values, new_total = run_options(context, family, model_name, given["resume"] and not on_grid)
+    model_options = TRANSFER_OPTIONS[family]
+
+    def train_one(model_name: str, options: dict, resume_run: bool) -> None:
+        """Train one model: the command's options, those of a grid point (`options`) in their place."""
+        note(f"training {family} {model_name} on {choose_device(given['device'])}", quiet)
+        run_training(lambda on_step, on_epoch: train_transfer(
+            family, data, model_name, train_config(values), style_labels=values.get("style_labels") or "truth",
+            model_options={**{option: values[option] for option in model_options}, **options}, resume=resume_run,
+            resume_epochs=new_total, force=force, on_step=on_step, on_epoch=on_epoch),
+            quiet=quiet, json_=json_, epochs=values["epochs"])
+
+    if on_grid:
+        _train_grid(family, given["grid_file"], given["grid_point"], model_name, given["slurm"], given["jobs"],
+                    given["summary"], train_one, given["resume"], force, json_, quiet)
+    else:
+        train_one(model_name, {}, given["resume"])
 
 
 def _train_grid(family, grid_file, grid_point, prefix, slurm, jobs, summary, train_one, resume, force, json_,
