@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from estm_core import audio, store
+from estm_core import audio, model_file, store
 from estm_core.classify import classify_file, load_classifiers
 from estm_core.models.mer import MER
 
@@ -36,8 +36,8 @@ def main() -> None:
         music = 0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.01 * np.sin(t))) + 0.05 * rng.standard_normal(len(t))
         audio.save(path, np.stack([music, music], axis=1).astype(np.float32), 44100)
     seconds = audio.probe(path).duration
-    store.save_model(MER(), store.model_path("mer", "bench"), labels=["Q1", "Q2", "Q3", "Q4"],
-                     audio={"sample_rate": 22050, "segment_length": 222264,
+    model_file.save_model(MER(), store.model_path("mer", "bench"), labels=["Q1", "Q2", "Q3", "Q4"],
+                          audio={"sample_rate": 22050, "segment_length": 222264,
                             "features": {"n_fft": 1024, "hop_length": 512, "n_mels": 128, "standardize": True}})
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"{path.name}: {seconds / 60:.1f} min; torch threads {torch.get_num_threads()}")

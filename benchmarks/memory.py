@@ -34,7 +34,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cue_transfer import RATE as PIECE_RATE, looped, piece  # noqa: E402
 
-from estm_core import audio, store  # noqa: E402
+from estm_core import audio, families, model_file, store  # noqa: E402
 
 RATE = 22050
 SEGMENT = 222264  # 10.08 s at 22.05 kHz, the paper's segment
@@ -70,11 +70,11 @@ def save_tiny_models() -> None:
     from estm_core.features import FeatureSettings
 
     torch.manual_seed(0)
-    genre = store.model_class("genre")(classes=2, blocks=(1, 1), widths=(8, 16))
-    store.save_model(genre, store.model_path("genre", "tiny-genre"), labels=["high", "low"],
-                     audio={"sample_rate": RATE, "segment_length": SEGMENT, "features": asdict(FeatureSettings())})
-    store.save_model(store.model_class("estm2")(d=8, codebook_size=32), store.model_path("estm2", "tiny-estm2"),
-                     audio={"sample_rate": RATE, "segment_length": SEGMENT})
+    genre = families.model_class("genre")(classes=2, blocks=(1, 1), widths=(8, 16))
+    model_file.save_model(genre, store.model_path("genre", "tiny-genre"), labels=["high", "low"],
+                          audio={"sample_rate": RATE, "segment_length": SEGMENT, "features": asdict(FeatureSettings())})
+    model_file.save_model(families.model_class("estm2")(d=8, codebook_size=32), store.model_path("estm2", "tiny-estm2"),
+                          audio={"sample_rate": RATE, "segment_length": SEGMENT})
 
 
 def mono_flac(samples: np.ndarray, destination: Path) -> Path:

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from estm_core import store
+from estm_core import model_file
 from estm_core.models.estm import ESTM2
 from estm_core.transfer import transfer_audio
 
@@ -28,10 +28,10 @@ def main() -> None:
     t = np.arange(int(args.minutes * 60 * rate)) / rate
     content = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
     emotion = (0.3 * np.sin(2 * np.pi * 330 * t[: 30 * rate])).astype(np.float32)
-    info = store.ModelInfo(family="estm2", config={}, audio=store.AudioSettings(rate, 222264))
+    info = model_file.ModelInfo(family="estm2", config={}, audio=model_file.AudioSettings(rate, 222264))
     print(f"{args.minutes:g} min of audio; torch threads {torch.get_num_threads()}")
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
-        model = store.LoadedModel("bench", ESTM2(d=24).to(device).eval(), info)
+        model = model_file.LoadedModel("bench", ESTM2(d=24).to(device).eval(), info)
         transfer_audio(model, content[: 30 * rate], emotion, batch_size=args.batch_size)  # warm-up
         if device == "cuda":
             torch.cuda.synchronize()

@@ -94,7 +94,8 @@ def _classifiers(task: str, model: list[str] | None, device: str, batch_size: in
     from estm_core.classify import RECOGNISER, TASKS, check_batch_size, load_classifiers
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
-    from estm_core.store import read_info, resolve
+    from estm_core.model_file import read_info
+    from estm_core.store import resolve
 
     if task not in (*TASKS, "all"):
         raise EstmError(f"--task must be one of {', '.join(TASKS)} or all")
@@ -141,7 +142,8 @@ def _record(batch, path, result, mode: str) -> None:
 
 
 def _has_model(family: str) -> bool:
-    from estm_core.store import StoreError, find_model
+    from estm_core.errors import StoreError
+    from estm_core.store import find_model
 
     try:
         find_model(family)

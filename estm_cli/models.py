@@ -63,7 +63,8 @@ def list_(
 @handles_errors
 def show(name: Name, json_: Json = False, debug: Debug = False) -> None:
     """A model's metadata: family, constructor config, labels, audio settings, training summary."""
-    from estm_core.store import read_info, resolve
+    from estm_core.model_file import read_info
+    from estm_core.store import resolve
 
     path = resolve(name)
     model_info = read_info(path)

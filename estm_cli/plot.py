@@ -59,8 +59,8 @@ def history(
     debug: Debug = False,
 ) -> None:
     """Training curves: one panel per kind of term (loss, accuracy, ...), train and validation, best epoch marked."""
-    from estm_core import store
-    from estm_core.errors import EstmError
+    from estm_core import model_file, store
+    from estm_core.errors import EstmError, StoreError
     from estm_core.files import check_writable
     from estm_core.plots import best_epoch, history_png
 
@@ -83,8 +83,8 @@ def history(
     best, title = None, name
     if model_path is not None:
         try:
-            info = store.read_info(model_path)
-        except store.StoreError:
+            info = model_file.read_info(model_path)
+        except StoreError:
             info = None
         if info is not None:
             best, monitor = info.training.best_epoch, info.training.monitor
@@ -178,7 +178,7 @@ def codebook(
     Per level: each code's share of the latent vectors, the shares sorted, perplexity and codes used. The audio is
     cut into the model's segments as `estm data segment` cuts it.
     """
-    from estm_core import store
+    from estm_core import model_file, store
     from estm_core.datasets.segment import check_fits
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
@@ -193,7 +193,7 @@ def codebook(
     if batch_size < 1 or (count is not None and count < 1):
         raise EstmError("--batch-size and --count must be at least 1")
     model_path = store.find_model(with_codebooks(), model)
-    check_vq_family(store.read_info(model_path).family, str(model_path))
+    check_vq_family(model_file.read_info(model_path).family, str(model_path))
     output = output or Path(f"{store.model_name(model_path)}-codebook.png")
     check_writable(output, force)
     paths, failures = [], []

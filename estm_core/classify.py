@@ -14,9 +14,9 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import audio, features, store
+from . import audio, features, model_file, store
 from .device import autocast
-from .errors import EstmError
+from .errors import EstmError, StoreError
 from .families import trained_by
 
 TASKS = trained_by("classifier")  # a task is named after the family that serves it: mer, genre, gems
@@ -31,7 +31,7 @@ class FileResult:
 
 
 def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, device="cpu",
-                     skip_missing: bool = False) -> list[store.LoadedModel]:
+                     skip_missing: bool = False) -> list[model_file.LoadedModel]:
     """The models serving `tasks` (TASKS): the named one (models[task]) or the newest of the task's family. With
     `skip_missing`, tasks with no model are left out instead of failing (for `--task all`)."""
     loaded = []
@@ -39,7 +39,7 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
         family = task
         try:
             path = store.find_model(family, (models or {}).get(task))
-        except store.StoreError:
+        except StoreError:
             if skip_missing:
                 continue
             raise
@@ -86,7 +86,7 @@ def check_batch_size(batch_size: int, segment_length: int, option: str = "--batc
 
 
 @torch.no_grad()
-def classify_file(path: str | Path, classifiers: list[store.LoadedModel], *, hop_seconds: float | None = None,
+def classify_file(path: str | Path, classifiers: list[model_file.LoadedModel], *, hop_seconds: float | None = None,
                   batch_size: int = 16, keep_segments: bool = False, block_frames: int = STREAM_BLOCK,
                   require_sound: bool = False) -> FileResult:
     """Every classifier's clip decision for `path` (the mean of its segments' probabilities). The file is decoded
@@ -150,7 +150,7 @@ def recognised_decision(path: str | Path) -> dict:
             "valence": emotion.valence}
 
 
-def segment_probabilities(classifier: store.LoadedModel, waveforms: np.ndarray) -> torch.Tensor:
+def segment_probabilities(classifier: model_file.LoadedModel, waveforms: np.ndarray) -> torch.Tensor:
     """(n, segment_length) waveforms -> (n, classes) softmax probabilities (float64 on the CPU)."""
     device = classifier.device
     waveforms = torch.from_numpy(waveforms).to(device)
@@ -161,7 +161,7 @@ def segment_probabilities(classifier: store.LoadedModel, waveforms: np.ndarray) 
 
 
 @torch.no_grad()
-def predict_segments(classifier: store.LoadedModel, dataset, *, batch_size: int = 32,
+def predict_segments(classifier: model_file.LoadedModel, dataset, *, batch_size: int = 32,
                      on_progress=None) -> np.ndarray:
     """(segments, classes) probabilities for every item of a SegmentDataset, whose cache must fit the model."""
     from torch.utils.data import DataLoader

@@ -5,6 +5,10 @@ class EstmError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class StoreError(EstmError):
+    """A model that cannot be found, read or rebuilt."""
+
+
 class FileError(EstmError):
     """A problem with one named file; str() reads 'PATH: cause'."""
 

@@ -1,6 +1,7 @@
 """Every model family estm knows, in one table: the module that defines it, what it does, and the roles the rest
-of estm gives it. Everything that needs a list of families (the store's lazy imports, classify, training, transfer,
-the codebook plots) derives it from here, so a new family is one entry here and one module in estm_core/models.
+of estm gives it. Everything that needs a list of families (the lazy imports of model classes, classify, training,
+transfer, the codebook plots) derives it from here, so a new family is one entry here and one module in
+estm_core/models, whose class registers itself here (register).
 A family's name is also the name of the task it serves (`estm classify --task mer`, the `mer` output columns).
 Below it, the transfer methods that need no trained weights (`--method`), in a table of their own, and the contract
 each keeps (TransferMethod): a new method is one entry there and one module in estm_core/methods.
@@ -17,7 +18,7 @@ from .labels import QUADRANTS
 @dataclass(frozen=True)
 class Family:
     name: str
-    module: str  # estm_core.models.MODULE registers the family's class (store.register)
+    module: str  # estm_core.models.MODULE registers the family's class (register, below)
     task: str  # what it does, in a few words
     recipe: str  # how it trains: "classifier" (labelled segments), "transfer" (segments and style labels) or
     #   "wavenet" (windows of raw audio)
@@ -157,6 +158,61 @@ FORMER_NAMES = {"emotion": "gems"}
 def current_name(family: str) -> str:
     """The family's name today (a model file written before a rename says the former one)."""
     return FORMER_NAMES.get(family, family)
+
+
+# The class of each family, registered by its module in estm_core/models (@register): what rebuilds a model from its
+# file (estm_core.model_file).
+_REGISTRY: dict[str, type] = {}
+
+
+def register(family: str):
+    """Class decorator: make `family` rebuildable from a file. Records the constructor's arguments (defaults
+    filled in) as `model.config`, so saving needs nothing else from the class."""
+    import functools
+    import inspect
+
+    def decorate(cls: type) -> type:
+        original_init = cls.__init__
+        signature = inspect.signature(original_init)
+
+        @functools.wraps(original_init)
+        def __init__(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            original_init(self, *args, **kwargs)
+            self.config = {name: value for name, value in bound.arguments.items() if name != "self"}
+
+        cls.__init__ = __init__
+        cls.family = family
+        _REGISTRY[family] = cls
+        return cls
+
+    return decorate
+
+
+def registered(family: str) -> bool:
+    """Whether a class is registered for `family` (by its module, or by a test); imports nothing."""
+    return family in _REGISTRY
+
+
+def model_class(family: str) -> type:
+    """The class registered for `family` (or a former name of it), importing its module on first use."""
+    import importlib
+
+    from . import __version__
+    from .errors import StoreError
+
+    family = current_name(family)
+    if family not in _REGISTRY and family in FAMILIES:  # imported on first use, so torch loads lazily
+        module = f"estm_core.models.{FAMILIES[family].module}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+    if family not in _REGISTRY:
+        raise StoreError(f"model family {family!r} is not available in estm {__version__}")
+    return _REGISTRY[family]
 
 
 def trained_by(recipe: str) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]
     path = check_writable(path, force)
     _remove_stale_temporaries(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_OWNER}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{OWNER}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as error:
         raise _unwritable(path, error) from None
     os.close(fd)
@@ -64,7 +64,7 @@ def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]
         tmp.unlink(missing_ok=True)
 
 
-_OWNER = f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"  # HOST-PID in temporary names
+OWNER = f"{socket.gethostname().replace('.', '-')}-{os.getpid()}"  # HOST-PID in temporary names
 # How a write fails for want of room or a writable place, whatever the body was doing: named as the output's failure
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 # A temporary this old is a leftover whoever wrote it (another host's, or one whose process id was reused): no write
@@ -82,7 +82,7 @@ def _unwritable(path: Path, error: Exception) -> FileError:
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete the temporaries in `path`'s folder, whatever output they were for, whose writer (a process of this
     host) is gone, and any older than STALE_SECONDS: a killed write leaves one, and its name may never come again."""
-    host, _ = _OWNER.rsplit("-", 1)
+    host, _ = OWNER.rsplit("-", 1)
     now = time.time()
     try:
         entries = list(os.scandir(path.parent))
@@ -93,14 +93,14 @@ def _remove_stale_temporaries(path: Path) -> None:
         if not found:
             continue
         try:
-            dead = found["host"] == host and not _alive(int(found["pid"]))
+            dead = found["host"] == host and not writer_alive(int(found["pid"]))
             if dead or now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
                 os.unlink(entry.path)
         except OSError:  # gone already, or not ours to remove
             continue
 
 
-def _alive(pid: int) -> bool:
+def writer_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import torch
 
-from . import audio, features, store
+from . import audio, features, model_file
 from .errors import EstmError
 from .models.wavenet import FastWaveNet
 
 
-def label_indices(info: store.ModelInfo, labels: list[str | None]) -> torch.Tensor | None:
+def label_indices(info: model_file.ModelInfo, labels: list[str | None]) -> torch.Tensor | None:
     """Stream labels -> indices of the model's labels; None for an unconditioned model (which then refuses labels)."""
     if not info.labels:
         if any(label is not None for label in labels):
@@ -53,7 +53,7 @@ def check_size(streams: int, seconds: float, sample_rate: int) -> int:
 
 
 @torch.no_grad()
-def generate(wavenet: store.LoadedModel, labels: list[str | None], *, seconds: float = 4.0,
+def generate(wavenet: model_file.LoadedModel, labels: list[str | None], *, seconds: float = 4.0,
              temperature: float = 0.9, seed: int = 0, prime: np.ndarray | None = None,
              on_progress=None) -> np.ndarray:
     """(streams, samples) float32 audio at the model's rate; one stream per entry of `labels`.

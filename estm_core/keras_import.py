@@ -28,10 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import store
+from . import model_file, store
 from .errors import EstmError, FileError
 from .files import sha256
-from .families import FAMILIES, with_codebooks
+from .families import FAMILIES, model_class, with_codebooks
 from .labels import QUADRANTS
 
 SAMPLE_RATE = 22050  # every original model's rate (librosa's default)
@@ -97,7 +97,7 @@ def read_keras(path: str | Path) -> Imported:
     try:
         keras_version, layers, codebooks = _read_h5(path)
         family, config, from_name = _infer(path.stem, layers, codebooks)
-        cls = store.model_class(family)
+        cls = model_class(family)
         with torch.device("meta"):  # the expected names and shapes, without allocating a model that may not fit
             target = cls(**config)
         tensors = _convert(family, target, layers, codebooks)
@@ -360,7 +360,7 @@ def collapsed(model, signal: np.ndarray | None = None, level: float = COLLAPSED_
 
 
 def _metadata(imported: Imported, is_collapsed: bool | None,
-              epochs: int | None) -> tuple[store.AudioSettings, store.TrainingSummary]:
+              epochs: int | None) -> tuple[model_file.AudioSettings, model_file.TrainingSummary]:
     """(audio settings, training summary) of an imported model, as the store keeps them."""
     features = None
     if imported.family == "mer":
@@ -369,9 +369,9 @@ def _metadata(imported: Imported, is_collapsed: bool | None,
         from .features import FeatureSettings
 
         features = asdict(FeatureSettings())
-    return (store.AudioSettings(SAMPLE_RATE, SEGMENT_LENGTH, features=features),
-            store.TrainingSummary(train_variance=TRAIN_VARIANCE, status="imported", source=imported.provenance,
-                                  collapsed=is_collapsed, epochs_run=epochs))
+    return (model_file.AudioSettings(SAMPLE_RATE, SEGMENT_LENGTH, features=features),
+            model_file.TrainingSummary(train_variance=TRAIN_VARIANCE, status="imported", source=imported.provenance,
+                                       collapsed=is_collapsed, epochs_run=epochs))
 
 
 def history_file(path: str | Path) -> Path | None:
@@ -428,7 +428,7 @@ def import_file(path: str | Path, name: str | None = None, *, force: bool = Fals
     audio, training = _metadata(imported, is_collapsed, None if history is None else len(history))
     target = store.model_path(imported.family, name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    store.save_model(imported.model, target, labels=imported.labels, audio=audio, training=training, force=force)
+    model_file.save_model(imported.model, target, labels=imported.labels, audio=audio, training=training, force=force)
     history_target = store.history_path(target)
     if history is not None:
         write_csv(history, history_target, force=True)  # the model's own write already refused to overwrite

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import audio, store
+from . import audio, model_file, store
 from .classify import STREAM_BLOCK, Counted, batched, classify_file, load_classifiers
 from .errors import EstmError
 from .families import transferring
@@ -24,7 +24,7 @@ from .labels import QUADRANTS
 TRANSFER_FAMILIES = transferring()
 
 
-def load_transfer_model(name_or_path: str | None = None, device="cpu") -> store.LoadedModel:
+def load_transfer_model(name_or_path: str | None = None, device="cpu") -> model_file.LoadedModel:
     """The named estm1/estm2 model, or the newest of them in the store."""
     path = store.find_model(TRANSFER_FAMILIES, name_or_path)
     transfer = store.load_model(path, device=device)
@@ -48,7 +48,7 @@ def quadrant_one_hot(quadrant: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decode_segments(transfer: store.LoadedModel, content: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+def decode_segments(transfer: model_file.LoadedModel, content: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
     """A batch of peak-normalised (B, L) content segments with (B, L) emotion audio (estm2) or (B, 4) quadrant
     one-hots -> (B, L) outputs. In float32 on every device, under any autocast: in bf16, 0.5-4 % of the codes
     differ from float32's (the original's), and the output by 5.6-8.9 % relative RMS."""
@@ -68,7 +68,7 @@ def _normalised(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return segments / np.where(peaks > 0, peaks, 1.0)[:, None], peaks
 
 
-def transfer_audio(transfer: store.LoadedModel, content: np.ndarray, emotion: np.ndarray | str, *,
+def transfer_audio(transfer: model_file.LoadedModel, content: np.ndarray, emotion: np.ndarray | str, *,
                    overlap_seconds: float = 1.0, batch_size: int = 4, on_progress=None) -> np.ndarray:
     """Mono content (T,) at the model's rate, with `emotion` (mono audio at that rate, or a quadrant) -> (T,)."""
     blocks = transfer_blocks(transfer, [np.asarray(content, np.float32)], emotion, overlap_seconds=overlap_seconds,
@@ -76,9 +76,10 @@ def transfer_audio(transfer: store.LoadedModel, content: np.ndarray, emotion: np
     return np.concatenate([np.zeros(0, np.float32), *blocks])
 
 
-def transfer_blocks(transfer: store.LoadedModel, content_blocks: Iterable[np.ndarray], emotion: str | np.ndarray | Path, *,
-                    overlap_seconds: float = 1.0, batch_size: int = 4, expected_samples: int | None = None,
-                    block_frames: int = STREAM_BLOCK, on_progress=None) -> Iterator[np.ndarray]:
+def transfer_blocks(transfer: model_file.LoadedModel, content_blocks: Iterable[np.ndarray],
+                    emotion: str | np.ndarray | Path, *, overlap_seconds: float = 1.0, batch_size: int = 4,
+                    expected_samples: int | None = None, block_frames: int = STREAM_BLOCK,
+                    on_progress=None) -> Iterator[np.ndarray]:
     """Mono float32 content blocks at the model's rate, with `emotion` (a quadrant, or mono audio at that rate: an
     array or a file, cycled to run alongside the content) -> float32 output blocks, as long as the content in all.
 
@@ -183,7 +184,7 @@ class _OverlapAdd:
         return samples
 
 
-def emotion_of(transfer: store.LoadedModel, reference: str | Path | None, quadrant: str | None,
+def emotion_of(transfer: model_file.LoadedModel, reference: str | Path | None, quadrant: str | None,
                mer_model: str | None = None):
     """What to pass as `emotion` to transfer_blocks: a quadrant (given, or for estm1 decided by a mer model on the
     emotion reference file) or the reference file itself (estm2, read as it is needed). Returns (emotion, the
@@ -200,7 +201,7 @@ def emotion_of(transfer: store.LoadedModel, reference: str | Path | None, quadra
     return Path(reference), None
 
 
-def transfer_file(transfer: store.LoadedModel, content: str | Path, output: str | Path, *,
+def transfer_file(transfer: model_file.LoadedModel, content: str | Path, output: str | Path, *,
                   reference: str | Path | None = None, quadrant: str | None = None, mer_model: str | None = None,
                   overlap_seconds: float = 1.0, batch_size: int = 4, force: bool = False,
                   block_frames: int = STREAM_BLOCK, on_progress=None) -> dict:
@@ -257,7 +258,8 @@ def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, out
     return frames
 
 
-def pair_outputs(transfer: store.LoadedModel, pairs, cache_dir: str | Path, *, batch_size: int = 8, on_progress=None):
+def pair_outputs(transfer: model_file.LoadedModel, pairs, cache_dir: str | Path, *, batch_size: int = 8,
+                 on_progress=None):
     """Transfer the segment pairs of a pairs table (from `estm data pairs`: its "content" and "style" columns, the
     style segment being the emotion reference) within a segment cache. Yields (pair row number, content (L,),
     reference (L,), output (L,)) as float32 arrays. ESTM-1 gets the reference segment's quadrant from the labels the
@@ -287,7 +289,7 @@ def pair_outputs(transfer: store.LoadedModel, pairs, cache_dir: str | Path, *, b
             on_progress(min(first + batch_size, len(pairs)), len(pairs))
 
 
-def transfer_pairs(transfer: store.LoadedModel, pairs, cache_dir: str | Path, out_dir: str | Path, *,
+def transfer_pairs(transfer: model_file.LoadedModel, pairs, cache_dir: str | Path, out_dir: str | Path, *,
                    batch_size: int = 8, force: bool = False, on_progress=None) -> list[Path]:
     """Write OUT_DIR/{content}__{style}.wav for every pair."""
     written = []

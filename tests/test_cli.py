@@ -73,11 +73,11 @@ def test_inspect_csv_globs_stdin_and_recursion(estm, tmp_path):
 
 
 def test_models_list_show_remove(estm, store_home):
-    from estm_core import store
+    from estm_core import model_file, store
     from test_store import make_tiny
 
     assert estm("models", "list", "--json").out == ""
-    store.save_model(make_tiny(), store.model_path("tiny-test", "demo-tiny"), labels=["x", "y"])
+    model_file.save_model(make_tiny(), store.model_path("tiny-test", "demo-tiny"), labels=["x", "y"])
     listed = [json.loads(line) for line in estm("models", "list", "--json").out.splitlines()]
     assert [(m["name"], m["family"], m["labels"]) for m in listed] == [("demo-tiny", "tiny-test", ["x", "y"])]
     assert "demo-tiny" in estm("models", "list").out
@@ -99,7 +99,7 @@ def test_a_pickled_model_is_one_clear_line(estm, tmp_path):
 def test_debug_shows_the_traceback_instead_of_one_line(estm, tmp_path):
     import pytest
 
-    from estm_core.store import StoreError
+    from estm_core.errors import StoreError
 
     missing = tmp_path / "absent.safetensors"
     with pytest.raises(StoreError):

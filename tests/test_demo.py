@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from estm_core import audio, store
+from estm_core import audio, model_file, store
 from estm_core.demo import MODELS
 
 
@@ -57,7 +57,7 @@ def test_a_report_renders_each_block_in_html_and_markdown(tmp_path):
 
 def test_every_model_is_in_the_store_and_evaluated(demo_store):
     for name, (family, _) in MODELS.items():
-        assert store.read_info(store.find_model(family, name)).family == family
+        assert model_file.read_info(store.find_model(family, name)).family == family
     state = json.loads((demo_store / "demo.json").read_text())["done"]
     for summary in state["transfer"].values():
         assert np.isfinite([summary["mse_c"], summary["pea"], summary["cd_x1e5"], summary["lsd_target_db"]]).all()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from estm_core import audio, store
+from estm_core import audio, model_file, store
 from estm_core.datasets.pairs import make_pairs
 from estm_core.datasets.segment import SegmentSettings, read_manifest, segment_split
 from estm_core.evaluate import evaluate_transfer, log_spectral_distance
@@ -107,8 +107,8 @@ def test_decoding_is_float32_under_any_autocast(family):
     and classifying run under one): bf16 would change some codes and the output by several percent."""
     torch.manual_seed(0)
     model = (ESTM2 if family == "estm2" else ESTM1)(d=8, codebook_size=32).eval()
-    info = store.ModelInfo(family=family, config={}, audio=store.AudioSettings(8000, 4096))
-    transfer = store.LoadedModel("tiny", model, info)
+    info = model_file.ModelInfo(family=family, config={}, audio=model_file.AudioSettings(8000, 4096))
+    transfer = model_file.LoadedModel("tiny", model, info)
     content = torch.from_numpy(tone(4096 / 8000, 8000, frequency=330)[None].astype(np.float32))
     emotion = torch.from_numpy(tone(4096 / 8000, 8000, frequency=550)[None].astype(np.float32)) if family == "estm2" \
         else torch.tensor([[0.0, 1.0, 0.0, 0.0]])
@@ -198,7 +198,7 @@ def test_hvqvae_takes_its_latent_channels_as_d_and_a_resume_names_d(quadrant_cac
     start = ["train", "hvqvae", "--data", quadrant_cache, "--name", "H", "--codebook-size", "8", "--batch-size", "8",
              "-q"]
     assert estm(*start, "--d", "4", "--epochs", "1").code == 0
-    assert store.read_info(store.model_path("hvqvae", "H")).config["latent_dim"] == 4
+    assert model_file.read_info(store.model_path("hvqvae", "H")).config["latent_dim"] == 4
     refused = estm(*start, "--resume", "--d", "8")
     assert refused.code == 1 and "--d 8 (the run's: 4)" in refused.err, refused.err
 
@@ -225,8 +225,8 @@ def test_estm1_takes_a_quadrant_and_the_transfer_command_writes_the_contents_dur
 def untrained_mer(name: str) -> None:
     """A mer model for 0.5 s segments at 8 kHz (128 x 513 log-mel), untrained: enough to test the mechanics."""
     features = {"n_fft": 512, "hop_length": 8, "n_mels": 128, "standardize": True}
-    store.save_model(MER(), store.model_path("mer", name), labels=["Q1", "Q2", "Q3", "Q4"],
-                     audio=store.AudioSettings(8000, 4096, features=features))
+    model_file.save_model(MER(), store.model_path("mer", name), labels=["Q1", "Q2", "Q3", "Q4"],
+                          audio=model_file.AudioSettings(8000, 4096, features=features))
 
 
 def test_evaluate_transfer_refuses_the_teacher_and_reports_the_metrics(quadrant_cache, store_home, tmp_path):
@@ -265,7 +265,7 @@ def test_grid_trains_every_point_summarises_and_a_rerun_trains_nothing(quadrant_
     assert first.code == 0, first.err
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert summary["name"].tolist() == ["g_a", "g_b"] and set(summary["status"]) <= {"ok", "collapsed"}
-    assert store.read_info(store.model_path("estm2", "g_b")).config["codebook_size"] == 32  # the grid's, not the default
+    assert model_file.read_info(store.model_path("estm2", "g_b")).config["codebook_size"] == 32  # the grid's
     assert (summary["codes_used_bottom"] <= 32).all()
     assert {"reconstruction", "style_loss", "epochs"} <= set(summary.columns)
     modified = [store.model_path("estm2", name).stat().st_mtime_ns for name in ("g_a", "g_b")]
@@ -278,9 +278,10 @@ def test_a_grid_run_trains_the_unfinished_points_and_resumes_the_interrupted_one
     from estm_core.training import grid as grids
 
     points = pd.DataFrame({"name": ["done", "cut", "new"], "d": [8, 8, 8]})
-    store.save_model(ESTM2(d=8, codebook_size=32), store.model_path("estm2", "p-done"),
-                     training={"status": "finished", "best": {"reconstruction": 0.1}})
-    store.save_model(ESTM2(d=8, codebook_size=32), store.model_path("estm2", "p-cut"), training={"status": "running"})
+    model_file.save_model(ESTM2(d=8, codebook_size=32), store.model_path("estm2", "p-done"),
+                          training={"status": "finished", "best": {"reconstruction": 0.1}})
+    model_file.save_model(ESTM2(d=8, codebook_size=32), store.model_path("estm2", "p-cut"),
+                          training={"status": "running"})
     store.resume_path(store.model_path("estm2", "p-cut")).write_bytes(b"")  # a run stopped midway left its checkpoint
     assert grids.pending("estm2", points, "p-") == [1, 2]
     assert grids.resumes("estm2", "p-cut") and not grids.resumes("estm2", "p-new")

@@ -324,13 +324,13 @@ def test_too_short_and_silent_files_are_refused_by_every_command_alike(tmp_path,
 
 
 def test_stale_temporaries_go_whatever_output_they_were_for(tmp_path):
-    from estm_core.files import _OWNER
+    from estm_core.files import OWNER
 
-    host = _OWNER.rsplit("-", 1)[0]
+    host = OWNER.rsplit("-", 1)[0]
     dead = tmp_path / f".never-again.{host}-999999999.abcd1234.tmp.wav"  # a killed run's, under another name
     old = tmp_path / ".other.elsewhere-12.abcd1234.tmp.flac"  # another host's, two days old
     recent = tmp_path / ".other.elsewhere-13.abcd1234.tmp.flac"  # another host's, maybe still writing
-    mine = tmp_path / f".under-way.{_OWNER}.abcd1234.tmp.wav"  # this process's, under way
+    mine = tmp_path / f".under-way.{OWNER}.abcd1234.tmp.wav"  # this process's, under way
     kept = tmp_path / ".notes.txt"
     for path in (dead, old, recent, mine, kept):
         path.write_bytes(b"")

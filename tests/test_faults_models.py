@@ -18,13 +18,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from estm_core import store
+from estm_core import files, model_file, store
 from estm_core.datasets.segment import SegmentSettings, segment_split
-from estm_core.errors import EstmError
+from estm_core.errors import EstmError, StoreError
 from estm_core.features import FeatureSettings
 from estm_core.models.mer import MER
 from estm_core.models.resnet import GenreResNet
-from estm_core.store import StoreError
 from estm_core.training.classifier import train_classifier
 from estm_core.training.loop import TrainConfig
 
@@ -49,7 +48,7 @@ def rewrite_metadata(source: Path, target: Path, edit) -> Path:
     with safe_open(str(source), framework="pt") as file:
         metadata = file.metadata()
         tensors = {key: file.get_tensor(key) for key in file.keys()}
-    metadata[store.METADATA_KEY] = json.dumps(edit(json.loads(metadata[store.METADATA_KEY])))
+    metadata[model_file.METADATA_KEY] = json.dumps(edit(json.loads(metadata[model_file.METADATA_KEY])))
     save_file(tensors, str(target), metadata=metadata)
     return target
 
@@ -72,8 +71,9 @@ def edited(**changes):
 def judge(store_home):
     """An untrained tiny genre classifier in the test's store, for 0.5 s at 8 kHz."""
     torch.manual_seed(0)
-    return store.save_model(GenreResNet(classes=2, **TINY_RESNET), store.model_path("genre", "judge"),
-                            labels=["high", "low"], audio=store.AudioSettings(8000, 4000, features=TINY_FEATURES))
+    return model_file.save_model(GenreResNet(classes=2, **TINY_RESNET), store.model_path("genre", "judge"),
+                                 labels=["high", "low"],
+                                 audio=model_file.AudioSettings(8000, 4000, features=TINY_FEATURES))
 
 
 # ------------------------------------------------------------------- 3: a model file's metadata is distrusted
@@ -111,24 +111,24 @@ def test_metadata_that_is_no_json_object_is_refused(judge, tmp_path):
         tensors = {key: file.get_tensor(key) for key in file.keys()}
     for text, cause in (("{not json", "not JSON"), ("[1, 2]", "the metadata is a JSON list"),
                         ('{"config": {}}', "no family in the metadata")):
-        save_file(tensors, str(tmp_path / "odd.safetensors"), metadata={store.METADATA_KEY: text})
+        save_file(tensors, str(tmp_path / "odd.safetensors"), metadata={model_file.METADATA_KEY: text})
         with pytest.raises(StoreError, match=cause):
-            store.read_info(tmp_path / "odd.safetensors")
+            model_file.read_info(tmp_path / "odd.safetensors")
 
 
 def test_a_model_file_that_would_be_refused_is_never_written(store_home):
     path = store.model_path("genre", "unreadable")
     with pytest.raises(StoreError, match=r"not saved: its metadata is unusable: audio.segment_length is 10000000000"):
-        store.save_model(GenreResNet(classes=2, **TINY_RESNET), path, labels=["high", "low"],
-                         audio=store.AudioSettings(8000, 10**10, features=TINY_FEATURES))
+        model_file.save_model(GenreResNet(classes=2, **TINY_RESNET), path, labels=["high", "low"],
+                              audio=model_file.AudioSettings(8000, 10**10, features=TINY_FEATURES))
     assert not path.exists()
 
 
 def test_a_mer_model_must_take_the_log_mel_its_settings_make(store_home, tmp_path):
     """The network is tried on the meta device with the input its settings make: no memory, no surprise later."""
     features = {"n_fft": 512, "hop_length": 8, "n_mels": 128, "standardize": True}  # 128 x 513 from 4096 samples
-    path = store.save_model(MER(width=1 / 64), store.model_path("mer", "small"), labels=["Q1", "Q2", "Q3", "Q4"],
-                            audio=store.AudioSettings(8000, 4096, features=features))
+    path = model_file.save_model(MER(width=1 / 64), store.model_path("mer", "small"), labels=["Q1", "Q2", "Q3", "Q4"],
+                                 audio=model_file.AudioSettings(8000, 4096, features=features))
     assert store.load_model(path).model.config["width"] == 1 / 64
     narrow = rewrite_metadata(path, tmp_path / "narrow.safetensors", edited(audio__features__n_mels=64))
     with pytest.raises(StoreError, match=r"does not take the 64 x 513 log-mel its audio settings make"):
@@ -181,7 +181,7 @@ def disk_full_at(save: str, count: int = 1):
     a full disk does."""
     from estm_core.training import loop
 
-    owner, name = (loop, "save_resume_state") if save == "checkpoint" else (store, "save_model")
+    owner, name = (loop, "save_resume_state") if save == "checkpoint" else (model_file, "save_model")
     real, seen = getattr(owner, name), {"count": 0}
 
     def failing(*args, **kwargs):
@@ -298,7 +298,7 @@ def test_resume_takes_the_runs_options_and_refuses_others(mer_cache, store_home,
                    "--width 0.5 (the run's: 0.0625)", "--batch-size 4 (the run's: 2)")
     longer = estm(*start, "--resume", "--epochs", "2", "--batch-size", "2", "--json")  # --epochs: a new total
     assert longer.code == 0 and json.loads(longer.out)["epochs"] == 2, longer.err
-    info = store.read_info(store.model_path("mer", "N"))
+    info = model_file.read_info(store.model_path("mer", "N"))
     assert info.config["width"] == 0.0625 and info.training.epochs_run == 2 and info.training.config["epochs"] == 2
     one_error_line(estm(*start, "--resume", "--epochs", "1"), "already trained 2 epochs")
     one_error_line(estm(*start, "--resume", "--data", mer_cache.parent), "--data", "the run's")
@@ -371,8 +371,9 @@ def test_the_former_latent_dim_option_is_refused_naming_the_new_one(tmp_path, st
 
 
 def test_a_model_named_like_a_file_is_shown_and_removed_by_its_name(judge, tmp_path, monkeypatch, estm):
-    named = store.save_model(store.load_model(judge).model, store.model_path("genre", "x.safetensors"),
-                             labels=["high", "low"], audio=store.AudioSettings(8000, 4000, features=TINY_FEATURES))
+    named = model_file.save_model(store.load_model(judge).model, store.model_path("genre", "x.safetensors"),
+                                  labels=["high", "low"],
+                                  audio=model_file.AudioSettings(8000, 4000, features=TINY_FEATURES))
     monkeypatch.chdir(tmp_path)  # no file x.safetensors here: the name is the store's
     shown = estm("models", "show", "x.safetensors", "--json")
     assert shown.code == 0 and json.loads(shown.out)["path"] == str(named)
@@ -391,7 +392,7 @@ def test_a_name_too_long_or_not_utf8_is_one_line(tone_cache, store_home, estm, n
 
 def test_stale_temporaries_in_the_store_go_by_age_or_dead_writer(judge):
     folder = judge.parent
-    host, pid = store._OWNER.rsplit("-", 1)
+    host, pid = files.OWNER.rsplit("-", 1)
     finished = subprocess.Popen([sys.executable, "-c", ""])
     finished.wait()  # a pid whose process is gone
     dead = folder / f".gone.{host}-{finished.pid}.a1b2c3d4.tmp.safetensors"

@@ -11,7 +11,7 @@ import torch
 
 h5py = pytest.importorskip("h5py")
 
-from estm_core import keras_import, store  # noqa: E402
+from estm_core import keras_import, model_file, store  # noqa: E402
 from estm_core.errors import EstmError  # noqa: E402
 
 LEVELS = ("bottom", "middle", "top")
@@ -327,10 +327,10 @@ def test_an_import_lands_in_the_store_with_its_history_and_reloads(tmp_path, sto
     imported = keras_import.read_keras(source)
     assert all(torch.equal(value, imported.state_dict[key]) for key, value in reloaded.state_dict().items())
 
-    info = store.read_info(target)
+    info = model_file.read_info(target)
     assert info.family == "estm2" and info.labels == ["Q1", "Q2", "Q3", "Q4"]
     assert info.config == {"d": 8, "codebook_size": 16, "beta": 0.75, "beta_e": 0.25}
-    assert info.audio == store.AudioSettings(22050, 222264)
+    assert info.audio == model_file.AudioSettings(22050, 222264)
     training = info.training
     assert (training.train_variance, training.status, training.collapsed, training.epochs_run) \
         == (0.0438, "imported", False, 4)
@@ -352,7 +352,7 @@ def test_a_collapsed_model_imports_flagged(tmp_path, store_home):
     write_history(tmp_path / "hier_history_2023_03_24_v0.csv", style=False)
     target, status = keras_import.import_file(source)
     assert status == "collapsed" and target.parent.name == "hvqvae"
-    info = store.read_info(target)
+    info = model_file.read_info(target)
     assert info.training.collapsed is True and info.labels == []
     assert "vq" in store.read_history(store.history_path(target)).columns
 
@@ -365,7 +365,7 @@ def test_a_mer_import_records_its_features(tmp_path, store_home):
     source = tmp_path / "mer.h5"
     write_keras(source, layers)
     target, status = keras_import.import_file(source)
-    info = store.read_info(target)
+    info = model_file.read_info(target)
     assert target.parent.name == "mer" and status == "ok" and info.training.collapsed is None
     assert info.audio.features["n_mels"] == 128 and info.audio.sample_rate == 22050
 

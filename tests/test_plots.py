@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from estm_core import store
+from estm_core import model_file, store
 from estm_core.audio import Clip, load_clip
 from estm_core.evaluate import classification_metrics
 from estm_core.models.estm import HVQVAE
@@ -105,8 +105,8 @@ def test_history_figure_draws_the_history_and_marks_the_best_epoch():
 def tiny_vq(store_home):
     """An untrained hvqvae for 0.5 s segments at 8 kHz in the test's store, with a history beside it."""
     torch.manual_seed(0)
-    path = store.save_model(HVQVAE(latent_dim=4, codebook_size=16), store.model_path("hvqvae", "tiny"),
-                            audio=SEGMENT, training={"best_epoch": 4, "monitor": "val_loss"})
+    path = model_file.save_model(HVQVAE(latent_dim=4, codebook_size=16), store.model_path("hvqvae", "tiny"),
+                                 audio=SEGMENT, training={"best_epoch": 4, "monitor": "val_loss"})
     history_frame().to_csv(store.history_path(path), index=False)
     return path
 
@@ -326,8 +326,8 @@ def test_plot_codebook_of_a_segment_cache(estm, tiny_vq, tmp_path):
     assert result.code == 0, result.err
     assert "4 segments of" in result.err  # two 1 s songs of two 0.5 s segments
     png_size(tmp_path / "cache.png")
-    store.save_model(HVQVAE(latent_dim=4, codebook_size=16), store.model_path("hvqvae", "longer"),
-                     audio=store.AudioSettings(8000, 2048))
+    model_file.save_model(HVQVAE(latent_dim=4, codebook_size=16), store.model_path("hvqvae", "longer"),
+                          audio=model_file.AudioSettings(8000, 2048))
     one_error_line(estm("plot", "codebook", "--model", "longer", "--data", tmp_path / "cache",
                         "-o", tmp_path / "x.png"), "takes 2048 samples at 8000 Hz")
 
@@ -335,7 +335,7 @@ def test_plot_codebook_of_a_segment_cache(estm, tiny_vq, tmp_path):
 def test_plot_codebook_refuses_a_model_without_codebooks_and_mixed_inputs(estm, tiny_vq, tmp_path):
     from test_store import make_tiny
 
-    store.save_model(make_tiny(width=3), store.model_path("tiny-test", "plain"))
+    model_file.save_model(make_tiny(width=3), store.model_path("tiny-test", "plain"))
     song = write(tmp_path / "song.wav", tone(1.0, 8000), 8000)
     one_error_line(estm("plot", "codebook", "--model", "plain", song, "-o", tmp_path / "x.png"), "no VQ codebooks")
     one_error_line(estm("plot", "codebook", "--model", "tiny", song, "--data", tmp_path, "-o", tmp_path / "x.png"),

@@ -4,12 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from estm_core import store
-from estm_core.errors import EstmError, FileError
-from estm_core.store import StoreError
+from estm_core import families, model_file, store
+from estm_core.errors import EstmError, FileError, StoreError
 
 
-@store.register("tiny-test")
+@families.register("tiny-test")
 class Tiny(nn.Module):
     def __init__(self, width: int = 3, classes: int = 2, note: str = "default"):
         super().__init__()
@@ -30,14 +29,14 @@ def make_tiny(seed=0, **config):
 
 def test_register_records_the_constructor_arguments_with_defaults():
     assert Tiny(5).config == {"width": 5, "classes": 2, "note": "default"}
-    assert store.model_class("tiny-test") is Tiny
+    assert families.model_class("tiny-test") is Tiny
 
 
 def test_round_trip_rebuilds_the_model_with_bit_identical_weights(store_home, tmp_path):
     model = make_tiny(width=6, classes=3)
-    path = store.save_model(model, store.model_path("tiny-test", "first"), labels=["a", "b", "c"],
-                            audio=store.AudioSettings(22050),
-                            training=store.TrainingSummary(status="finished", other={"loss": 0.5}))
+    path = model_file.save_model(model, store.model_path("tiny-test", "first"), labels=["a", "b", "c"],
+                                 audio=model_file.AudioSettings(22050),
+                                 training=model_file.TrainingSummary(status="finished", other={"loss": 0.5}))
     assert path == store.models_dir() / "tiny-test" / "first.safetensors"
     first = store.load_model("first")
     loaded, info = first.model, first.info
@@ -46,7 +45,7 @@ def test_round_trip_rebuilds_the_model_with_bit_identical_weights(store_home, tm
     for (name, original), (_, restored) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(original, restored), name
     assert info.family == "tiny-test" and info.labels == ["a", "b", "c"]
-    assert info.audio == store.AudioSettings(22050) and info.training.status == "finished"
+    assert info.audio == model_file.AudioSettings(22050) and info.training.status == "finished"
     assert info.training.other == {"loss": 0.5}
     assert info.estm_version and info.created
     x = torch.randn(5, 4)
@@ -63,11 +62,11 @@ def test_refuses_a_pickle_and_other_files(store_home, tmp_path):
     bare = tmp_path / "bare.safetensors"
     bare.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
     with pytest.raises(StoreError, match="pickled PyTorch checkpoint"):
-        store.read_info(bare)
+        model_file.read_info(bare)
     text = tmp_path / "notes.safetensors"
     text.write_text("hello")
     with pytest.raises(StoreError, match="not a safetensors model file"):
-        store.read_info(text)
+        model_file.read_info(text)
 
 
 def test_a_safetensors_file_without_our_metadata_is_refused(tmp_path):
@@ -76,11 +75,11 @@ def test_a_safetensors_file_without_our_metadata_is_refused(tmp_path):
     path = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(StoreError, match="without estm metadata"):
-        store.read_info(path)
+        model_file.read_info(path)
 
 
 def test_weights_that_do_not_fit_their_config_are_refused(store_home):
-    path = store.save_model(make_tiny(), store.model_path("tiny-test", "bent"))
+    path = model_file.save_model(make_tiny(), store.model_path("tiny-test", "bent"))
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -96,8 +95,8 @@ def test_weights_that_do_not_fit_their_config_are_refused(store_home):
 def test_lookup_newest_ambiguity_and_removal(store_home):
     with pytest.raises(StoreError, match="make one with `estm train tiny-test`"):
         store.find_model("tiny-test")
-    older = store.save_model(make_tiny(), store.model_path("tiny-test", "older"))
-    newer = store.save_model(make_tiny(1), store.model_path("tiny-test", "newer"))
+    older = model_file.save_model(make_tiny(), store.model_path("tiny-test", "older"))
+    newer = model_file.save_model(make_tiny(1), store.model_path("tiny-test", "newer"))
     import os
 
     os.utime(older, (1_000_000, 1_000_000))
@@ -106,7 +105,7 @@ def test_lookup_newest_ambiguity_and_removal(store_home):
     assert store.resolve("tiny-test/older") == older
     assert [model.name for model in store.list_models()] == ["newer", "older"]
     with pytest.raises(FileError, match="already exists"):
-        store.save_model(make_tiny(), store.model_path("tiny-test", "older"))
+        model_file.save_model(make_tiny(), store.model_path("tiny-test", "older"))
 
     (store.models_dir() / "other").mkdir()
     (store.models_dir() / "other" / "older.safetensors").write_bytes(older.read_bytes())
@@ -127,8 +126,8 @@ def test_a_task_served_by_several_families_takes_the_newest_of_them(store_home):
 
     with pytest.raises(StoreError, match="no tiny-test or tiny-other model"):
         store.find_model(("tiny-test", "tiny-other"))
-    first = store.save_model(make_tiny(), store.model_path("tiny-test", "first"))
-    second = store.save_model(make_tiny(1), store.model_path("tiny-other", "second"))
+    first = model_file.save_model(make_tiny(), store.model_path("tiny-test", "first"))
+    second = model_file.save_model(make_tiny(1), store.model_path("tiny-other", "second"))
     os.utime(first, (1_000_000, 1_000_000))
     assert store.find_model(("tiny-test", "tiny-other")) == second
     os.utime(second, (500_000, 500_000))
@@ -138,14 +137,14 @@ def test_a_task_served_by_several_families_takes_the_newest_of_them(store_home):
 
 def test_unknown_family_is_a_clear_error():
     with pytest.raises(StoreError, match="family 'nope' is not available"):
-        store.model_class("nope")
+        families.model_class("nope")
 
 
 # ------------------------------------------------------------------------------------- faults (issue 14)
 
 
 def test_names_are_literal_and_plain(store_home, estm):
-    store.save_model(make_tiny(), store.model_path("tiny-test", "kept"))
+    model_file.save_model(make_tiny(), store.model_path("tiny-test", "kept"))
     result = estm("models", "remove", "tiny-test/*")  # once a wildcard that removed every model
     assert result.code == 1 and "no tiny-test models named '*'" in result.err
     assert store.model_path("tiny-test", "kept").exists()
@@ -157,7 +156,7 @@ def test_names_are_literal_and_plain(store_home, estm):
 
 def test_removing_several_models_needs_force(store_home, estm):
     for name in ("one", "two"):
-        store.save_model(make_tiny(), store.model_path("tiny-test", name))
+        model_file.save_model(make_tiny(), store.model_path("tiny-test", name))
     result = estm("models", "remove", "one", "two")  # stdin is no terminal here: nobody to ask
     assert result.code == 1 and "needs --force" in result.err
     assert store.model_path("tiny-test", "one").exists() and store.model_path("tiny-test", "two").exists()
@@ -172,7 +171,7 @@ def test_a_name_in_training_cannot_be_taken_or_removed_by_another_process(store_
     import sys
     import time
 
-    path = store.save_model(make_tiny(), store.model_path("tiny-test", "busy"))
+    path = model_file.save_model(make_tiny(), store.model_path("tiny-test", "busy"))
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from estm_core import store\n"
         "with store.model_lock(Path(sys.argv[1])):\n"
@@ -215,11 +214,11 @@ def test_non_finite_or_mistyped_weights_are_neither_saved_nor_loaded(store_home)
     with torch.no_grad():
         broken.out.weight[0, 0] = float("nan")
     with pytest.raises(StoreError, match="NaN or infinite"):
-        store.save_model(broken, store.model_path("tiny-test", "nan"))
+        model_file.save_model(broken, store.model_path("tiny-test", "nan"))
     assert not store.model_path("tiny-test", "nan").exists()
 
-    good = store.save_model(make_tiny(), store.model_path("tiny-test", "good"))
-    metadata = {store.METADATA_KEY: json.dumps(json.loads(_metadata(good)))}
+    good = model_file.save_model(make_tiny(), store.model_path("tiny-test", "good"))
+    metadata = {model_file.METADATA_KEY: json.dumps(json.loads(_metadata(good)))}
     tensors = {key: value.clone() for key, value in make_tiny().state_dict().items()}
     tensors["hidden.bias"][1] = float("inf")
     save_file(tensors, str(store.model_path("tiny-test", "inf")), metadata=metadata)
@@ -236,17 +235,17 @@ def _metadata(path):
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as file:
-        return file.metadata()[store.METADATA_KEY]
+        return file.metadata()[model_file.METADATA_KEY]
 
 
 def test_a_config_is_checked_against_the_weights_before_anything_is_built(store_home, monkeypatch):
     from safetensors.torch import save_file
 
-    good = store.save_model(make_tiny(), store.model_path("tiny-test", "good"))
+    good = model_file.save_model(make_tiny(), store.model_path("tiny-test", "good"))
     fields = json.loads(_metadata(good))
     fields["config"]["width"] = 2**28  # a real build would ask for 4 GB
     save_file(make_tiny().state_dict(), str(store.model_path("tiny-test", "huge")),
-              metadata={store.METADATA_KEY: json.dumps(fields)})
+              metadata={model_file.METADATA_KEY: json.dumps(fields)})
     built = []
     real_init = nn.Linear.__init__
 
@@ -261,13 +260,13 @@ def test_a_config_is_checked_against_the_weights_before_anything_is_built(store_
 
 
 def test_leftovers_of_killed_writes_are_never_models_and_go_on_the_next_write(store_home):
-    from estm_core.files import _OWNER, atomic_write
+    from estm_core.files import OWNER, atomic_write
 
-    path = store.save_model(make_tiny(), store.model_path("tiny-test", "kept"))
-    host = _OWNER.rsplit("-", 1)[0]
+    path = model_file.save_model(make_tiny(), store.model_path("tiny-test", "kept"))
+    host = OWNER.rsplit("-", 1)[0]
     dead = path.with_name(f".kept.{host}-999999999.abcd.tmp.safetensors")  # no such process
     dead.write_bytes(b"")
-    alive = path.with_name(f".kept.{_OWNER}.efgh.tmp.safetensors")  # a write under way (this process)
+    alive = path.with_name(f".kept.{OWNER}.efgh.tmp.safetensors")  # a write under way (this process)
     alive.write_bytes(path.read_bytes())
     assert [model.name for model in store.list_models()] == ["kept"]
     assert store.newest("tiny-test") == path
@@ -277,7 +276,7 @@ def test_leftovers_of_killed_writes_are_never_models_and_go_on_the_next_write(st
 
 
 def test_models_list_names_each_bad_entry_and_lists_the_rest(store_home, estm):
-    store.save_model(make_tiny(), store.model_path("tiny-test", "fine"))
+    model_file.save_model(make_tiny(), store.model_path("tiny-test", "fine"))
     folder = store.models_dir() / "tiny-test"
     (folder / "folder.safetensors").mkdir()
     (folder / "dangling.safetensors").symlink_to(folder / "absent.safetensors")
@@ -297,7 +296,7 @@ def test_every_family_of_the_table_is_registered_by_its_module():
     from estm_core.families import FAMILIES, trained_by
 
     for name, family in FAMILIES.items():
-        cls = store.model_class(name)
+        cls = families.model_class(name)
         assert cls.family == name and cls.__module__ == f"estm_core.models.{family.module}"
     assert set(trained_by("classifier")) | set(trained_by("transfer")) | set(trained_by("wavenet")) == set(FAMILIES)
 
@@ -307,14 +306,15 @@ def test_a_model_saved_under_a_former_family_name_loads_as_today_s(store_home):
 
     model = GemsResNet(classes=3, blocks=(1,), widths=(4,))
     features = {"n_fft": 256, "hop_length": 64, "n_mels": 32, "standardize": True}  # a task needs them (issue 24)
-    path = store.save_model(model, store.model_path("gems", "old"), labels=["a", "b", "c"],
-                            audio=store.AudioSettings(8000, 4000, features=features))
+    path = model_file.save_model(model, store.model_path("gems", "old"), labels=["a", "b", "c"],
+                                 audio=model_file.AudioSettings(8000, 4000, features=features))
     old = store.models_dir() / "emotion" / "old.safetensors"  # as estm wrote a GEMS model before the rename
     old.parent.mkdir()
     fields = json.loads(_metadata(path))
     from safetensors.torch import save_file
 
-    save_file(model.state_dict(), str(old), metadata={store.METADATA_KEY: json.dumps({**fields, "family": "emotion"})})
+    save_file(model.state_dict(), str(old),
+              metadata={model_file.METADATA_KEY: json.dumps({**fields, "family": "emotion"})})
     path.unlink()
     assert store.newest("gems") == old and store.resolve("gems/old") == old
     loaded = store.load_model("old", "gems")
@@ -333,14 +333,14 @@ def test_metadata_from_before_the_typed_fields_reads_and_keeps_keys_it_does_not_
     written = {"family": "tiny-test", "config": model.config, "labels": ["a", "b"],
                "audio": {"sample_rate": 8000, "segment_length": 4096, "channels": 2},
                "training": {"data": "/cache", "status": "finished", "best": {"epoch": 3}, "curriculum": [1, 2]}}
-    save_file(model.state_dict(), str(path), metadata={store.METADATA_KEY: json.dumps(written)})
-    info = store.read_info(path)
-    assert info.audio == store.AudioSettings(8000, 4096, other={"channels": 2})
+    save_file(model.state_dict(), str(path), metadata={model_file.METADATA_KEY: json.dumps(written)})
+    info = model_file.read_info(path)
+    assert info.audio == model_file.AudioSettings(8000, 4096, other={"channels": 2})
     assert (info.training.data, info.training.status, info.training.best) == ("/cache", "finished", {"epoch": 3})
     assert info.training.other == {"curriculum": [1, 2]} and info.training.label_column == "label"
-    store.save_model(model, path, labels=info.labels, audio=info.audio, training=info.training, force=True)
-    assert store.read_info(path).training.other == {"curriculum": [1, 2]}
-    assert store.read_info(path).audio.other == {"channels": 2}
+    model_file.save_model(model, path, labels=info.labels, audio=info.audio, training=info.training, force=True)
+    assert model_file.read_info(path).training.other == {"curriculum": [1, 2]}
+    assert model_file.read_info(path).audio.other == {"channels": 2}
 
 
 def test_a_cache_that_does_not_fit_the_model_is_named_with_both_settings(store_home, tmp_path):
@@ -350,8 +350,8 @@ def test_a_cache_that_does_not_fit_the_model_is_named_with_both_settings(store_h
 
     settings = SegmentSettings(sample_rate=8000, segment_length=4000)
     (tmp_path / "segments.json").write_text(json.dumps({"settings": asdict(settings), "complete": True}))
-    info = store.ModelInfo("tiny-test", {}, audio=store.AudioSettings(8000, 4000))
-    model = store.LoadedModel("judge", make_tiny(), info)
+    info = model_file.ModelInfo("tiny-test", {}, audio=model_file.AudioSettings(8000, 4000))
+    model = model_file.LoadedModel("judge", make_tiny(), info)
     assert check_fits(tmp_path, model).segment_length == 4000
     model.info.audio.segment_length = 4096
     with pytest.raises(EstmError, match=f"judge takes 4096 samples at 8000 Hz, but {tmp_path} holds 4000 at 8000 Hz"):

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from estm_core import audio, store
+from estm_core import audio, model_file
 from estm_core.classify import classify_file, segment_probabilities
 from estm_core.models.estm import ESTM2
 from estm_core.models.resnet import ResNet
@@ -22,20 +22,20 @@ RATE = 8000
 BLOCK = 777  # frames per block: no file length or segment length here is a multiple of it
 
 
-def tiny_classifier() -> store.LoadedModel:
+def tiny_classifier() -> model_file.LoadedModel:
     """A randomly initialised (seeded) tiny ResNet taking 0.5 s segments at 8 kHz."""
     torch.manual_seed(0)
-    info = store.ModelInfo(family="genre", config={}, labels=["high", "low", "middle"],
-                           audio=store.AudioSettings(RATE, 4000, features=asdict(
+    info = model_file.ModelInfo(family="genre", config={}, labels=["high", "low", "middle"],
+                                audio=model_file.AudioSettings(RATE, 4000, features=asdict(
                                FeatureSettings(n_fft=256, hop_length=64, n_mels=32))))
-    return store.LoadedModel("tiny", ResNet(classes=3, blocks=(1, 1), widths=(8, 16)).eval(), info)
+    return model_file.LoadedModel("tiny", ResNet(classes=3, blocks=(1, 1), widths=(8, 16)).eval(), info)
 
 
-def tiny_transfer() -> store.LoadedModel:
+def tiny_transfer() -> model_file.LoadedModel:
     """A randomly initialised (seeded) tiny ESTM-2 taking 4096-sample segments at 8 kHz."""
     torch.manual_seed(0)
-    info = store.ModelInfo(family="estm2", config={}, audio=store.AudioSettings(RATE, 4096))
-    return store.LoadedModel("tiny", ESTM2(d=8, codebook_size=32).eval(), info)
+    info = model_file.ModelInfo(family="estm2", config={}, audio=model_file.AudioSettings(RATE, 4096))
+    return model_file.LoadedModel("tiny", ESTM2(d=8, codebook_size=32).eval(), info)
 
 
 def noisy_tone(seconds: float, frequency: float, seed: int, channels: int = 1) -> np.ndarray:

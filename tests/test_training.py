@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from estm_core import store
+from estm_core import model_file, store
 from estm_core.classify import classify_file, load_classifiers
 from estm_core.datasets.segment import SegmentSettings, segment_split
-from estm_core.errors import EstmError
+from estm_core.errors import EstmError, StoreError
 from estm_core.evaluate import classification_metrics, evaluate_classifier, write_classifier_report
 from estm_core.models.mer import MER
 from estm_core.training import classifier as recipe
@@ -183,28 +183,28 @@ def test_the_cli_refuses_a_bad_learning_rate_in_one_line(tone_cache, store_home,
 def test_a_second_run_of_a_name_in_training_is_refused(tone_cache, store_home):
     path = store.model_path("genre", "taken")
     with store.model_lock(path):  # another run holds it (a second lock object is a second holder)
-        with pytest.raises(store.StoreError, match="genre/taken is being trained"):
+        with pytest.raises(StoreError, match="genre/taken is being trained"):
             train_tiny(tone_cache, "taken", epochs=1)
     assert not path.exists()
 
 
 def test_a_kill_before_the_final_rewrite_is_recovered_by_resume(tone_cache, store_home, monkeypatch):
-    real_save = store.save_model
+    real_save = model_file.save_model
 
     def killed_at_the_final_rewrite(model, path, **options):
         if options["training"].status == "finished":
             raise KeyboardInterrupt
         return real_save(model, path, **options)
 
-    monkeypatch.setattr(store, "save_model", killed_at_the_final_rewrite)
+    monkeypatch.setattr(model_file, "save_model", killed_at_the_final_rewrite)
     with pytest.raises(KeyboardInterrupt):
         train_tiny(tone_cache, "cut", epochs=2)
-    assert store.read_info(store.model_path("genre", "cut")).training.status == "running"
-    monkeypatch.setattr(store, "save_model", real_save)
+    assert model_file.read_info(store.model_path("genre", "cut")).training.status == "running"
+    monkeypatch.setattr(model_file, "save_model", real_save)
     result = train_classifier("genre", tone_cache, "cut", TrainConfig(epochs=2, batch_size=8, lr=3e-3),
                               feature_settings=TINY_FEATURES, model_options=TINY_RESNET, resume=True)
     assert result.status == "already-finished"
-    assert store.read_info(store.model_path("genre", "cut")).training.status == "finished"
+    assert model_file.read_info(store.model_path("genre", "cut")).training.status == "finished"
     assert store.newest("genre") == store.model_path("genre", "cut")
 
 
@@ -230,7 +230,7 @@ def test_resume_keeps_the_runs_own_settings(tone_cache, store_home):
     result = train_classifier("genre", tone_cache, "settled", TrainConfig(epochs=30), feature_settings=TINY_FEATURES,
                               model_options=TINY_RESNET, resume=True)
     assert result.history["epoch"].tolist() == [1, 2, 3] and result.status == "finished"
-    assert store.read_info(result.path).training.config["batch_size"] == 8
+    assert model_file.read_info(result.path).training.config["batch_size"] == 8
 
 
 def test_early_stopping_waits_for_its_first_epoch(tone_cache, store_home):

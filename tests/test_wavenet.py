@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from estm_core import store
+from estm_core import model_file, store
 from estm_core.generate import generate
 from estm_core.models import wavenet_kernel
 from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet
@@ -151,8 +151,8 @@ def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained,
 
     # a judge that knows the two labels (untrained: this checks the mechanics, not the verdict)
     features = {"n_fft": 256, "hop_length": 64, "n_mels": 32, "standardize": True}
-    store.save_model(GemsResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("gems", "tone-judge"),
-                     labels=["high", "low"], audio=store.AudioSettings(16000, 4000, features=features))
+    model_file.save_model(GemsResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("gems", "tone-judge"),
+                          labels=["high", "low"], audio=model_file.AudioSettings(16000, 4000, features=features))
     result = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "--count", "2",
                   "--seconds", "0.2", "--json")
     assert result.code == 0, result.err

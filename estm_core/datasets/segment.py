@@ -485,7 +485,7 @@ def file_segments(path: str | Path, sample_rate: int, segment_length: int) -> np
 
 
 def check_fits(cache_dir: str | Path, model) -> SegmentSettings:
-    """The cache's settings, after checking its segments are what `model` (a store.LoadedModel) takes: its sample
+    """The cache's settings, after checking its segments are what `model` (a model_file.LoadedModel) takes: its sample
     rate and segment length."""
     settings = read_settings(cache_dir)
     if (settings.sample_rate, settings.segment_length) != (model.sample_rate, model.segment_length):

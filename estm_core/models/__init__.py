@@ -1,4 +1,4 @@
-"""Model families, one module each; each registers its classes with `estm_core.store.register`."""
+"""Model families, one module each; each registers its classes with `estm_core.families.register`."""
 
 import math
 from numbers import Integral, Real

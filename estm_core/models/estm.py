@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..store import register
+from ..families import register
 from . import MAX_CHANNELS, check_real, check_whole, keras_init
 from .vq import VectorQuantizer
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import EstmError
-from ..store import register
+from ..families import register
 from . import MAX_CHANNELS, MAX_CLASSES, check_real, check_whole, keras_init
 
 # (out channels of each 3x3 conv in the stage, pooling after it, dropout after the pooling)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import EstmError
-from ..store import register
+from ..families import register
 from . import MAX_CHANNELS, MAX_CLASSES, check_real, check_whole
 
 

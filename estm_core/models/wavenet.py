@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..store import register
+from ..families import register
 from . import MAX_CHANNELS, MAX_CLASSES, check_whole, wavenet_kernel
 
 PRESETS = {

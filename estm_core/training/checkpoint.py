@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from .. import store
+from .. import model_file
 from ..errors import EstmError
 
 
@@ -35,7 +35,7 @@ def save_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim
         "optimizer_numbers": json.dumps(numbers),
         "optimizer_groups": json.dumps(optimizer_state["param_groups"]),
     }
-    store.write_tensors(path, tensors, metadata, force=True)
+    model_file.write_tensors(path, tensors, metadata, force=True)
 
 
 def load_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:

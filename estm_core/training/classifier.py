@@ -9,11 +9,11 @@ from typing import Callable
 
 import torch.nn.functional as F
 
-from .. import features, store
+from .. import features, model_file
 from ..features import FeatureSettings
 from ..datasets.segment import read_manifest, read_settings
 from ..errors import EstmError
-from ..families import FAMILIES, trained_by
+from ..families import FAMILIES, model_class, trained_by
 from .loop import TrainConfig, TrainResult, fit, unwrap
 from .recipe import check_family, check_segment_length, seeded_model, segment_parts
 
@@ -43,7 +43,7 @@ def takes_segments(family: str, settings: FeatureSettings, **model_options) -> C
     import torch
 
     with torch.device("meta"):
-        skeleton = store.model_class(family)(**model_options)
+        skeleton = model_class(family)(**model_options)
 
     def takes(samples: int) -> bool:
         if samples < settings.n_fft:
@@ -86,9 +86,9 @@ def train_classifier(
     data = segment_parts(cache_dir, manifest, label_column=label_column, labels=labels)
     model = seeded_model(family, config.seed, **options)
     settings = asdict(feature_settings)
-    audio = store.AudioSettings(segments.sample_rate, segments.segment_length, features=settings)
-    summary = store.TrainingSummary(data=str(Path(cache_dir).resolve()), label_column=label_column,
-                                    segments={part: len(data.get(part, [])) for part in ("train", "validation")})
+    audio = model_file.AudioSettings(segments.sample_rate, segments.segment_length, features=settings)
+    summary = model_file.TrainingSummary(data=str(Path(cache_dir).resolve()), label_column=label_column,
+                                         segments={part: len(data.get(part, [])) for part in ("train", "validation")})
     return fit(model, classifier_step(segments.sample_rate, settings), data["train"], data.get("validation"), config,
                name=name, labels=labels, audio=audio, training=summary, resume=resume, resume_epochs=resume_epochs,
                options={"data": summary.data, "label_column": label_column, "features": settings}, force=force,

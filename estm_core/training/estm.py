@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import store
+from .. import model_file
 from ..datasets.segment import INT16_SCALE, open_cache, read_manifest, read_settings
 from ..datasets.style_labels import read_style_labels
 from ..errors import EstmError
@@ -78,7 +78,7 @@ def train_transfer(
     check_family(family, "transfer")
     segments = read_settings(cache_dir)
     check_segment_length(family, cache_dir, segments.sample_rate, segments.segment_length,
-                         lambda samples: samples >= store.MIN_TRANSFER_SEGMENT)
+                         lambda samples: samples >= model_file.MIN_TRANSFER_SEGMENT)
     learns_emotion = FAMILIES[family].transfers
     label_map, teacher = read_style_labels(style_labels, cache_dir) if learns_emotion else (None, None)
     data = segment_parts(cache_dir, read_manifest(cache_dir), labels=QUADRANTS.labels, label_map=label_map,
@@ -87,13 +87,14 @@ def train_transfer(
     if variance <= 0:
         raise EstmError(f"{cache_dir}: the training audio is silent")
     model = seeded_model(family, config.seed, **(model_options or {}))
-    summary = store.TrainingSummary(data=str(Path(cache_dir).resolve()), train_variance=variance,
-                                    style_labels=_source(style_labels) if learns_emotion else None,
-                                    style_labeller=teacher,
-                                    segments={part: len(dataset) for part, dataset in data.items()})
+    summary = model_file.TrainingSummary(data=str(Path(cache_dir).resolve()), train_variance=variance,
+                                         style_labels=_source(style_labels) if learns_emotion else None,
+                                         style_labeller=teacher,
+                                         segments={part: len(dataset) for part, dataset in data.items()})
     return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
-               labels=FAMILIES[family].labels, audio=store.AudioSettings(segments.sample_rate, segments.segment_length),
-               training=summary, options={"data": summary.data, "style_labels": summary.style_labels}, resume=resume,
+               labels=FAMILIES[family].labels,
+               audio=model_file.AudioSettings(segments.sample_rate, segments.segment_length), training=summary,
+               options={"data": summary.data, "style_labels": summary.style_labels}, resume=resume,
                resume_epochs=resume_epochs, force=force, on_step=on_step, on_epoch=on_epoch)
 
 
@@ -102,7 +103,7 @@ def _source(style_labels: str | Path) -> str:
     return "truth" if str(style_labels) == "truth" else str(Path(style_labels).resolve())
 
 
-def run_status(info: store.ModelInfo) -> str:
+def run_status(info: model_file.ModelInfo) -> str:
     """ok, NaN or collapsed (judged on the saved, best epoch), from a trained model's summary; "running" while
     unfinished."""
     training = info.training

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import store
+from .. import model_file, store
 from ..errors import EstmError
 from ..resources import data_file
 from .estm import run_status
@@ -40,7 +40,7 @@ def point(grid: pd.DataFrame, index: int) -> tuple[str, dict]:
 
 def is_finished(family: str, name: str) -> bool:
     path = store.model_path(family, name)
-    return path.exists() and run_status(store.read_info(path)) != "running"
+    return path.exists() and run_status(model_file.read_info(path)) != "running"
 
 
 def pending(family: str, grid: pd.DataFrame, prefix: str = "", force: bool = False) -> list[int]:
@@ -62,7 +62,7 @@ def summary(family: str, grid: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
         path = store.model_path(family, prefix + name)
         row = {"point": index, "name": prefix + name, **options}
         if path.exists():
-            info = store.read_info(path)
+            info = model_file.read_info(path)
             training = info.training
             row.update({"status": run_status(info), "epochs": training.epochs_run, "best_epoch": training.best_epoch,
                         **{key: value for key, value in training.final.items()

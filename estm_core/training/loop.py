@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .. import store
+from .. import model_file, store
 from ..device import autocast, choose_device, seed_everything
-from ..errors import EstmError, FileError
+from ..errors import EstmError, FileError, StoreError
 from ..files import write_csv
 from ..steps import Step, TermSums, held_out_sums
 from .checkpoint import load_resume_state, read_run_state, save_resume_state
@@ -136,8 +136,8 @@ def fit(
     *,
     name: str,
     labels: Sequence[str] = (),
-    audio: store.AudioSettings | None = None,
-    training: store.TrainingSummary | None = None,
+    audio: model_file.AudioSettings | None = None,
+    training: model_file.TrainingSummary | None = None,
     options: dict | None = None,
     resume: bool = False,
     resume_epochs: int | None = None,
@@ -195,10 +195,10 @@ class _Run:
     best epoch and the run's summary; the history; the resume checkpoint), each written atomically."""
 
     def __init__(self, model: torch.nn.Module, model_path: Path, config: TrainConfig, dist: _Distributed, *,
-                 labels: Sequence[str], audio: store.AudioSettings | None, training: store.TrainingSummary | None,
-                 options: dict | None = None):
+                 labels: Sequence[str], audio: model_file.AudioSettings | None,
+                 training: model_file.TrainingSummary | None, options: dict | None = None):
         self.model, self.path, self.config, self.dist = model, model_path, config, dist
-        self.labels, self.audio, self.training = list(labels), audio, training or store.TrainingSummary()
+        self.labels, self.audio, self.training = list(labels), audio, training or model_file.TrainingSummary()
         model.to(dist.device)  # before the optimiser, so that a resumed optimiser state lands on the same device
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.state = _State(config=asdict(config), model=_plain(model.config), options=_plain(options or {}))
@@ -352,7 +352,8 @@ class _Run:
                           best_value=state.best_value, best=best, final=state.history[-1] if state.history else {},
                           device=str(self.dist.device), world_size=self.dist.world)
         with _writing(self.path):
-            store.save_model(weights, self.path, labels=self.labels, audio=self.audio, training=summary, force=True)
+            model_file.save_model(weights, self.path, labels=self.labels, audio=self.audio, training=summary,
+                                  force=True)
 
     def checkpoint(self) -> None:
         """The history and the resume checkpoint, as of the last finished epoch."""
@@ -414,7 +415,7 @@ def _judge(state: _State, config: TrainConfig, row: dict) -> tuple[bool, str]:
 
 def _diverged(model: torch.nn.Module, epoch: int) -> str | None:
     """Why the weights are unusable after `epoch` (a NaN or an infinity even though the loss stayed finite)."""
-    name = store.nonfinite_weights(model.state_dict())
+    name = model_file.nonfinite_weights(model.state_dict())
     return f"weight {name} became NaN or infinite in epoch {epoch}" if name else None
 
 
@@ -425,13 +426,13 @@ def _stopped(cause: str, last_good_epoch: int) -> str:
 def _model_file_config(model_path: Path) -> dict:
     """The model config in a run's model file (checkpoints from before they kept it), or {}."""
     try:
-        return store.read_info(model_path).config
-    except store.StoreError:
+        return model_file.read_info(model_path).config
+    except StoreError:
         return {}
 
 
 def _recorded_status(model_path: Path) -> str | None:
     try:
-        return store.read_info(model_path).training.status
-    except store.StoreError:
+        return model_file.read_info(model_path).training.status
+    except StoreError:
         return None

@@ -9,11 +9,10 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .. import store
 from ..datasets.cache import SegmentDataset
 from ..device import seed_everything
 from ..errors import EstmError
-from ..families import trained_by
+from ..families import model_class, trained_by
 
 
 def check_family(family: str, recipe: str) -> None:
@@ -83,4 +82,4 @@ def segment_parts(cache_dir: str | Path, manifest: pd.DataFrame, **dataset_optio
 def seeded_model(family: str, seed: int, **options) -> torch.nn.Module:
     """A new `family` model: the same seed, the same initial weights."""
     seed_everything(seed)
-    return store.model_class(family)(**options)
+    return model_class(family)(**options)

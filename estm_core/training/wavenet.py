@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import store
+from .. import model_file
 from ..datasets.layouts import read_dataset
 from ..datasets.mulaw import SAMPLE_RATE, WindowDataset, build_cache, cache_folder, spans
 from ..datasets.split import read_split, split_table
@@ -65,10 +65,10 @@ def train_wavenet(
     if (validation_spans["length"] >= window).any():
         held_out = WindowDataset(cache, validation_spans, window, labels,
                                  windows=max(1, (windows_per_epoch or len(train)) // 10), seed=config.seed + 1)
-    audio = store.AudioSettings(SAMPLE_RATE, mu_law_classes=model.classes, receptive_field=model.receptive_field,
-                                output_length=output_length)
-    summary = store.TrainingSummary(data=str(Path(data).resolve()), preset=preset, holdout=holdout,
-                                    files={part: int((cache.index["part"] == part).sum())
+    audio = model_file.AudioSettings(SAMPLE_RATE, mu_law_classes=model.classes, receptive_field=model.receptive_field,
+                                     output_length=output_length)
+    summary = model_file.TrainingSummary(data=str(Path(data).resolve()), preset=preset, holdout=holdout,
+                                         files={part: int((cache.index["part"] == part).sum())
                                            for part in ("train", "validation")})
     result = fit(model, wavenet_step(model.receptive_field), train, held_out, config, name=name, labels=labels,
                  audio=audio, training=summary, resume=resume, resume_epochs=resume_epochs, force=force,
