@@ -301,3 +301,18 @@ def test_analyze_command_folders_and_stdin(estm, two_songs, tmp_path):
     assert {json.loads(line)["path"] for line in by_folder.out.splitlines()} == {str(path) for path in two_songs}
     piped = estm("analyze", "-", "--csv", stdin=f"{two_songs[1]}\n")
     assert piped.code == 0 and piped.out.splitlines()[1].startswith(str(two_songs[1]))
+
+
+def test_analyze_files_returns_each_file_s_cues_or_error_in_order_with_one_job_or_two(tmp_path, bad_files):
+    song = tmp_path / "song.wav"
+    write(song, chords(MAJOR), RATE)
+    paths = [song, bad_files["empty"], song, bad_files["not_audio"]]
+    alone = list(meter.analyze_files(paths, jobs=1))
+    assert [path for path, _ in alone] == [str(path) for path in paths]
+    assert [type(result) for _, result in alone] == [Cues, audio.AudioError, Cues, audio.AudioError]
+    together = list(meter.analyze_files(paths, jobs=2))
+    assert [path for path, _ in together] == [str(path) for path in paths]
+    measured = [json.dumps(result.to_dict()) for _, result in (alone[0], together[0], together[2])]
+    assert measured == [measured[0]] * 3
+    assert [str(result) for _, result in together[1::2]] == [str(result) for _, result in alone[1::2]]
+

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import audio
 from ..loudness import LoudnessMeter
-from ..workers import process_pool
+from ..workers import in_order
 from .spectral import SAMPLE_RATE, LongTermSpectrum, Spectra, Spectrum
 
 BLOCK_SECONDS = 60.0  # decoded and analysed at a time
@@ -95,24 +95,9 @@ def analyze(path_or_samples, sample_rate: int | None = None) -> Cues:
 def analyze_files(paths: list, jobs: int = 1) -> Iterator[tuple[str, Cues | Exception]]:
     """(path, Cues, or the exception that stopped it: an AudioError, or any other, so that one file's failure never
     ends the others) for each path, in order; with jobs > 1 in that many processes, never more than 2 * jobs files
-    ahead."""
-    if jobs <= 1 or len(paths) <= 1:
-        for path in paths:
-            yield str(path), _analyze_or_error(path)
-        return
-    with process_pool(jobs) as pool:
-        pending = [(path, pool.submit(_analyze_or_error, path)) for path in paths[: 2 * jobs]]
-        following = 2 * jobs
-        try:
-            while pending:
-                path, future = pending.pop(0)
-                if following < len(paths):
-                    pending.append((paths[following], pool.submit(_analyze_or_error, paths[following])))
-                    following += 1
-                yield str(path), future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
+    ahead (workers.in_order)."""
+    for path, result in zip(paths, in_order(_analyze_or_error, paths, jobs)):
+        yield str(path), result
 
 
 def _analyze_or_error(path) -> Cues | Exception:
