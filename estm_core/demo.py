@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from . import store
@@ -25,7 +24,6 @@ from .errors import EstmError
 from .families import FAMILIES
 from .labels import GEMS_OF_QUADRANT
 from .files import atomic_write
-from .report import write_report
 
 MODELS = {  # store name -> (family, what it is)
     "demo-judge": ("mer", "MER judge: scores transfers and generated clips (trained apart from the labeller)"),
@@ -70,7 +68,7 @@ PLANS = {
                               end_channels=16), wavenet_steps=10, generate_seconds=1.0, pairs=8),
 }
 
-# What the original paper reported (test; chance 0.25), for the report's comparison table.
+
 @dataclass(frozen=True)
 class Source:
     """A corpus the demo can run on, as the report describes it."""
@@ -90,9 +88,6 @@ SOURCES = {
                     ("mode", "tempo_bpm", "loudness_db", "rolloff_db_per_octave", "articulation", "register_octaves",
                      "dissonance", "percussion")),
 }
-
-PAPER = {"estm1": {"mse_c": "0.15-0.45", "pea": "0.24-0.28", "aea": "0.26-0.31"},
-         "estm2": {"mse_c": "0.14-0.36", "pea": "0.24-0.29", "aea": "0.24-0.29"}}
 
 Progress = Callable[[str, "int | None", str], object]  # (description, total, unit) -> context manager f(done, total)
 
@@ -339,160 +334,11 @@ class Demo:
 
     # ------------------------------------------------------------------------------------------ report
 
-    def figures(self) -> dict[str, Path]:
-        from . import audio, plots
-        from .datasets.segment import cache_segments
-        from .models.codebook_usage import codebook_usage
-
-        figures = {}
-        for name in MODELS:
-            path = store.find_model(MODELS[name][0], name)
-            history = store.read_history(store.history_path(path))
-            figures[f"history:{name}"] = plots.history_png(history, self.media / f"{name}-history.png",
-                                                            title=f"{name} ({MODELS[name][0]})", force=True)
-        clips = [audio.load_clip(file) for file in self.state["done"]["generation"]["files"]]
-        for clip in clips:
-            clip.name = f"WaveNet, asked for {clip.name.removesuffix('.wav').split('-')[-1]}"
-        figures["generated"] = plots.spectrogram_png(clips, self.media / "generated.png", force=True)
-        estm2 = store.load_model(store.find_model("estm2", "demo-estm2"), "estm2", self.device)
-        _, batches = cache_segments(self.cache, estm2, part="test")
-        figures["codebook"] = plots.codebook_png(codebook_usage(estm2.model, batches), self.media / "codebook.png",
-                                                 title="demo-estm2: codebook use on held-out segments", force=True)
-        return figures
-
     def report(self) -> list[Path]:
+        from .demo_report import write_demo_report
+
         self.say("report: figures, report.html and report.md")
-        figures = self.figures()
-        document = self._document(figures)
-        return write_report(document, self.out / "report", title="estm demo report")
-
-    def _document(self, figures: dict[str, Path]) -> list[tuple]:
-        from .transfer_evaluation import summary_rows
-
-        done = self.state["done"]
-        seconds = self.state.get("seconds", {})
-        segments = done["segments"]
-        source = SOURCES[self.plan.source]
-        judged = done["judged"]
-        judged_pairs = judged["corpora"]["development"]["pairs"]
-        classified = done["classified"][:8]
-        shown = f"the {len(classified)}" if len(classified) == len(done["classified"]) else \
-            f"{len(classified)} of the {len(done['classified'])}"
-        example = {role: path for role, path in judged["example"].items() if role != "figure"}
-        labeller = "demo-mer"
-        generated = [Path(file).stem.removeprefix("generated-") for file in done["generation"]["files"]]
-        blocks: list[tuple] = [
-            ("h1", "estm demo"),
-            ("p", f"Plan **{self.plan.name}** on {source.name}: {source.description}. {self.plan.count} "
-                  f"{source.unit}s, each rendered in the four Russell quadrants ({self.plan.count * 4} files of "
-                  f"10.08 s); split by {source.unit} into {segments['train']} training, {segments['validation']} validation and {segments['test']} held-out "
-                  f"segments. Every model below was trained here, on {self.device}, in "
-                  f"{sum(seconds.values()) / 60:.1f} minutes of stage time; all of them are in the model store as "
-                  f"`demo-*`."),
-            ("p", "How each quadrant is played (means over the corpus's table; brightness is the spectral centroid "
-                  "measured from the audio):"),
-            ("table", self._cue_table()),
-            ("h2", "Models"),
-            ("table", pd.DataFrame([
-                {"model": name, "family": family, "what": what,
-                 "epochs": done[f"train:{name}"]["epochs"], "status": done[f"train:{name}"]["status"],
-                 "seconds": seconds.get(f"train:{name}", "")}
-                for name, (family, what) in MODELS.items()])),
-            ("h2", "Recognition"),
-            ("p", f"Accuracy on the held-out segments ({source.unit}s never seen in training). Chance is the largest "
-                  "class's share."),
-            ("table", pd.DataFrame([{"model": name, "accuracy": r["accuracy"], "macro F1": r["macro_f1"],
-                                     "chance": r["chance"], "segments": r["count"]}
-                                    for name, r in done["recognition"].items()])),
-            ("img", self.media / f"{labeller}-confusion.png",
-             f"Confusion matrix of {labeller} ({MODELS[labeller][1].split(':')[0]}) on the held-out segments"),
-            ("p", f"`estm classify` on {shown} held-out files:"),
-            ("table", pd.DataFrame(classified)),
-            ("h2", "Emotion transfer"),
-            ("p", f"The paper's metrics on held-out pairs (a content segment, an emotion segment of another {source.unit}), "
-                  "judged by `demo-judge`, a MER model trained apart from the labeller whose labels the transfer "
-                  "models learned. PEA: the judge hears the emotion segment's MER label; AEA: its true quadrant; "
-                  "MSE_C: distance to the content over the training variance; CD: how much the four emotions change "
-                  f"one content (x 1e5). The corpus knows what a perfect transfer sounds like (the same {source.unit} "
-                  "rendered in the target quadrant): LSD is the log-spectral distance to it, beside the content's "
-                  "own distance (what doing nothing scores). PEA means only as much as the judge's own accuracy "
-                  "(above): a judge that always hears one quadrant scores every transfer PEA 1."),
-            ("table", self._transfer_table()),
-            ("p", f"Does a transfer transfer? `estm evaluate transfer` on {judged_pairs} held-out pairs: the "
-                  f"{source.unit} in one quadrant, another {source.unit} in a second quadrant as the emotion "
-                  f"reference, and the first {source.unit} rendered in the second quadrant as the true target. The "
-                  "cue method (no model: tempo, register, loudness, dynamics, brightness, articulation and mode "
-                  "moved toward the reference's) and demo-estm2 stand beside copy-content (doing nothing), "
-                  "copy-reference (all emotion, no content) and the target (the ceiling). Judges: demo-judge and "
-                  "the cue judge (logistic regression on the cue meter, fitted on the training files); chance is "
-                  "0.25 for the quadrant and 0.5 for an arousal or valence flip. The mel distance to the target and "
-                  "the chroma correlation with the content are taken after aligning tempo; the last column is the "
-                  "share of the pairs asked to flip arousal whose loudness moved the asked way."),
-            ("table", pd.DataFrame(summary_rows(judged))),
-            ("img", Path(judged["example"]["figure"]),
-             f"One held-out pair ({Path(next(iter(example.values()))).stem}): " + ", ".join(example)),
-            ("audio", list(example.items())),
-            ("img", figures["codebook"], "VQ codebook usage of demo-estm2"),
-            ("h2", "Generation"),
-            ("p", self._generation_text()),
-            ("table", pd.DataFrame(done["generation"].get("cues", [])).rename(columns={
-                "generated_rms_db": "generated level (dBFS)", "generated_centroid_hz": "generated brightness (Hz)",
-                "data_rms_db": "training audio level (dBFS)", "data_centroid_hz": "training audio brightness (Hz)"})),
-            ("img", figures["generated"], "Spectrograms of the clips generated for " + ", ".join(generated)),
-            ("audio", [(Path(file).stem, file) for file in done["generation"]["files"]]),
-            ("h2", "Training curves"),
-            ("grid", [(figures[f"history:{name}"], f"Training history of {name}") for name in MODELS]),
-            ("h2", "Next"),
-            ("p", "The demo's models are in the store, so these work now:"),
-            ("code", "estm transfer content.wav emotion.wav -o out.wav\nestm classify song.mp3\n"
-                     "estm generate --emotion Q1 -o q1.wav"),
-        ]
-        return blocks
-
-    def _cue_table(self) -> pd.DataFrame:
-        """One row per quadrant: each cue's mean over the corpus (the share in major for the mode), and the
-        spectral centroid measured from a few files."""
-        from . import audio
-        from .datasets.synth import MANIFEST_NAME
-        from .evaluate import rms_and_centroid
-
-        table = pd.read_csv(self.corpus / MANIFEST_NAME, keep_default_na=False)
-        columns = [column for column in SOURCES[self.plan.source].cue_columns if column in table.columns]
-        table["mode"] = (table["mode"] == "major").astype(float)
-        rows = table.groupby("label")[columns].mean().rename(columns={"mode": "share in major"})
-        centroids = {}
-        for label, paths in table.groupby("label")["path"]:
-            values = []
-            for path in paths.iloc[:8]:
-                samples, rate = audio.load(self.corpus / path, mono=True)
-                values.append(rms_and_centroid(samples, rate)[1])
-            centroids[label] = np.mean(values)
-        rows["brightness (Hz)"] = pd.Series(centroids)
-        return rows.rename_axis("quadrant").reset_index()
-
-    def _transfer_table(self) -> pd.DataFrame:
-        rows = []
-        for name, summary in self.state["done"]["transfer"].items():
-            paper = PAPER[summary["family"]]
-            rows.append({"model": name, "MSE_C": summary["mse_c"], "PEA": summary["pea"], "AEA": summary["aea"],
-                         "CD x1e5": summary["cd_x1e5"], "LSD to target (dB)": summary.get("lsd_target_db"),
-                         "content's LSD (dB)": summary.get("lsd_content_target_db"),
-                         "paper MSE_C": paper["mse_c"], "paper PEA": paper["pea"], "paper AEA": paper["aea"]})
-        return pd.DataFrame(rows)
-
-    def _generation_text(self) -> str:
-        summary = self.state["done"]["generation"]
-        text = (f"`demo-wavenet` generated {self.plan.generate_seconds:g} s per quadrant. The judge heard the asked-for "
-                f"quadrant in {summary['judged_label_accuracy']:.0%} of {summary['generated']} clips "
-                f"(chance {summary['chance']:.0%}).")
-        if summary.get("brightness_order_agreement") is not None:
-            text += (f" Brightness (spectral centroid) of the clips orders the quadrants as the training audio does in "
-                     f"{summary['brightness_order_agreement']:.0%} of the pairs of quadrants: the conditioning steers "
-                     f"the sound where the judge, trained on clean renderings, may not recognise it.")
-        if "held_out_nll" in summary:
-            text += (f" Held-out negative log-likelihood {summary['held_out_nll']:.2f} nats per sample, next-sample "
-                     f"accuracy {summary['held_out_accuracy']:.1%}.")
-        return text
+        return write_demo_report(self)
 
     def run(self) -> list[Path]:
         self.make_data()
