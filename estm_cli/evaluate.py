@@ -1,4 +1,5 @@
-"""`estm evaluate classifier`: metrics of a trained model on held-out data."""
+"""`estm evaluate`: a classifier's metrics, a transfer judged (a method or a learned model), a WaveNet's likelihood; the
+core computes each evaluation and writes its report files, this module prints them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from .common import (
 
 app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
 
+Part = Annotated[str, typer.Option("--part", help="train, validation or test.")]
+
 
 @app.command()
 @handles_errors
@@ -26,7 +29,7 @@ def classifier(
     model: Annotated[Optional[str], typer.Option(
         "--model", help=f"A classifier ({', '.join(trained_by('classifier'))}): name or path (default: the newest "
                         "one that knows the data's labels).")] = None,
-    part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
+    part: Part = "test",
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Report folder (default: evaluations/MODEL-PART).")] = None,
     batch_size: Annotated[int, typer.Option(
@@ -38,14 +41,14 @@ def classifier(
     debug: Debug = False,
 ) -> None:
     """Accuracy, macro-F1, per-class precision and recall, and the confusion matrix (CSV and PNG)."""
-    from estm_core import store
+    from estm_core import model_file, store
     from estm_core.classify import check_batch_size
     from estm_core.device import choose_device
     from estm_core.evaluate import classifier_report_files, evaluate_classifier, write_classifier_report
     from estm_core.files import check_writable
 
     model_path = store.resolve(model) if model is not None else _classifier_for(data, part)
-    check_batch_size(batch_size, store.read_info(model_path).audio.segment_length)  # before any work
+    check_batch_size(batch_size, model_file.read_info(model_path).audio.segment_length)  # before any work
     out_dir = output or Path("evaluations") / f"{store.model_name(model_path)}-{part}"
     for path in classifier_report_files(out_dir):  # before the work, not after it
         check_writable(path, force)
@@ -73,7 +76,7 @@ def classifier(
 
 def _classifier_for(data: Path, part: str) -> Path:
     """The newest classifier whose labels include every label of `part` of the cache `data`."""
-    from estm_core import store
+    from estm_core import model_file, store
     from estm_core.datasets.segment import read_manifest
     from estm_core.errors import EstmError
     from estm_core.training.classifier import CLASSIFIER_FAMILIES
@@ -82,7 +85,7 @@ def _classifier_for(data: Path, part: str) -> Path:
     segments = manifest[manifest["part"] == part]
     fitting = []
     for path in filter(None, map(store.newest, CLASSIFIER_FAMILIES)):
-        info = store.read_info(path)
+        info = model_file.read_info(path)
         column = info.training.label_column
         if column in segments.columns and set(segments[column]) <= set(info.labels):
             fitting.append(path)
@@ -116,7 +119,7 @@ def transfer_(
     judge: Annotated[Optional[str], typer.Option(
         "--judge", help="The mer model that judges; never the one that made the style labels (default: the newest "
                         "mer model; without one, only the cue judge).")] = None,
-    part: Annotated[str, typer.Option("--part", help="train, validation or test.")] = "test",
+    part: Part = "test",
     count: Annotated[Optional[int], typer.Option(
         "--count", "-n", callback=bounded(1),
         help="How many pairs of each corpus, drawn at random (default: every pair of the part).")] = None,
@@ -145,18 +148,24 @@ def transfer_(
     --held-out, on the development corpus and a held-out one side by side.
     """
     from estm_core.device import choose_device
-    from estm_core.errors import EstmError
 
-    if method is not None and (model is not None or pairs is not None):
-        raise EstmError("--method judges a method that needs no weights: leave out --model and --pairs")
+    _check_which_evaluation(method, model, pairs, held_out, range_)
     if pairs is not None:
-        if held_out is not None or range_ != "natural":
-            raise EstmError("--held-out and --range are for the judged transfer: leave out --pairs")
         _paper_metrics(model, pairs, cache_folder(data), judge, output, batch_size, choose_device(device), force,
                        json_, quiet)
         return
     _judged_transfer(data, held_out, method, model, range_, judge, part, count, output, seed, jobs, device, force,
                      json_, quiet)
+
+
+def _check_which_evaluation(method, model, pairs, held_out, range_) -> None:
+    """A method is judged on a paired corpus; the paper's metrics (--pairs) are a learned model's alone."""
+    from estm_core.errors import EstmError
+
+    if method is not None and (model is not None or pairs is not None):
+        raise EstmError("--method judges a method that needs no weights: leave out --model and --pairs")
+    if pairs is not None and (held_out is not None or range_ != "natural"):
+        raise EstmError("--held-out and --range are for the judged transfer: leave out --pairs")
 
 
 def _judged_transfer(data, held_out, method, model, range_, judge, part, count, output, seed, jobs, device, force,
@@ -166,7 +175,8 @@ def _judged_transfer(data, held_out, method, model, range_, judge, part, count, 
     from estm_core.datasets.split import PARTS
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
-    from estm_core.files import atomic_write, check_writable, write_csv
+    from estm_core.evaluate import transfer_report_files, write_transfer_report
+    from estm_core.files import check_writable
 
     if part not in PARTS:
         raise EstmError(f"--part must be one of {', '.join(PARTS)}, not {part!r}")
@@ -177,8 +187,7 @@ def _judged_transfer(data, held_out, method, model, range_, judge, part, count, 
     target = choose_device(device)
     name, methods, labellers = _judged_systems(method, model, range_, target)
     out_dir = output or Path("evaluations") / f"{name}-transfer-{part}"
-    written = [out_dir / "evaluation.json", out_dir / "pairs.csv", out_dir / "example.png"]
-    for path in written:  # before the work, not after it
+    for path in transfer_report_files(out_dir):  # before the work, not after it
         check_writable(path, force)
     note(f"device: {target}; systems: {', '.join(methods)}", quiet)
     with ProgressBar("judging", None, unit="pairs", quiet=quiet) as bar:
@@ -191,10 +200,7 @@ def _judged_transfer(data, held_out, method, model, range_, judge, part, count, 
         from estm_core.transfer_artifacts import check_all
 
         summary["artifacts"] = check_all(range_)
-    with atomic_write(written[0], force) as temporary:
-        temporary.write_text(json.dumps(plain(summary), indent=2))
-    write_csv(table, written[1], force)
-    evaluation.example_png(methods, table, written[2], force=force)
+    written = write_transfer_report(summary, table, out_dir, methods=methods, force=force)
     if json_:
         print(json.dumps(plain({**summary, "files": [str(path) for path in written]})))
         return
@@ -309,22 +315,20 @@ def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force,
     import pandas as pd
 
     from estm_core import store
-    from estm_core.evaluate import evaluate_transfer
-    from estm_core.files import atomic_write, check_writable, write_csv
+    from estm_core.evaluate import evaluate_transfer, transfer_report_files, write_transfer_report
+    from estm_core.files import check_writable
 
     model_path = store.find_model(transferring(), model)
     judge_path = store.find_model("mer", judge)
     out_dir = output or Path("evaluations") / f"{store.model_name(model_path)}-transfer-{store.model_name(judge_path)}"
-    for path in (out_dir / "evaluation.json", out_dir / "pairs.csv"):  # before the work, not after it
+    for path in transfer_report_files(out_dir, judged=False):  # before the work, not after it
         check_writable(path, force)
     note(f"device: {target}", quiet)
     table = pd.read_csv(pairs, dtype={"content": str, "style": str, "target": str}, keep_default_na=False)
     with ProgressBar("evaluating", len(table), unit="pairs", quiet=quiet) as bar:
         summary, per_pair = evaluate_transfer(str(model_path), table, data, str(judge_path), device=target,
                                               batch_size=batch_size, on_progress=bar)
-    with atomic_write(out_dir / "evaluation.json", force) as temporary:
-        temporary.write_text(json.dumps(plain(summary), indent=2))
-    write_csv(per_pair, out_dir / "pairs.csv", force)
+    written = write_transfer_report(summary, per_pair, out_dir, force=force)
     if json_:
         print(json.dumps(plain(summary)))
         return
@@ -338,7 +342,7 @@ def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force,
         if summary.get(key) is not None:
             table_view.add_row(key, f"{summary[key]:.4g}")
     stdout.print(table_view)
-    note(f"report: {out_dir}/evaluation.json, {out_dir}/pairs.csv", quiet)
+    note(f"report: {', '.join(str(path) for path in written)}", quiet)
 
 
 @app.command("wavenet")

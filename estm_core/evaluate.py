@@ -2,7 +2,8 @@
 precision and recall, the confusion matrix, per segment and per song), a learned transfer model's metrics of the
 ESTM paper on segment pairs (MSE_C, PEA, AEA, CD, and the distance to a true target), and a WaveNet's held-out
 likelihood and judged labels. The judged transfer of whole files, for methods and models alike, is
-transfer_evaluation's."""
+transfer_evaluation's; every evaluation's report files are written here (write_classifier_report,
+write_transfer_report)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from . import audio, store
 from .dsp import hann
 from .errors import EstmError, FileError
 from .files import atomic_write, write_csv
+from .report import write_json
 
 
 def classification_metrics(truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
@@ -93,8 +95,7 @@ def write_classifier_report(summary: dict, predictions: pd.DataFrame, out_dir: s
     labels = summary["labels"]
     confusion = pd.DataFrame(summary["confusion"], index=pd.Index(labels, name="truth \\ predicted"), columns=labels)
     written = classifier_report_files(out_dir)
-    with atomic_write(written[0], force) as temporary:
-        temporary.write_text(json.dumps(summary, indent=2))
+    write_json(summary, written[0], force)
     with atomic_write(written[1], force) as temporary:
         confusion.to_csv(temporary)
     confusion_png(np.array(summary["confusion"]), labels, written[2],
@@ -246,6 +247,27 @@ def _content_deviations(transfer: store.LoadedModel, pairs: pd.DataFrame, cache,
 
 
 # ------------------------------------------------------------------------------------------------- wavenet
+
+
+def transfer_report_files(out_dir: str | Path, *, judged: bool = True) -> list[Path]:
+    """A transfer evaluation's files in `out_dir`: evaluation.json and pairs.csv, and for a judged transfer
+    (transfer_evaluation.evaluate) example.png."""
+    names = ["evaluation.json", "pairs.csv"] + (["example.png"] if judged else [])
+    return [Path(out_dir) / name for name in names]
+
+
+def write_transfer_report(summary: dict, pairs: pd.DataFrame, out_dir: str | Path, *, methods: dict | None = None,
+                          force: bool = False) -> list[Path]:
+    """evaluation.json (NaN as null) and pairs.csv in `out_dir`, for evaluate_transfer's metrics or a judged transfer;
+    given the judged transfer's `methods`, also example.png (one pair as each method transfers it)."""
+    written = transfer_report_files(out_dir, judged=methods is not None)
+    write_json(summary, written[0], force)
+    write_csv(pairs, written[1], force)
+    if methods is not None:
+        from .transfer_evaluation import example_png
+
+        example_png(methods, pairs, written[2], force=force)
+    return written
 
 
 def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_label: int = 4, seconds: float = 4.0,

@@ -1,4 +1,5 @@
-"""A report as a list of blocks, written as HTML and Markdown side by side (the demo's report.html and report.md).
+"""A report as a list of blocks, written as HTML and Markdown side by side (the demo's report.html and report.md); and
+an evaluation's summary as JSON (write_json).
 
 A block is a tuple: ("h1" | "h2" | "p" | "code", text); ("table", DataFrame); ("img", path, caption);
 ("grid", [(path, caption), ...]) for figures two to a row; ("audio", [(label, path), ...]) for players. Text may
@@ -8,6 +9,8 @@ hold **bold** and `code`. Paths are written relative to the report's folder wher
 from __future__ import annotations
 
 import html
+import json
+import math
 import re
 from pathlib import Path
 
@@ -25,6 +28,26 @@ def write_report(document: list[tuple], stem: Path, *, title: str) -> list[Path]
             Path(temporary).write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def json_ready(value):
+    """`value` as JSON can hold it: NaN and infinities (a figure with nothing to count) become null, paths strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
+
+
+def write_json(value, path: str | Path, force: bool = False) -> Path:
+    """`value` (json_ready) as indented JSON, written atomically; an existing file is kept unless `force`."""
+    with atomic_write(path, force) as temporary:
+        Path(temporary).write_text(json.dumps(json_ready(value), indent=2))
+    return Path(path)
 
 
 def _cell(value) -> str:

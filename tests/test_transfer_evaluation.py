@@ -144,6 +144,26 @@ def test_copy_content_scores_the_floor_and_an_oracle_the_ceiling(tiny_split, sto
     assert systems["copy-reference"]["cue_directions"]["loudness"] == 1.0  # the reference has what it asks for
 
 
+def test_the_core_writes_a_transfer_report_with_nan_as_null_and_keeps_an_existing_one(tmp_path):
+    import json
+
+    from estm_core.errors import FileError
+    from estm_core.evaluate import transfer_report_files, write_transfer_report
+
+    summary = {"pairs": 2, "aea": float("nan"), "data": tmp_path / "split.csv", "spread": [1.5, float("inf")]}
+    pairs = pd.DataFrame({"pea": [1, 0], "lsd_target": [2.5, math.nan]})
+    written = write_transfer_report(summary, pairs, tmp_path / "report")  # the paper's metrics: no example figure
+    assert written == transfer_report_files(tmp_path / "report", judged=False)
+    assert json.loads(written[0].read_text()) == {"pairs": 2, "aea": None, "data": str(tmp_path / "split.csv"),
+                                                  "spread": [1.5, None]}
+    assert pd.read_csv(written[1]).equals(pairs)
+    with pytest.raises(FileError, match="already exists"):
+        write_transfer_report({"pairs": 3}, pairs, tmp_path / "report")
+    assert json.loads(written[0].read_text())["pairs"] == 2
+    write_transfer_report({"pairs": 3}, pairs, tmp_path / "report", force=True)
+    assert json.loads(written[0].read_text()) == {"pairs": 3}
+
+
 def test_the_command_judges_both_cue_systems_on_both_corpora(estm, tiny_split, tmp_path, store_home):
     import json
 
