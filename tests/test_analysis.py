@@ -303,6 +303,21 @@ def test_analyze_command_folders_and_stdin(estm, two_songs, tmp_path):
     assert piped.code == 0 and piped.out.splitlines()[1].startswith(str(two_songs[1]))
 
 
+def test_analysing_and_recognising_never_import_scikit_learn():
+    # the recogniser predicts from its stored weights in numpy: scikit-learn is for fitting (its import costs time
+    # in every `estm analyze` and `estm transfer`)
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from estm_core.cues.meter import analyze\n"
+            "from estm_core.cues.emotion import recognise\n"
+            "t = np.arange(3 * 22050) / 22050\n"
+            "recognise(analyze((0.1 * np.sin(2 * np.pi * 440 * t) * (t % 0.5 < 0.25)).astype(np.float32), 22050))\n"
+            "assert 'sklearn' not in sys.modules, 'analysing imported scikit-learn'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
 def test_analyze_files_returns_each_file_s_cues_or_error_in_order_with_one_job_or_two(tmp_path, bad_files):
     song = tmp_path / "song.wav"
     write(song, chords(MAJOR), RATE)

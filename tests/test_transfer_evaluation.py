@@ -94,6 +94,30 @@ def test_the_cue_judge_learns_which_cues_name_the_label_and_copes_with_missing_o
         CueJudge.fit(fast, ["Q1"] * 20)
 
 
+@pytest.mark.parametrize("labels", [2, 4])
+def test_the_cue_judge_fit_is_the_optimum_of_its_stated_loss(labels):
+    # a softmax over every label minimising the mean log-loss + L2 * (the weights' squares, not the biases'): its
+    # gradient vanishes at the fitted weights, so scikit-learn's C and its one-vector fit of two labels are translated
+    # right; a missing feature counts as the training mean
+    from estm_core.cues.judge import L2, features
+
+    rng = np.random.default_rng(1)
+    names = [f"Q{1 + index % labels}" for index in range(60)]
+    cues = [replace(BASE, onset_rate=float(rng.uniform(1, 4)) + int(name[1]), loudness_lufs=float(rng.normal(-20, 3)),
+                    centroid_hz=float(rng.uniform(300, 3000)), onset_decay=float(rng.uniform(0, 1) if index % 7 else
+                                                                                      math.nan))
+            for index, name in enumerate(names)]
+    judge = CueJudge.fit(cues, names)
+    raw = np.array([features(item) for item in cues])
+    inputs = np.hstack([(np.where(np.isfinite(raw), raw, judge.mean) - judge.mean) / judge.scale,
+                        np.ones((len(raw), 1))])
+    truth = np.eye(labels)[[judge.labels.index(name) for name in names]]
+    gradient = inputs.T @ (judge.probabilities(cues) - truth) / len(cues)
+    gradient[:-1] += 2 * L2 * judge.weights[:-1]
+    assert np.abs(gradient).max() < 1e-6
+    assert judge.weights[-1].sum() == pytest.approx(0.0, abs=1e-9)  # the biases centred, as the softmax's optimum
+
+
 def test_a_tempo_move_is_measured_wherever_its_ask_could_be_read():
     slower = replace(BASE, onset_rate=0.5, tempo_bpm=80.0)  # asked in onsets per second: x0.25
     output = replace(BASE, onset_rate=0.3, tempo_bpm=120.0)  # below the rate an ask is read at; the beat heard faster

@@ -5,6 +5,7 @@
 
 It scores a transfer's outputs beside a mer model (estm evaluate transfer). It reads only the cue meter's cues, so what
 it hears is the music's tempo, loudness, brightness, articulation, register and mode, not any model's features.
+scikit-learn fits it; predicting needs only numpy and the weights (as the shipped recogniser stores them).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class CueJudge:
 
     @classmethod
     def fit(cls, cues: list[Cues], labels: list[str]) -> "CueJudge":
-        from scipy.optimize import minimize
+        from sklearn.linear_model import LogisticRegression  # here: a judge that only predicts never imports it
 
         names = sorted(set(labels))
         if len(names) < 2:
@@ -51,21 +52,20 @@ class CueJudge:
         scale = np.nanstd(np.where(np.isfinite(raw), raw, np.nan), axis=0)
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         judge = cls(names, mean, scale, np.zeros((raw.shape[1] + 1, len(names))))
-        inputs = judge._inputs(raw)
-        truth = np.eye(len(names))[[names.index(label) for label in labels]]
-
-        def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            weights = flat.reshape(judge.weights.shape)
-            logits = inputs @ weights
-            logits -= logits.max(axis=1, keepdims=True)
-            log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            value = -(truth * log_p).sum() / len(inputs) + L2 * (weights[:-1] ** 2).sum()
-            gradient = inputs.T @ (np.exp(log_p) - truth) / len(inputs)
-            gradient[:-1] += 2 * L2 * weights[:-1]
-            return value, gradient.ravel()
-
-        result = minimize(loss, judge.weights.ravel(), jac=True, method="L-BFGS-B")
-        judge.weights = result.x.reshape(judge.weights.shape)
+        inputs = judge._inputs(raw)[:, :-1]
+        # The model is a softmax over every label, minimising the mean log-loss + L2 * (the weights' squares, not the
+        # biases'). scikit-learn minimises C * (summed log-loss) + (squares) / 2: the same at C = 1 / (2 L2 n). With
+        # two labels it fits one vector w for the second against the first: the softmax's optimum there is -w/2, +w/2,
+        # whose squares sum to |w|^2 / 2, so C doubles.
+        two = len(names) == 2
+        model = LogisticRegression(C=(2.0 if two else 1.0) / (2 * L2 * len(inputs)), tol=1e-8, max_iter=10_000)
+        model.fit(inputs, [names.index(label) for label in labels])
+        weights = np.vstack([model.coef_.T, model.intercept_])
+        if two:
+            weights = np.hstack([-weights / 2, weights / 2])
+        # the biases are unique only up to a shift that changes no probability: centred, as the softmax's own optimum
+        weights[-1] -= weights[-1].mean()
+        judge.weights = weights
         return judge
 
     def _inputs(self, raw: np.ndarray) -> np.ndarray:
