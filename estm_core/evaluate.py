@@ -18,6 +18,7 @@ from . import audio, store
 from .dsp import hann
 from .errors import EstmError, FileError
 from .files import atomic_write, write_csv
+from .model_file import LoadedModel
 from .report import write_json
 
 
@@ -175,7 +176,7 @@ def evaluate_transfer(model_name: str, pairs: pd.DataFrame, cache_dir: str | Pat
     return summary, table
 
 
-def _pair_rows(transfer: store.LoadedModel, classifier: store.LoadedModel, pairs: pd.DataFrame, cache_dir, cache,
+def _pair_rows(transfer: LoadedModel, classifier: LoadedModel, pairs: pd.DataFrame, cache_dir, cache,
                manifest: pd.DataFrame, batch_size: int, on_progress) -> list[dict]:
     """One row per pair of evaluate_transfer: MSE_C, the judge's quadrant for the output, the reference ("style")
     and the content, the reference's true quadrant, and where the pairs name a target, the log-spectral distances."""
@@ -219,7 +220,7 @@ def _pair_rows(transfer: store.LoadedModel, classifier: store.LoadedModel, pairs
     return rows
 
 
-def _independent_judge(transfer: store.LoadedModel, judge_name: str, device) -> store.LoadedModel:
+def _independent_judge(transfer: LoadedModel, judge_name: str, device) -> LoadedModel:
     """The mer judge, refused if it made the transfer model's training labels (a model must not pass by fitting its
     own teacher)."""
     judge_path = store.find_model("mer", judge_name)
@@ -229,7 +230,7 @@ def _independent_judge(transfer: store.LoadedModel, judge_name: str, device) -> 
     return store.load_model(judge_path, "mer", device)
 
 
-def _content_deviations(transfer: store.LoadedModel, pairs: pd.DataFrame, cache, manifest: pd.DataFrame) -> list[float]:
+def _content_deviations(transfer: LoadedModel, pairs: pd.DataFrame, cache, manifest: pd.DataFrame) -> list[float]:
     """CD's terms: each content_dev pair's content decoded with each of the four quadrants, the outputs' variance."""
     import torch
 
