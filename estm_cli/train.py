@@ -198,7 +198,7 @@ def _classifier_command(family: str, help_text: str):
 
 # ------------------------------------------------------------------------------------------- transfer families
 
-TRANSFER_OPTIONS = {family: FAMILIES[family].options for family in trained_by("transfer")}  # and their defaults
+VQVAE_OPTIONS = {family: FAMILIES[family].options for family in trained_by("vqvae")}  # and their defaults
 # Latent channels are --d in every family, the ESTM paper's name; hvqvae's model (and its files) call them latent_dim
 LatentChannels = Annotated[int, typer.Option(
     "--d", min=5, max=4096, help="Latent channels (the last 4 the emotion's).")]
@@ -280,8 +280,8 @@ def _report_grid(family: str, points, prefix: str, failed: list, summary: Path |
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-def _transfer_command(family: str, help_text: str):
-    defaults = TRANSFER_OPTIONS[family]
+def _vqvae_command(family: str, help_text: str):
+    defaults = VQVAE_OPTIONS[family]
     settings = TrainConfig(**FAMILIES[family].training)  # the paper's
 
     @handles_errors
@@ -318,20 +318,20 @@ def _transfer_command(family: str, help_text: str):
         quiet: Quiet = False,
         debug: Debug = False,
     ) -> None:
-        _train_transfer(context, family)  # which reads every option from context.params
+        _train_vqvae(context, family)  # which reads every option from context.params
 
     command.__doc__ = help_text
-    unused = {option for options in TRANSFER_OPTIONS.values() for option in options} - set(defaults)
+    unused = {option for options in VQVAE_OPTIONS.values() for option in options} - set(defaults)
     unused |= set() if "latent_dim" in defaults else {"former_latent_dim"}
     return _without(command, unused if family in LEARNS_EMOTION else unused | {"style_labels"})
 
 
-def _train_transfer(context: typer.Context, family: str) -> None:
+def _train_vqvae(context: typer.Context, family: str) -> None:
     """What `estm train FAMILY` does for a transfer family, with its command's options (context.params): one run,
     or the grid's."""
     from estm_core.device import choose_device
     from estm_core.errors import EstmError
-    from estm_core.training.estm import train_transfer
+    from estm_core.training.estm import train_vqvae
 
     given = context.params
     data, force, json_, quiet = given["data"], given["force"], given["json_"], given["quiet"]
@@ -342,12 +342,12 @@ def _train_transfer(context: typer.Context, family: str) -> None:
     model_name = given["name"] or ("" if on_grid else default_name(family, data))
     # a grid resumes each point with the grid's options; one run takes its own from its checkpoint
     values, new_total = run_options(context, family, model_name, given["resume"] and not on_grid)
-    model_options = TRANSFER_OPTIONS[family]
+    model_options = VQVAE_OPTIONS[family]
 
     def train_one(model_name: str, options: dict, resume_run: bool) -> None:
         """Train one model: the command's options, those of a grid point (`options`) in their place."""
         note(f"training {family} {model_name} on {choose_device(given['device'])}", quiet)
-        run_training(lambda on_step, on_epoch: train_transfer(
+        run_training(lambda on_step, on_epoch: train_vqvae(
             family, data, model_name, train_config(values), style_labels=values.get("style_labels") or "truth",
             model_options={**{option: values[option] for option in model_options}, **options}, resume=resume_run,
             resume_epochs=new_total, force=force, on_step=on_step, on_epoch=on_epoch),
@@ -435,8 +435,8 @@ def _grid_table(table) -> None:
 
 # a subcommand per family of the table (estm_core.families), in its order; wavenet's recipe has a command of its own
 for _family in FAMILIES.values():
-    if _family.recipe in ("classifier", "transfer"):
-        make = _classifier_command if _family.recipe == "classifier" else _transfer_command
+    if _family.recipe in ("classifier", "vqvae"):
+        make = _classifier_command if _family.recipe == "classifier" else _vqvae_command
         app.command(_family.name, short_help=_family.task)(make(_family.name, _family.about))
 
 

@@ -197,7 +197,7 @@ class Demo:
 
     def train_models(self) -> None:
         from .training.classifier import train_classifier
-        from .training.estm import train_transfer
+        from .training.estm import train_vqvae
         from .training.wavenet import train_wavenet
 
         plan = self.plan
@@ -229,7 +229,7 @@ class Demo:
             options = {width: plan.estm_d, "codebook_size": plan.estm_codebook}
             # small batches at a higher rate: a few minutes of CPU give enough steps to leave the near-silent
             # start (the original's batch 128 needs hours); the best epoch by held-out reconstruction is kept
-            self._train(name, lambda on_step, name=name, family=family, options=options: train_transfer(
+            self._train(name, lambda on_step, name=name, family=family, options=options: train_vqvae(
                 family, self.cache, name, self._config(plan.estm_epochs, 2, lr=2e-3, monitor="val_reconstruction"),
                 style_labels=labels, model_options=options, force=True, on_step=on_step))
         self._train("demo-wavenet", lambda on_step: train_wavenet(

@@ -20,8 +20,8 @@ class Family:
     name: str
     module: str  # estm_core.models.MODULE registers the family's class (register, below)
     task: str  # what it does, in a few words
-    recipe: str  # how it trains: "classifier" (labelled segments), "transfer" (segments and style labels) or
-    #   "wavenet" (windows of raw audio)
+    recipe: str  # how it trains: "classifier" (labelled segments), "vqvae" (segments, and style labels for the
+    #   ESTMs) or "wavenet" (windows of raw audio)
     about: str = ""  # more on it: the help of `estm train FAMILY`
     labels: tuple[str, ...] | None = None  # the labels it decides or takes; None: the training data's own
     decides: str = ""  # classifiers: what one decision is called (the heading of its column in `estm classify`)
@@ -46,14 +46,14 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family("gems", "resnet", "a song's GEMS emotion category (ResNet on log-mel)", "classifier",
            "A ResNet emotion classifier (e.g. Emotify's GEMS-9, or any folder labels), trained from scratch.",
            decides="GEMS"),
-    Family("hvqvae", "estm", "content-only reconstruction (hierarchical VQ-VAE)", "transfer",
+    Family("hvqvae", "estm", "content-only reconstruction (hierarchical VQ-VAE)", "vqvae",
            "The content-only hierarchical VQ-VAE (reconstruction); the paper's grid with --grid.", labels=(),
            codebooks=True, options={"latent_dim": 20, "beta": 0.25, "codebook_size": 1024}, training=ESTM_TRAINING),
-    Family("estm1", "estm", "emotion transfer to a given quadrant (ESTM-1)", "transfer",
+    Family("estm1", "estm", "emotion transfer to a given quadrant (ESTM-1)", "vqvae",
            "ESTM-1: the emotion as a one-hot quadrant appended to the quantised latents; --grid for the paper's 12.",
            labels=QUADRANTS.labels, codebooks=True, transfers=True,
            options={"d": 24, "beta": 1.5, "codebook_size": 1024}, training=ESTM_TRAINING),
-    Family("estm2", "estm", "emotion transfer from an emotion reference (ESTM-2)", "transfer",
+    Family("estm2", "estm", "emotion transfer from an emotion reference (ESTM-2)", "vqvae",
            "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
            "paper's 36.", labels=QUADRANTS.labels, codebooks=True, transfers=True,
            options={"d": 24, "beta": 0.25, "beta_e": 0.25, "codebook_size": 1024}, training=ESTM_TRAINING),

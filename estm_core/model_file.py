@@ -31,7 +31,7 @@ METADATA_KEY = "estm"
 # allocate 4.45 GB)
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 192_000
 MAX_SEGMENT_SECONDS = 600
-MIN_TRANSFER_SEGMENT = 255  # the transfer families' deepest encoder (7 unpadded stride-2 convolutions) needs this
+MIN_VQVAE_SEGMENT = 255  # the transfer families' deepest encoder (7 unpadded stride-2 convolutions) needs this
 MAX_MU_LAW_CLASSES = 1 << 16
 MAX_LABELS = 1024
 
@@ -168,7 +168,7 @@ def _check_usable(info: ModelInfo) -> None:
         return
     if info.audio is None:
         raise EstmError("no audio settings (audio is null)")
-    needs = {"classifier": ("segment_length", "features"), "transfer": ("segment_length",),
+    needs = {"classifier": ("segment_length", "features"), "vqvae": ("segment_length",),
              "wavenet": ("mu_law_classes", "receptive_field", "output_length")}[family.recipe]
     missing = [name for name in needs if getattr(info.audio, name) is None]
     if missing:
@@ -191,7 +191,7 @@ def _check_audio(audio: AudioSettings, recipe: str | None) -> None:
 
     within("sample_rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
     longest = MAX_SEGMENT_SECONDS * audio.sample_rate
-    within("segment_length", MIN_TRANSFER_SEGMENT if recipe == "transfer" else 1, longest)
+    within("segment_length", MIN_VQVAE_SEGMENT if recipe == "vqvae" else 1, longest)
     within("mu_law_classes", 2, MAX_MU_LAW_CLASSES)
     within("receptive_field", 2, longest)
     within("output_length", 1, longest)

@@ -16,7 +16,7 @@ from estm_core.models.estm import ESTM1, ESTM2, HVQVAE
 from estm_core.models.vq import VectorQuantizer
 from estm_core.models.mer import MER
 from estm_core.datasets.style_labels import read_style_labels
-from estm_core.training.estm import train_transfer, training_variance
+from estm_core.training.estm import train_vqvae, training_variance
 from estm_core.training.loop import TrainConfig
 from estm_core.transfer import crossfade_window, decode_segments, load_transfer_model, transfer_audio
 
@@ -175,7 +175,7 @@ def test_style_labels_from_truth_ours_and_the_original_format(quadrant_cache, tm
 
 
 def test_estm2_trains_records_its_variance_and_transfers_a_25_second_file(quadrant_cache, store_home, tmp_path):
-    result = train_transfer("estm2", quadrant_cache, "tiny-estm2", tiny_config(), style_labels="truth",
+    result = train_vqvae("estm2", quadrant_cache, "tiny-estm2", tiny_config(), style_labels="truth",
                             model_options={"d": 8, **TINY})
     history = result.history
     for column in ("reconstruction", "vq_bottom", "style_loss", "perplexity_bottom", "codes_used_top",
@@ -205,7 +205,7 @@ def test_hvqvae_takes_its_latent_channels_as_d_and_a_resume_names_d(quadrant_cac
 
 def test_estm1_takes_a_quadrant_and_the_transfer_command_writes_the_contents_duration(
         quadrant_cache, store_home, tmp_path, estm):
-    train_transfer("estm1", quadrant_cache, "tiny-estm1", tiny_config(), style_labels="truth",
+    train_vqvae("estm1", quadrant_cache, "tiny-estm1", tiny_config(), style_labels="truth",
                    model_options={"d": 8, **TINY})
     content = write(tmp_path / "content.flac", tone(3.3, 44100, frequency=300, channels=2), 44100)
     result = estm("transfer", content, "--emotion", "Q2", "-o", tmp_path / "out.wav", "--model", "tiny-estm1",
@@ -235,7 +235,7 @@ def test_evaluate_transfer_refuses_the_teacher_and_reports_the_metrics(quadrant_
     from estm_core.classify import label_segments
 
     label_segments("judge", quadrant_cache).to_csv(predictions, index=False)
-    train_transfer("estm2", quadrant_cache, "taught", tiny_config(epochs=1), style_labels=predictions,
+    train_vqvae("estm2", quadrant_cache, "taught", tiny_config(epochs=1), style_labels=predictions,
                    model_options={"d": 8, **TINY})
     pairs = make_pairs(read_manifest(quadrant_cache), part="test", content_dev=2, seed=0)
     with pytest.raises(Exception, match="made taught's training labels"):

@@ -298,7 +298,7 @@ def test_every_family_of_the_table_is_registered_by_its_module():
     for name, family in FAMILIES.items():
         cls = families.model_class(name)
         assert cls.family == name and cls.__module__ == f"estm_core.models.{family.module}"
-    assert set(trained_by("classifier")) | set(trained_by("transfer")) | set(trained_by("wavenet")) == set(FAMILIES)
+    assert set(trained_by("classifier")) | set(trained_by("vqvae")) | set(trained_by("wavenet")) == set(FAMILIES)
 
 
 def test_a_model_saved_under_a_former_family_name_loads_as_today_s(store_home):

@@ -1,4 +1,5 @@
-"""Training recipes for the transfer families `hvqvae`, `estm1` and `estm2` (spec/ESTM.md).
+"""The vqvae recipe: training the VQ-VAE families `hvqvae` (content only), `estm1` and `estm2` (emotion transfer)
+(spec/ESTM.md).
 
 Loss: reconstruction mean((x - x_hat)^2) / train_variance, plus the three VQ losses, plus beta_e * the style loss for
 ESTM-2. The original's training: Adam 1e-3, batch 128, up to 50 epochs, early stopping on the training loss with
@@ -39,7 +40,7 @@ def training_variance(cache_dir: str | Path, part: str = "train", chunk: int = 6
     return float(total_squares / count - mean**2)
 
 
-def transfer_step(train_variance: float):
+def vqvae_step(train_variance: float):
     """The training step of every transfer family: reconstruction + VQ (+ style) losses, and codebook usage."""
 
     def step(model, batch, device) -> dict:
@@ -60,7 +61,7 @@ def transfer_step(train_variance: float):
     return step
 
 
-def train_transfer(
+def train_vqvae(
     family: str,
     cache_dir: str | Path,
     name: str,
@@ -75,10 +76,10 @@ def train_transfer(
     on_epoch=None,
 ) -> TrainResult:
     """Train `family` on the train part of a segment cache (its validation part held out and reported)."""
-    check_family(family, "transfer")
+    check_family(family, "vqvae")
     segments = read_settings(cache_dir)
     check_segment_length(family, cache_dir, segments.sample_rate, segments.segment_length,
-                         lambda samples: samples >= model_file.MIN_TRANSFER_SEGMENT)
+                         lambda samples: samples >= model_file.MIN_VQVAE_SEGMENT)
     learns_emotion = FAMILIES[family].transfers
     label_map, teacher = read_style_labels(style_labels, cache_dir) if learns_emotion else (None, None)
     data = segment_parts(cache_dir, read_manifest(cache_dir), labels=QUADRANTS.labels, label_map=label_map,
@@ -91,7 +92,7 @@ def train_transfer(
                                          style_labels=_source(style_labels) if learns_emotion else None,
                                          style_labeller=teacher,
                                          segments={part: len(dataset) for part, dataset in data.items()})
-    return fit(model, transfer_step(variance), data["train"], data.get("validation"), config, name=name,
+    return fit(model, vqvae_step(variance), data["train"], data.get("validation"), config, name=name,
                labels=FAMILIES[family].labels,
                audio=model_file.AudioSettings(segments.sample_rate, segments.segment_length), training=summary,
                options={"data": summary.data, "style_labels": summary.style_labels}, resume=resume,

@@ -16,7 +16,7 @@ from ..families import model_class, trained_by
 
 
 def check_family(family: str, recipe: str) -> None:
-    """Refuse a family that the recipe ("classifier", "transfer") does not train."""
+    """Refuse a family that the recipe ("classifier", "vqvae", "wavenet") does not train."""
     families = trained_by(recipe)
     if family not in families:
         raise EstmError(f"unknown {recipe} family {family!r} (use {', '.join(families)})")
