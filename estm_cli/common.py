@@ -241,17 +241,6 @@ def output_mode(json_: bool, csv_: bool) -> str:
     return "json" if json_ else "csv" if csv_ else "table"
 
 
-def plain(value: Any) -> Any:
-    """JSON-safe: non-finite floats become null, paths strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
 
 
 class Batch:
@@ -370,3 +359,11 @@ class ProgressBar:
         if self._progress:
             self._progress.update(self._task, completed=done, total=total)
             self._refresh_rate()
+
+
+def plain(value: Any) -> Any:
+    """JSON-safe (report.json_ready: non-finite floats null, paths strings), imported when used so that --help
+    stays free of numpy."""
+    from estm_core.report import json_ready
+
+    return json_ready(value)
