@@ -1,9 +1,10 @@
 """Signal-processing building blocks in numpy (and soxr for halving a rate): mel filters, short-time and constant-Q
-spectra, peak picking and the autocorrelation tempo. The cue meter used librosa's; importing librosa (numba and its
-own modules) cost 1.4 s of every `estm transfer` and `estm analyze`, about as long as measuring three minutes of
-music. Each function says which librosa call it stands for; tests/test_dsp.py checks each against that call on music
-(a SoundFont-rendered chorale, a synthesised band), within the tolerance its docstring states (float rounding where it
-says nothing), and against hand-made signals. Anything not needed at the cue meter's start-up uses librosa itself.
+spectra, peak picking, the autocorrelation tempo and HPSS masks. The cue meter used librosa's; importing librosa
+(numba and its own modules) cost 1.4 s of every `estm transfer` and `estm analyze`, about as long as measuring three
+minutes of music. Each function says which librosa call it stands for; tests/test_dsp.py checks each against that
+call on music (a SoundFont-rendered chorale, a synthesised band), within the tolerance its docstring states (float
+rounding where it says nothing), and against hand-made signals. Anything not needed at the cue meter's start-up uses
+librosa itself.
 """
 
 from __future__ import annotations
@@ -170,3 +171,26 @@ def cqt_magnitude(signal: np.ndarray, sample_rate: int, hop: int, lowest_midi: i
         if octave < octaves - 1:
             current, rate = soxr.resample(current, 2, 1, quality="HQ"), rate / 2.0
     return magnitude
+
+
+# ------------------------------------------------------------------------------------------------------ HPSS
+
+
+def hpss_masks(magnitude: np.ndarray, kernel: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic and percussive soft masks of a (bins, frames) magnitude, in its dtype: librosa.decompose.hpss(
+    magnitude, kernel_size=kernel, mask=True) with its defaults power=2 and margin=1 (Fitzgerald's median filtering,
+    scipy's with edges reflected as librosa's: over `kernel[0]` frames for the harmonic part, `kernel[1]` bins for the
+    percussive; Wiener-like masks of power 2, 0.5 each where both parts are zero). Tolerance: none, the masks are
+    librosa's to the bit (tests/test_dsp.py: on music, on noise with silence, in float32 and float64)."""
+    from scipy.ndimage import median_filter
+
+    harmonic = median_filter(magnitude, size=(1, kernel[0]), mode="reflect")
+    percussive = median_filter(magnitude, size=(kernel[1], 1), mode="reflect")
+    largest = np.maximum(harmonic, percussive)
+    silent = largest < np.finfo(magnitude.dtype).tiny
+    largest[silent] = 1
+    harmonic_power, percussive_power = (harmonic / largest) ** 2, (percussive / largest) ** 2
+    total = harmonic_power + percussive_power
+    total[silent] = 1
+    return tuple(np.where(silent, 0.5, power / total).astype(magnitude.dtype)
+                 for power in (harmonic_power, percussive_power))

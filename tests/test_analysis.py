@@ -11,7 +11,7 @@ import pytest
 
 from conftest import tone, write
 from estm_core import audio
-from estm_core.cues import meter, spectral
+from estm_core.cues import meter
 from estm_core.cues.meter import FIELDS, Cues, analyze
 from estm_core.cues.emotion import recognise
 
@@ -93,19 +93,6 @@ def test_the_key_profiles_are_music21_s_aarden_essen_weights():
 
     for mode in ("major", "minor"):
         assert PROFILES[mode] == tuple(AardenEssen().getWeights(mode))
-
-
-@pytest.mark.parametrize("kernel, dtype", [((31, 15), np.float32), ((3, 5), np.float64)])
-def test_the_harmonic_and_percussive_masks_are_librosa_s(kernel, dtype):
-    import librosa
-
-    magnitude = np.abs(np.random.default_rng(0).standard_normal((64, 120))).astype(dtype)
-    magnitude[:, 40:60] = 0  # silence: both parts zero, each mask 0.5
-    ours = spectral.hpss_masks(magnitude, kernel)
-    theirs = librosa.decompose.hpss(magnitude, kernel_size=kernel, mask=True)
-    for mine, reference in zip(ours, theirs):
-        assert mine.dtype == dtype
-        np.testing.assert_array_equal(mine, reference)
 
 
 def test_loudness_of_sines_against_bs1770_by_hand():

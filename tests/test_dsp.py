@@ -168,3 +168,35 @@ def test_constant_q_frames_follow_the_signal_in_time():
 def test_constant_q_refuses_a_hop_the_octaves_cannot_share():
     with pytest.raises(ValueError, match="divisible by 64"):
         dsp.cqt_magnitude(np.zeros(4096), RATE, 1000, 24, 84)
+
+
+@pytest.mark.parametrize("piece", PIECES)
+@pytest.mark.parametrize("spectrum", ["mel", "constant-Q"])
+def test_hpss_masks_are_librosa_s_on_music(librosa, music, piece, spectrum):
+    """The cue meter's two uses: the percussive share on the mel magnitude (medians over 31 frames / 15 bands) and
+    the pitched part of the constant-Q magnitude (3 frames / 5 semitones). librosa's defaults power=2, margin=1 are
+    ours; tolerance: none, bit-equal."""
+    signal = music[piece]
+    if spectrum == "mel":
+        power = dsp.stft_magnitude(signal, 2048, 512).astype(np.float64) ** 2
+        magnitude, kernel = np.sqrt(dsp.mel_filters(RATE, 2048, 128, area_normalised=False) @ power), (31, 15)
+    else:
+        magnitude, kernel = dsp.cqt_magnitude(signal.astype(np.float64), RATE, 1024, 24, 84), (3, 5)
+    ours = dsp.hpss_masks(magnitude, kernel)
+    theirs = librosa.decompose.hpss(magnitude, kernel_size=kernel, mask=True, power=2.0, margin=1.0)
+    assert 0.05 < ours[1].mean() < 0.95  # both parts are there
+    for mine, reference in zip(ours, theirs):
+        assert mine.dtype == reference.dtype
+        np.testing.assert_array_equal(mine, reference)
+
+
+@pytest.mark.parametrize("kernel, dtype", [((31, 15), np.float32), ((3, 5), np.float64)])
+def test_hpss_masks_are_librosa_s_on_noise_and_silence(librosa, kernel, dtype):
+    magnitude = np.abs(np.random.default_rng(0).standard_normal((64, 120))).astype(dtype)
+    magnitude[:, 40:60] = 0  # silence: both parts zero, each mask 0.5
+    ours = dsp.hpss_masks(magnitude, kernel)
+    theirs = librosa.decompose.hpss(magnitude, kernel_size=kernel, mask=True)
+    for mine, reference in zip(ours, theirs):
+        assert mine.dtype == dtype
+        np.testing.assert_array_equal(mine, reference)
+    assert np.all(ours[0][:, 50] == 0.5) and np.all(ours[1][:, 50] == 0.5)

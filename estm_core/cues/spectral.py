@@ -2,8 +2,8 @@
 spectrum, spectral flux and onsets, the tempo, the percussive share (HPSS), the pitched part's constant-Q spectrum
 and the key, the articulation; and the long-term spectra a transfer predicts its edits from.
 
-The spectra, onsets and tempo are librosa's methods written in numpy (estm_core/dsp.py), so that measuring does not
-import librosa; scipy is imported inside the functions that use it.
+The spectra, onsets, tempo and HPSS masks are librosa's methods written in numpy (estm_core/dsp.py), so that
+measuring does not import librosa; scipy is imported inside the functions that use it.
 """
 
 from __future__ import annotations
@@ -177,12 +177,12 @@ class Spectrum:
         self.previous_mel_db = mel_db[:, -1]
         self.rms.append(np.sqrt(np.mean(np.square(centred.reshape(count, HOP)), axis=1)))
 
-        harmonic_mask, percussive_mask = hpss_masks(np.sqrt(mel), MEL_HPSS_KERNEL)
+        harmonic_mask, percussive_mask = dsp.hpss_masks(np.sqrt(mel), MEL_HPSS_KERNEL)
         self.harmonic += float((harmonic_mask**2 * mel).sum())
         self.percussive += float((percussive_mask**2 * mel).sum())
 
         cqt = dsp.cqt_magnitude(own, SAMPLE_RATE, CQT_HOP, CQT_LOWEST_MIDI, CQT_BINS)
-        harmonic_mask, _ = hpss_masks(cqt, CQT_HPSS_KERNEL)
+        harmonic_mask, _ = dsp.hpss_masks(cqt, CQT_HPSS_KERNEL)
         harmonic_power = (harmonic_mask * cqt) ** 2
         self.pitch_power += harmonic_power.sum(axis=1)
         self.pitch_magnitude += np.sqrt(harmonic_power).sum(axis=1)
@@ -212,24 +212,6 @@ class Spectrum:
             mode=mode,
             key_confidence=float(confidence),
         )
-
-
-def hpss_masks(magnitude: np.ndarray, kernel: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Harmonic and percussive soft masks of a (bins, frames) magnitude, as librosa.decompose.hpss(mask=True) makes
-    them (Fitzgerald's median filtering: over `kernel[0]` frames for the harmonic part, `kernel[1]` bins for the
-    percussive; Wiener-like masks of power 2, 0.5 each where both parts are zero)."""
-    from scipy.ndimage import median_filter
-
-    harmonic = median_filter(magnitude, size=(1, kernel[0]), mode="reflect")
-    percussive = median_filter(magnitude, size=(kernel[1], 1), mode="reflect")
-    largest = np.maximum(harmonic, percussive)
-    silent = largest < np.finfo(magnitude.dtype).tiny
-    largest[silent] = 1
-    harmonic_power, percussive_power = (harmonic / largest) ** 2, (percussive / largest) ** 2
-    total = harmonic_power + percussive_power
-    total[silent] = 1
-    return tuple(np.where(silent, 0.5, power / total).astype(magnitude.dtype)
-                 for power in (harmonic_power, percussive_power))
 
 
 def _onsets(envelope: np.ndarray) -> np.ndarray:
