@@ -20,6 +20,9 @@ from .common import (
 app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
 
 Part = Annotated[str, typer.Option("--part", help="train, validation or test.")]
+KeepAudio = Annotated[bool, typer.Option(
+    "--keep-audio", help="Also keep every system's output audio, in the report folder's audio/ (for `estm listen "
+                         "make`: people hear them).")]
 
 
 @app.command()
@@ -136,6 +139,7 @@ def transfer_(
     ] = 1,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", callback=bounded(1, 256), help="With --pairs: segments decoded at once (1 to 256).")] = 8,
+    keep_audio: KeepAudio = False,
     device: Device = "auto",
     force: Force = False,
     json_: Json = False,
@@ -149,27 +153,27 @@ def transfer_(
     """
     from estm_core.device import choose_device
 
-    _check_which_evaluation(method, model, pairs, held_out, range_)
+    _check_which_evaluation(method, model, pairs, held_out, range_, keep_audio)
     if pairs is not None:
         _paper_metrics(model, pairs, cache_folder(data), judge, output, batch_size, choose_device(device), force,
                        json_, quiet)
         return
     _judged_transfer(data, held_out, method, model, range_, judge, part, count, output, seed, jobs, device, force,
-                     json_, quiet)
+                     json_, quiet, keep_audio)
 
 
-def _check_which_evaluation(method, model, pairs, held_out, range_) -> None:
+def _check_which_evaluation(method, model, pairs, held_out, range_, keep_audio=False) -> None:
     """A method is judged on a paired corpus; the paper's metrics (--pairs) are a learned model's alone."""
     from estm_core.errors import EstmError
 
     if method is not None and (model is not None or pairs is not None):
         raise EstmError("--method judges a method that needs no weights: leave out --model and --pairs")
-    if pairs is not None and (held_out is not None or range_ != "natural"):
-        raise EstmError("--held-out and --range are for the judged transfer: leave out --pairs")
+    if pairs is not None and (held_out is not None or range_ != "natural" or keep_audio):
+        raise EstmError("--held-out, --range and --keep-audio are for the judged transfer: leave out --pairs")
 
 
 def _judged_transfer(data, held_out, method, model, range_, judge, part, count, output, seed, jobs, device, force,
-                     json_, quiet) -> None:
+                     json_, quiet, keep_audio=False) -> None:
     """A method (asked both ways) or a learned model judged on a paired corpus, and on a held-out one beside it."""
     from estm_core import transfer_evaluation as evaluation
     from estm_core.datasets.split import PARTS
@@ -189,6 +193,10 @@ def _judged_transfer(data, held_out, method, model, range_, judge, part, count, 
     out_dir = output or Path("evaluations") / f"{name}-transfer-{part}"
     for path in transfer_report_files(out_dir):  # before the work, not after it
         check_writable(path, force)
+    if keep_audio:  # each output also saved where `estm listen make` finds it again
+        from estm_core.transfer_outputs import check_kept_folder, keeping
+
+        methods = keeping(methods, check_kept_folder(out_dir, force), force)
     note(f"device: {target}; systems: {', '.join(methods)}", quiet)
     with ProgressBar("judging", None, unit="pairs", quiet=quiet) as bar:
         summary, table = evaluation.evaluate(methods, split, part=part, held_out=held_out_split, judge=judge,
