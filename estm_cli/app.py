@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import analyze, classify, data, demo, evaluate, generate, info, models, plot, train, transfer
+from . import analyze, classify, data, demo, evaluate, generate, info, listen, models, plot, train, transfer
 
 app = typer.Typer(
     name="estm",
@@ -47,6 +47,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(plot.app, name="plot")
+app.add_typer(listen.app, name="listen")
 
 
 def main() -> None:
