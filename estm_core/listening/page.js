@@ -38,12 +38,12 @@ function stopAll() {
   players = [];
 }
 
-function makePlayer(url, button, label) {
+function makePlayer(url, button, label, playingLabel = label) {
   const player = new Audio(url);
   player.preload = "auto";
   const show = () => {
     button.classList.toggle("playing", !player.paused);
-    button.textContent = `${player.paused ? "\u25B6" : "\u275A\u275A"} ${label}`;
+    button.textContent = player.paused ? `\u25B6 ${label}` : `\u275A\u275A ${playingLabel}`;
   };
   player.addEventListener("play", show);
   player.addEventListener("pause", show);
@@ -91,7 +91,7 @@ function show(where) {
 
 function showEmotion(trial) {
   emotion = { played: false, quadrant: null, valence: null, arousal: null };
-  players = [makePlayer(trial.audio, $("emotion-play"), "Play")];
+  players = [makePlayer(trial.audio, $("emotion-play"), "Play", "Pause")];
   players[0].addEventListener("play", () => { emotion.played = true; updateEmotion(); });
   for (const scale of ["valence", "arousal"]) {
     $(scale).value = "0";
@@ -171,13 +171,18 @@ function showQuality(trial) {
 
 function pick(number, focus = true) {
   selected = number;
-  document.querySelectorAll(".version").forEach((row, place) => row.classList.toggle("selected", place + 1 === number));
-  if (focus) document.querySelectorAll(".version input")[number - 1].focus();
+  $("versions").querySelectorAll(".version").forEach((row, place) =>
+    row.classList.toggle("selected", place + 1 === number));
+  if (focus) sliders()[number - 1].focus();
+}
+
+function sliders() {
+  return [...$("versions").querySelectorAll("input[type=range]")];
 }
 
 function nudge(step) {
   if (!selected) return;
-  const slider = document.querySelectorAll(".version input")[selected - 1];
+  const slider = sliders()[selected - 1];
   slider.value = String(Math.max(0, Math.min(100, Number(slider.value) + step)));
   slider.dispatchEvent(new Event("input"));
 }
@@ -228,7 +233,7 @@ function next() {
   if (state.trial.kind === "emotion" && !$("emotion-next").disabled) {
     send({ quadrant: emotion.quadrant, valence: emotion.valence, arousal: emotion.arousal });
   } else if (state.trial.kind === "quality" && !$("quality-next").disabled) {
-    send({ ratings: [...document.querySelectorAll(".version input")].map((slider) => Number(slider.value)) });
+    send({ ratings: sliders().map((slider) => Number(slider.value)) });
   }
 }
 
