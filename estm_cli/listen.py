@@ -184,6 +184,7 @@ def _print_results(summary: dict) -> None:
                      _number(figures.get("fleiss_kappa")), str(rated["items"]) if rated else "-",
                      _interval(rated["mean"], rated["interval"], "{:.0f}") if rated else "-")
     stdout.print(view)
+    stdout.print("\nasked quadrant (rows) by the quadrant answered (columns)", highlight=False)
     stdout.print(Columns([_confusion(system, figures["confusion"]) for system, figures in summary["systems"].items()
                           if "confusion" in figures], padding=(0, 4)))
 
@@ -204,7 +205,7 @@ def _share(figures: dict | None) -> str:
 
 
 def _confusion(system: str, confusion: dict) -> Table:
-    view = Table(title=f"{system}: asked (rows), answered", show_edge=False)
+    view = Table(title=system, show_edge=False)
     view.add_column("")
     quadrants = list(confusion)
     for quadrant in quadrants:

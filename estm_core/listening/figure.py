@@ -74,9 +74,11 @@ def _quality(axes, systems: dict, names: list[str]) -> None:
 def _confusion(axes, name: str, confusion: dict, first: bool) -> None:
     counts = np.array([[confusion[asked][heard] for heard in QUADRANTS.labels] for asked in QUADRANTS.labels])
     rows = counts.sum(axis=1, keepdims=True)
-    axes.imshow(np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0), cmap="Blues", vmin=0, vmax=1)
+    shares = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(counts):
-        axes.text(column, row, str(count), ha="center", va="center", fontsize=8)
+        axes.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                  color="white" if shares[row, column] > 0.6 else "black")
     axes.set_xticks(range(4), QUADRANTS.labels, fontsize=7)
     axes.set_yticks(range(4), QUADRANTS.labels, fontsize=7)
     axes.set_xlabel("answered", fontsize=7)
