@@ -18,7 +18,7 @@ from pathlib import Path
 import one_core  # noqa: F401  (first: one core, no extra threads)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from estm_core.datasets import scores  # noqa: E402
+from estm_core.datasets import score_cues, score_excerpts, score_rendering, scores  # noqa: E402
 
 
 def main() -> None:
@@ -26,14 +26,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=16)
     parser.add_argument("--channels", type=int, default=1)
     arguments = parser.parse_args()
-    soundfont = scores.check_soundfont(None)
+    soundfont = score_rendering.check_soundfont(None)
 
     started = time.perf_counter()
     excerpts, tried = [], 0
     for work in scores.candidates(scores.catalogue(), seed=0):
         tried += 1
-        excerpt = scores.excerpt_or_reason((work, 0, scores.SECONDS))
-        if isinstance(excerpt, scores.Excerpt):
+        excerpt = scores.excerpt_or_reason((work, 0, score_cues.SECONDS))
+        if isinstance(excerpt, score_excerpts.Excerpt):
             excerpts.append(excerpt)
             if len(excerpts) == arguments.count:
                 break
@@ -41,12 +41,12 @@ def main() -> None:
     print(f"parse:    {len(excerpts)} excerpts from {tried} works in {parsing:.1f} s "
           f"({parsing / tried:.2f} s a work)")
 
-    audio_seconds = len(excerpts) * len(scores.CUES) * scores.SECONDS
+    audio_seconds = len(excerpts) * len(score_cues.CUES) * score_cues.SECONDS
     started = time.perf_counter()
     for excerpt in excerpts:
-        for quadrant, cues in scores.CUES.items():
-            scores.render(excerpt, cues, scores._rng(0, excerpt.work.name, quadrant), soundfont=soundfont,
-                          channels=arguments.channels)
+        for quadrant, cues in score_cues.CUES.items():
+            score_rendering.render(excerpt, cues, score_cues.rng_for(0, excerpt.work.name, quadrant),
+                                   soundfont=soundfont, channels=arguments.channels)
     rendering = time.perf_counter() - started
     print(f"render:   {audio_seconds:.0f} s of audio in {rendering:.2f} s = {audio_seconds / rendering:.0f}x real time")
 

@@ -209,7 +209,8 @@ def file_failure(error: Exception, debug: bool) -> str:
 
 def readable(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """The paths whose headers read as audio (checked before any model loads), and (path, cause) for the rest."""
-    from estm_core.audio import AudioError, probe
+    from estm_core.audio import probe
+    from estm_core.errors import AudioError
 
     good, bad = [], []
     for path in paths:

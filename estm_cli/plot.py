@@ -249,7 +249,7 @@ def _cache_usage(vq, data: Path, part: str | None, count: int | None, batch_size
 def _files_usage(vq, paths: list, failures: list, batch_size: int, quiet: bool):
     """Codebook usage over audio files cut into the model's segments, and what they were; a file that cannot be
     decoded is added to `failures` and skipped."""
-    from estm_core.audio import AudioError
+    from estm_core.errors import AudioError
     from estm_core.datasets.segment import file_segments
     from estm_core.errors import EstmError
     from estm_core.models.codebook_usage import codebook_usage

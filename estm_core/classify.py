@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import audio, features, model_file, store
+from . import audio, audio_checks, features, model_file, store, windowing
 from .device import autocast
 from .errors import EstmError, StoreError
 from .families import trained_by
@@ -92,8 +92,8 @@ def classify_file(path: str | Path, classifiers: list[model_file.LoadedModel], *
     """Every classifier's clip decision for `path` (the mean of its segments' probabilities). The file is decoded
     `block_frames` at a time and its windows classified as they come, so the memory does not grow with its length;
     the results do not depend on the block size. With `require_sound`, audio too short or silent is refused as every
-    command refuses it (audio.check_sound) once the first classifier has read it; the library's own callers (judges
-    of generated clips) classify whatever they get."""
+    command refuses it (audio_checks.check_sound) once the first classifier has read it; the library's own callers
+    (judges of generated clips) classify whatever they get."""
     if batch_size < 1:
         raise EstmError(f"batch_size must be at least 1 (got {batch_size})")
     result = FileResult(str(path), 0.0)
@@ -104,9 +104,9 @@ def classify_file(path: str | Path, classifiers: list[model_file.LoadedModel], *
             raise EstmError(f"a hop of {hop_seconds} s is less than one sample at {rate} Hz")
         total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
         count = 0
-        level = audio.Level()
+        level = audio_checks.Level()
         decoded = Counted(audio.stream(path, sample_rate=rate, block_frames=block_frames, level=level))
-        for batch in batched(audio.windows(decoded, length, hop), batch_size):
+        for batch in batched(windowing.windows(decoded, length, hop), batch_size):
             probabilities = segment_probabilities(classifier, np.stack([window for _, window in batch]))
             total += probabilities.sum(dim=0)
             count += len(batch)
@@ -118,7 +118,7 @@ def classify_file(path: str | Path, classifiers: list[model_file.LoadedModel], *
                         "probabilities": dict(zip(classifier.info.labels, row)),
                     })
         if require_sound and index == 0:
-            audio.check_sound(path, level)
+            audio_checks.check_sound(path, level)
         mean = (total / count).tolist()
         best = int(np.argmax(mean))
         result.duration = decoded.samples / rate

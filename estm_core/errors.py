@@ -21,6 +21,15 @@ class FileError(EstmError):
         return _rebuild, (type(self), self.__dict__)
 
 
+class AudioError(FileError):
+    """A file that cannot be used as audio. `kind` is one of: missing, not_audio, empty, truncated, corrupt,
+    nonfinite, over_full_scale, bad_rate, too_short, silent, unwritable."""
+
+    def __init__(self, path, kind: str, cause: str):
+        self.kind = kind
+        super().__init__(path, cause)
+
+
 def _rebuild(kind: type, state: dict) -> FileError:
     error = kind.__new__(kind)
     error.__dict__.update(state)

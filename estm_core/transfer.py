@@ -15,9 +15,9 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import audio, model_file, store
+from . import audio, audio_checks, model_file, store, windowing
 from .classify import STREAM_BLOCK, Counted, batched, classify_file, load_classifiers
-from .errors import EstmError
+from .errors import AudioError, EstmError
 from .families import transferring
 from .labels import QUADRANTS
 
@@ -93,11 +93,11 @@ def transfer_blocks(transfer: model_file.LoadedModel, content_blocks: Iterable[n
         emotion_one_hot = quadrant_one_hot(emotion)
     else:
         emotion_tape = _Tape(_cycled(emotion, transfer.sample_rate, block_frames))
-    expected = len(audio.window_starts(expected_samples, length, hop)) if expected_samples else None
+    expected = len(windowing.window_starts(expected_samples, length, hop)) if expected_samples else None
     content = Counted(content_blocks)
     joined = _OverlapAdd()
     done = 0
-    for batch, last in _with_last(batched(audio.windows(content, length, hop), batch_size)):
+    for batch, last in _with_last(batched(windowing.windows(content, length, hop), batch_size)):
         starts = [start for start, _ in batch]
         segments, peaks = _normalised(np.stack([segment for _, segment in batch]))
         if isinstance(emotion, str):
@@ -217,14 +217,14 @@ def transfer_file(transfer: model_file.LoadedModel, content: str | Path, output:
     output_format = audio.write_format(output, rate, 1)  # before the work, not after it
     header = audio.probe(content)
     emotion, emotion_quadrant = emotion_of(transfer, reference, quadrant, mer_model)
-    level = audio.Level()
+    level = audio_checks.Level()
     content_blocks = audio.stream(content, sample_rate=rate, block_frames=block_frames, level=level)
     blocks = transfer_blocks(transfer, content_blocks, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
                              expected_samples=round(header.frames * rate / header.sample_rate),
                              block_frames=block_frames, on_progress=on_progress)
     # the rule every command keeps (too short or silent: refused), known once the content has gone by
     frames = _save_blocks(output, blocks, rate, output_format, force,
-                          before_commit=lambda: audio.check_sound(content, level))
+                          before_commit=lambda: audio_checks.check_sound(content, level))
     return {"content": str(content), "emotion": str(reference) if reference else None,
             "quadrant": emotion_quadrant, "output": str(output), "duration": frames / rate,
             "model": transfer.name}
@@ -244,7 +244,7 @@ def _save_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, out
     with atomic_write(path, force) as temporary, float32_spool(path.parent, 1) as spool:
         for block in blocks:
             if not np.isfinite(block).all():
-                raise audio.AudioError(path, "nonfinite", "refusing to write NaN or infinite samples")
+                raise AudioError(path, "nonfinite", "refusing to write NaN or infinite samples")
             peak = max(peak, float(np.abs(block).max()))
             frames += len(block)
             spool.write(block)

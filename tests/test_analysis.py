@@ -11,6 +11,7 @@ import pytest
 
 from conftest import tone, write
 from estm_core import audio
+from estm_core.errors import AudioError
 from estm_core.cues import meter
 from estm_core.cues.meter import FIELDS, Cues, analyze
 from estm_core.cues.emotion import recognise
@@ -218,14 +219,14 @@ def test_files_of_any_format_rate_and_channels(tmp_path):
 
 def test_silent_short_and_broken_input_raise_one_line_errors(tmp_path, bad_files):
     silent = write(tmp_path / "silent.wav", np.zeros(3 * RATE, np.float32), RATE)
-    with pytest.raises(audio.AudioError, match="silent.wav: silent") as error:
+    with pytest.raises(AudioError, match="silent.wav: silent") as error:
         analyze(silent)
     assert error.value.kind == "silent"
-    with pytest.raises(audio.AudioError, match="too short") as error:
+    with pytest.raises(AudioError, match="too short") as error:
         analyze(write(tmp_path / "blip.wav", tone(0.5, RATE), RATE))
     assert error.value.kind == "too_short"
     for kind in ("empty", "not_audio", "truncated", "corrupt", "nonfinite"):
-        with pytest.raises(audio.AudioError) as error:
+        with pytest.raises(AudioError) as error:
             analyze(bad_files[kind])
         assert str(error.value).startswith(str(bad_files[kind])) and "\n" not in str(error.value)
 
@@ -311,7 +312,7 @@ def test_analyze_files_returns_each_file_s_cues_or_error_in_order_with_one_job_o
     paths = [song, bad_files["empty"], song, bad_files["not_audio"]]
     alone = list(meter.analyze_files(paths, jobs=1))
     assert [path for path, _ in alone] == [str(path) for path in paths]
-    assert [type(result) for _, result in alone] == [Cues, audio.AudioError, Cues, audio.AudioError]
+    assert [type(result) for _, result in alone] == [Cues, AudioError, Cues, AudioError]
     together = list(meter.analyze_files(paths, jobs=2))
     assert [path for path, _ in together] == [str(path) for path in paths]
     measured = [json.dumps(result.to_dict()) for _, result in (alone[0], together[0], together[2])]

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from estm_core import audio
-from estm_core.audio import AudioError
-from estm_core.errors import FileError
+from estm_core import audio, windowing
+from estm_core.errors import AudioError, FileError
 
 from conftest import tone, write
 
@@ -179,32 +178,32 @@ def test_inspect_reports_a_partly_decodable_file(bad_files):
 
 def test_the_window_rule_ends_the_last_window_at_the_end():
     signal = np.arange(1, 11, dtype=np.float32)  # 10 samples
-    windows, starts = audio.segment(signal, 4)
+    windows, starts = windowing.segment(signal, 4)
     np.testing.assert_array_equal(windows, [[1, 2, 3, 4], [5, 6, 7, 8], [7, 8, 9, 10]])
-    assert starts == [0, 4, 6] == audio.window_starts(10, 4, 4)
-    assert audio.segment(signal, 4, hop=3)[1] == [0, 3, 6]  # the hops reach the end: no extra window
-    assert audio.window_starts(11, 4, 3) == [0, 3, 6, 7]
-    windows, starts = audio.segment(signal[:2], 4)  # shorter than a window: one, padded
+    assert starts == [0, 4, 6] == windowing.window_starts(10, 4, 4)
+    assert windowing.segment(signal, 4, hop=3)[1] == [0, 3, 6]  # the hops reach the end: no extra window
+    assert windowing.window_starts(11, 4, 3) == [0, 3, 6, 7]
+    windows, starts = windowing.segment(signal[:2], 4)  # shorter than a window: one, padded
     np.testing.assert_array_equal(windows, [[1, 2, 0, 0]])
-    assert starts == [0] and audio.segment(signal[:0], 4)[0].shape == (0, 4)
+    assert starts == [0] and windowing.segment(signal[:0], 4)[0].shape == (0, 4)
     # streamed, the windows are the whole array's, whatever the blocks
     for blocks in ([signal], np.split(signal, [3, 4, 9]), np.split(signal, 10)):
-        streamed = list(audio.windows(iter(blocks), 4, 4))
+        streamed = list(windowing.windows(iter(blocks), 4, 4))
         assert [start for start, _ in streamed] == [0, 4, 6]
-        np.testing.assert_array_equal(np.stack([window for _, window in streamed]), audio.segment(signal, 4)[0])
-    assert [start for start, _ in audio.windows(iter(np.split(signal, 5)), 4, 2)] == [0, 2, 4, 6]
-    short = list(audio.windows(iter([signal[:3]]), 4, 4))
+        np.testing.assert_array_equal(np.stack([window for _, window in streamed]), windowing.segment(signal, 4)[0])
+    assert [start for start, _ in windowing.windows(iter(np.split(signal, 5)), 4, 2)] == [0, 2, 4, 6]
+    short = list(windowing.windows(iter([signal[:3]]), 4, 4))
     assert len(short) == 1 and short[0][1].tolist() == [1, 2, 3, 0]
-    assert [start for start, _ in audio.windows(iter([signal[:8]]), 4, 4)] == [0, 4]
+    assert [start for start, _ in windowing.windows(iter([signal[:8]]), 4, 4)] == [0, 4]
 
 
 def test_peak_normalise_and_zero_fraction():
     samples = np.array([0.0, -0.25, 0.1, 0.0], dtype=np.float32)
-    np.testing.assert_allclose(audio.peak_normalise(samples), [0.0, -1.0, 0.4, 0.0])
-    assert audio.zero_fraction(samples) == 0.5
+    np.testing.assert_allclose(windowing.peak_normalise(samples), [0.0, -1.0, 0.4, 0.0])
+    assert windowing.zero_fraction(samples) == 0.5
     silence = np.zeros(8, np.float32)
-    np.testing.assert_array_equal(audio.peak_normalise(silence), silence)
-    assert audio.zero_fraction(silence) == 1.0
+    np.testing.assert_array_equal(windowing.peak_normalise(silence), silence)
+    assert windowing.zero_fraction(silence) == 1.0
 
 
 def test_probe_reads_the_header_and_rejects_non_audio(tmp_path, bad_files):

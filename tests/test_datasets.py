@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from estm_core import audio
+from estm_core import audio, windowing
 from estm_core.datasets import segment as segmenting
 from estm_core.datasets.cache import SegmentDataset
 from estm_core.datasets.pairs import make_pairs
@@ -141,7 +141,7 @@ def test_cache_round_trip_equals_the_decoded_audio_within_int16_rounding(tmp_pat
     assert row["start"] == 1.6 and row["label"] == "B" and row["part"] == "train"
     decoded, _ = audio.load(split["path"][1], sample_rate=8000, mono=True)
     assert len(decoded) == 20800
-    expected = audio.peak_normalise(audio.peak_normalise(decoded)[-8000:])
+    expected = windowing.peak_normalise(windowing.peak_normalise(decoded)[-8000:])
     np.testing.assert_allclose(segmenting.to_float(cache[row["index"]]), expected, atol=0.5 / 32767 + 1e-6)
     assert not (tmp_path / "cache" / "songs").exists()
     assert json.loads((tmp_path / "cache" / "segments.json").read_text())["complete"] is True

@@ -19,12 +19,13 @@ def librosa():
 @pytest.fixture(scope="module")
 def music() -> dict[str, np.ndarray]:
     """float32 mono at 22 050 Hz: 10 s of Bach's BWV 1.6 and 6 s of SynthEmo content 0 in Q2."""
-    from estm_core.datasets import scores, synth
+    from estm_core.datasets import score_cues, score_rendering, scores, synth
 
     works = {work.name: work for work in scores.catalogue(["bach"])}
-    excerpt = scores.excerpt_or_reason((works["bach/bwv1.6"], 0, scores.SECONDS))
-    chorale, _ = scores.render(excerpt, scores.CUES["Q1"], np.random.default_rng(0),
-                               soundfont=scores.check_soundfont(None), spread=scores.NO_SPREAD, sample_rate=RATE)
+    excerpt = scores.excerpt_or_reason((works["bach/bwv1.6"], 0, score_cues.SECONDS))
+    chorale, _ = score_rendering.render(excerpt, score_cues.CUES["Q1"], np.random.default_rng(0),
+                                        soundfont=score_rendering.check_soundfont(None), spread=score_cues.NO_SPREAD,
+                                        sample_rate=RATE)
     band = synth.render(0, "Q2", seconds=6.0, sample_rate=RATE)
     return {"chorale": chorale.astype(np.float32), "band": band.astype(np.float32)}
 

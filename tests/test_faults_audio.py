@@ -20,7 +20,7 @@ from estm_core import audio
 from estm_core.methods.cues import method as cue_method
 from estm_core.methods.cues import plan as cue_plan
 from estm_core.methods.cues import spool
-from estm_core.errors import EstmError, FileError
+from estm_core.errors import AudioError, EstmError, FileError
 
 from conftest import tone, write
 
@@ -63,10 +63,10 @@ def test_float_samples_beyond_full_scale_are_refused_by_every_command(tmp_path, 
     hot = write(tmp_path / "hot.wav", music() * 5, RATE, subtype="FLOAT")  # +2 dBFS
     good = write(tmp_path / "good.wav", music(), RATE)
     for path in (huge, hot):
-        with pytest.raises(audio.AudioError, match="beyond full scale") as caught:
+        with pytest.raises(AudioError, match="beyond full scale") as caught:
             audio.load(path)
         assert caught.value.kind == "over_full_scale"
-        with pytest.raises(audio.AudioError, match="beyond full scale"):
+        with pytest.raises(AudioError, match="beyond full scale"):
             list(audio.stream(path))
     for command in ("analyze", "classify", "inspect"):
         result = estm(command, huge, hot, good, "--json")
@@ -98,7 +98,7 @@ def test_a_constant_offset_is_removed_before_the_edit_and_never_made_louder(tmp_
         assert abs(samples.mean()) < 1e-3, quadrant  # was 0.05 (Q3) and 0.11 (Q1): the offset, amplified
         assert np.abs(samples).max() < 1.5 * asked + 1e-3, quadrant
     offset_only = write(tmp_path / "dc.wav", np.full(3 * rate, 0.5, np.float32), rate)
-    with pytest.raises(audio.AudioError, match=r"dc.wav: silent \(a constant offset of 0.5 and nothing else\)"):
+    with pytest.raises(AudioError, match=r"dc.wav: silent \(a constant offset of 0.5 and nothing else\)"):
         cue_method.transfer_file(offset_only, tmp_path / "dc-out.wav", quadrant="Q3", jobs=1)
     assert not (tmp_path / "dc-out.wav").exists()
     moves = cue_plan.Moves(gain_db=6.0, tempo_ratio=1.1)

@@ -11,7 +11,7 @@ import torch
 
 h5py = pytest.importorskip("h5py")
 
-from estm_core import keras_import, model_file, store  # noqa: E402
+from estm_core import keras_h5, keras_import, model_file, store  # noqa: E402
 from estm_core.errors import EstmError  # noqa: E402
 
 LEVELS = ("bottom", "middle", "top")
@@ -117,7 +117,7 @@ def keras_names(layers):
 
 def refusal(path) -> str:
     with pytest.raises(EstmError) as caught:
-        keras_import.read_keras(path)
+        keras_h5.read_keras(path)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(str(path)), message
     return message
@@ -131,7 +131,7 @@ def refusal(path) -> str:
 def test_every_tensor_arrives_bit_exact_in_our_layout(tmp_path, family, full_model):
     path = tmp_path / f"{family}_model_2023_03_21_v10.h5"
     layers, weights = write_family(path, family, full_model=full_model)
-    imported = keras_import.read_keras(path)
+    imported = keras_h5.read_keras(path)
     config = FAMILY_SHAPES[family][0]
     assert imported.family == family and {key: imported.config[key] for key in config} == config
     assert imported.from_name == {}
@@ -154,7 +154,7 @@ def test_every_tensor_arrives_bit_exact_in_our_layout(tmp_path, family, full_mod
 def test_a_convolution_and_a_transposed_one_compute_what_keras_defines(tmp_path):
     path = tmp_path / "estm2.h5"
     layers, weights = write_family(path, "estm2", scale=0.3)
-    model = keras_import.read_keras(path).model
+    model = keras_h5.read_keras(path).model
     names = keras_names(layers)
     rng = np.random.default_rng(1)
 
@@ -189,7 +189,7 @@ def test_the_mer_cnn_imports_with_its_width_and_layouts(tmp_path):
     layers += [("dense", "hidden.0", (32, 16)), ("dense", "hidden.1", (16, 16)), ("dense", "output", (16, 4))]
     path = tmp_path / "mer_model.h5"
     weights = write_keras(path, layers, full_model=True)
-    imported = keras_import.read_keras(path)
+    imported = keras_h5.read_keras(path)
     assert imported.family == "mer" and imported.labels == ["Q1", "Q2", "Q3", "Q4"]
     assert {key: imported.config[key] for key in ("classes", "hidden", "width")} == {"classes": 4, "hidden": 16,
                                                                                      "width": 0.125}
@@ -205,7 +205,7 @@ def test_the_mer_cnn_imports_with_its_width_and_layouts(tmp_path):
 def test_beta_and_beta_e_come_from_a_grid_files_name(tmp_path):
     path = tmp_path / "estm2_1.25_8_0.5.h5"
     write_family(path, "estm2")
-    imported = keras_import.read_keras(path)
+    imported = keras_h5.read_keras(path)
     assert imported.config == {"d": 8, "codebook_size": 16, "beta": 0.5, "beta_e": 1.25}
     assert imported.from_name == {"beta": 0.5, "beta_e": 1.25}
     assert (imported.model.hierarchy.quantizers["top"].beta, imported.model.beta_e) == (0.5, 1.25)
@@ -278,7 +278,7 @@ def test_without_h5py_the_message_says_what_to_install(tmp_path, monkeypatch):
     write_family(path)
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(EstmError, match=r"needs h5py: pip install 'estm\[keras\]'"):
-        keras_import.read_keras(path)
+        keras_h5.read_keras(path)
 
 
 # -------------------------------------------------------------------------------------------------- collapse
@@ -324,7 +324,7 @@ def test_an_import_lands_in_the_store_with_its_history_and_reloads(tmp_path, sto
     target, status = keras_import.import_file(source)
     assert (target, status) == (store.model_path("estm2", "estm2_0.25_8_0.75"), "ok")
     reloaded = store.load_model("estm2_0.25_8_0.75").model
-    imported = keras_import.read_keras(source)
+    imported = keras_h5.read_keras(source)
     assert all(torch.equal(value, imported.state_dict[key]) for key, value in reloaded.state_dict().items())
 
     info = model_file.read_info(target)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from estm_core import audio
+from estm_core.errors import AudioError
 from estm_core.loudness import integrated_loudness
 from estm_core.methods.cues import method, plan
 from estm_core.methods.cues.articulation import Articulation, articulation
@@ -315,7 +315,7 @@ def test_a_file_streams_to_what_apply_makes(tmp_path):
     written, rate = sf.read(tmp_path / "out.wav", dtype="float32")
     assert rate == RATE and written.shape == method.apply(content, RATE, moves).shape
     np.testing.assert_allclose(written, method.apply(content, RATE, moves), rtol=0, atol=1e-4)  # 16-bit
-    with pytest.raises(audio.AudioError, match="cannot write"):
+    with pytest.raises(AudioError, match="cannot write"):
         method.transfer_file(tmp_path / "content.wav", tmp_path / "out.xyz", reference=tmp_path / "emotion.wav")
 
 
@@ -323,6 +323,6 @@ def test_an_error_in_a_worker_comes_back_whole():
     """A file's error raised in a worker process crosses back by pickling with its kind and path."""
     import pickle
 
-    error = pickle.loads(pickle.dumps(audio.AudioError("quiet.wav", "silent", "silent: nothing to analyse")))
-    assert isinstance(error, audio.AudioError) and str(error) == "quiet.wav: silent: nothing to analyse"
+    error = pickle.loads(pickle.dumps(AudioError("quiet.wav", "silent", "silent: nothing to analyse")))
+    assert isinstance(error, AudioError) and str(error) == "quiet.wav: silent: nothing to analyse"
     assert error.kind == "silent" and error.path == "quiet.wav"

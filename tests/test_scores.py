@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from estm_core import audio
-from estm_core.datasets import scores
+from estm_core.datasets import score_cues, score_excerpts, score_rendering, scores
 from estm_core.datasets.layouts import read_dataset
 from estm_core.datasets.split import split_table
 from estm_core.errors import EstmError
@@ -19,16 +19,16 @@ WORKS = ("bach/bwv1.6", "bach/bwv101.7", "ryans-mammoth/7thRegimentReel")
 
 
 @pytest.fixture(scope="module")
-def excerpts() -> dict[str, scores.Excerpt]:
+def excerpts() -> dict[str, score_excerpts.Excerpt]:
     works = {work.name: work for work in scores.catalogue(["bach", "ryans-mammoth"])}
-    found = {name: scores.excerpt_or_reason((works[name], 0, scores.SECONDS)) for name in WORKS}
-    assert all(isinstance(excerpt, scores.Excerpt) for excerpt in found.values()), found
+    found = {name: scores.excerpt_or_reason((works[name], 0, score_cues.SECONDS)) for name in WORKS}
+    assert all(isinstance(excerpt, score_excerpts.Excerpt) for excerpt in found.values()), found
     return found
 
 
 @pytest.fixture(scope="module")
 def soundfont():
-    return scores.check_soundfont(None)
+    return score_rendering.check_soundfont(None)
 
 
 def centroid_hz(samples: np.ndarray, rate: int) -> float:
@@ -47,27 +47,27 @@ def rms_db(samples: np.ndarray) -> float:
 def test_parallel_mode_moves_only_degrees_3_6_7_by_a_semitone(tonic):
     chromatic = np.arange(48, 84)
     degree = (chromatic - tonic) % 12
-    to_minor = scores.to_mode(chromatic, tonic, "major", "minor")
+    to_minor = score_excerpts.to_mode(chromatic, tonic, "major", "minor")
     assert set(np.flatnonzero(to_minor != chromatic)) == set(np.flatnonzero(np.isin(degree, (4, 9, 11))))
     assert np.all(chromatic - to_minor >= 0) and np.all(chromatic - to_minor <= 1)
-    to_major = scores.to_mode(chromatic, tonic, "minor", "major")
+    to_major = score_excerpts.to_mode(chromatic, tonic, "minor", "major")
     assert set(np.flatnonzero(to_major != chromatic)) == set(np.flatnonzero(np.isin(degree, (3, 8, 10))))
     assert np.all(to_major - chromatic >= 0) and np.all(to_major - chromatic <= 1)
-    np.testing.assert_array_equal(scores.to_mode(chromatic, tonic, "minor", "minor"), chromatic)
+    np.testing.assert_array_equal(score_excerpts.to_mode(chromatic, tonic, "minor", "minor"), chromatic)
     # a major scale's notes round-trip: minor and back again is where they started
     major_scale = tonic + 60 + np.array([0, 2, 4, 5, 7, 9, 11])
-    back = scores.to_mode(scores.to_mode(major_scale, tonic, "major", "minor"), tonic, "minor", "major")
+    back = score_excerpts.to_mode(score_excerpts.to_mode(major_scale, tonic, "major", "minor"), tonic, "minor", "major")
     np.testing.assert_array_equal(back, major_scale)
 
 
 def test_parallel_mode_on_a_real_excerpt_keeps_every_note_within_a_semitone(excerpts):
     excerpt = excerpts["bach/bwv1.6"]
-    minor = scores.to_mode(excerpt.midi, excerpt.tonic, excerpt.mode, "minor")
+    minor = score_excerpts.to_mode(excerpt.midi, excerpt.tonic, excerpt.mode, "minor")
     moved = minor != excerpt.midi
     assert 0 < moved.mean() < 0.5 and np.all(np.abs(minor - excerpt.midi) <= 1)
     assert set(((excerpt.midi[moved] - excerpt.tonic) % 12).tolist()) <= {4, 9, 11}
-    assert scores.key_of(excerpt.midi, excerpt.duration_quarters)[:2] == (excerpt.tonic, "major")
-    assert scores.key_of(minor, excerpt.duration_quarters)[:2] == (excerpt.tonic, "minor")
+    assert score_excerpts.key_of(excerpt.midi, excerpt.duration_quarters)[:2] == (excerpt.tonic, "major")
+    assert score_excerpts.key_of(minor, excerpt.duration_quarters)[:2] == (excerpt.tonic, "minor")
 
 
 def test_key_finding_agrees_with_music21(excerpts):
@@ -81,7 +81,7 @@ def test_key_finding_agrees_with_music21(excerpts):
         for key, length in zip(midi.tolist(), duration.tolist()):
             notes.append(note.Note(key, quarterLength=length))
         theirs = notes.analyze("key")
-        tonic, mode, correlation = scores.key_of(midi, duration)
+        tonic, mode, correlation = score_excerpts.key_of(midi, duration)
         assert (tonic, mode) == (theirs.tonic.pitchClass, theirs.mode)
         assert correlation == pytest.approx(theirs.correlationCoefficient, abs=1e-6)
 
@@ -100,9 +100,9 @@ def test_works_group_their_movements_and_the_catalogue_is_large():
 def test_an_excerpt_starts_on_a_bar_line_and_holds_enough_notes_for_the_fastest_rendering(excerpts):
     for excerpt in excerpts.values():
         assert excerpt.onset_quarters.min() == 0  # the bar line it starts on
-        assert np.unique(excerpt.onset_quarters).size == scores.onsets_needed(scores.SECONDS)
-        fastest = max(cue.notes_per_second for cue in scores.CUES.values()) * scores.SPREAD.tempo_ratio
-        assert np.unique(excerpt.onset_quarters).size / fastest > scores.SECONDS
+        assert np.unique(excerpt.onset_quarters).size == score_excerpts.onsets_needed(score_cues.SECONDS)
+        fastest = max(cue.notes_per_second for cue in score_cues.CUES.values()) * score_cues.SPREAD.tempo_ratio
+        assert np.unique(excerpt.onset_quarters).size / fastest > score_cues.SECONDS
 
 
 # -------------------------------------------------------------------------------------- the quadrants' cues
@@ -112,16 +112,17 @@ def test_each_quadrant_follows_the_tables_directions(excerpts, soundfont):
     """With the spread off, each cue measured from the notes and the audio goes the way the table says."""
     for name, excerpt in excerpts.items():
         measured = {}
-        for quadrant, cues in scores.CUES.items():
-            played = scores.perform(excerpt, cues, np.random.default_rng(0), scores.NO_SPREAD)
-            samples, drawn = scores.render(excerpt, cues, np.random.default_rng(0), soundfont=soundfont,
-                                           spread=scores.NO_SPREAD)
-            assert samples.shape == (round(scores.SECONDS * scores.SAMPLE_RATE),) and np.abs(samples).max() <= 0.98
+        for quadrant, cues in score_cues.CUES.items():
+            played = score_rendering.perform(excerpt, cues, np.random.default_rng(0), score_cues.NO_SPREAD)
+            samples, drawn = score_rendering.render(excerpt, cues, np.random.default_rng(0), soundfont=soundfont,
+                                                    spread=score_cues.NO_SPREAD)
+            assert samples.shape == (round(score_cues.SECONDS * score_cues.SAMPLE_RATE),)
+            assert np.abs(samples).max() <= 0.98
             onsets = np.unique(played.onset_s)
             measured[quadrant] = {
-                "rate": onsets.size / scores.SECONDS,  # onsets heard per second, from the notes
-                "mode": scores.key_of(played.midi, played.sounding_s)[1],
-                "level": rms_db(samples), "centroid": centroid_hz(samples, scores.SAMPLE_RATE),
+                "rate": onsets.size / score_cues.SECONDS,  # onsets heard per second, from the notes
+                "mode": score_excerpts.key_of(played.midi, played.sounding_s)[1],
+                "level": rms_db(samples), "centroid": centroid_hz(samples, score_cues.SAMPLE_RATE),
                 "pitch": played.midi.mean(),
             }
             assert measured[quadrant]["mode"] == cues.mode, (name, quadrant)
@@ -135,8 +136,8 @@ def test_each_quadrant_follows_the_tables_directions(excerpts, soundfont):
 
 def test_articulation_sets_how_long_notes_sound(excerpts):
     excerpt = excerpts["ryans-mammoth/7thRegimentReel"]
-    for cues in scores.CUES.values():
-        played = scores.perform(excerpt, cues, np.random.default_rng(0), scores.NO_SPREAD)
+    for cues in score_cues.CUES.values():
+        played = score_rendering.perform(excerpt, cues, np.random.default_rng(0), score_cues.NO_SPREAD)
         beat_s = 60 / played.cues["tempo_qpm"]
         written = excerpt.duration_quarters[: played.onset_s.size] * beat_s
         ratio = np.median(played.sounding_s / written)
@@ -147,8 +148,8 @@ def test_no_single_cue_separates_the_quadrants(excerpts):
     """Over many renderings, for every cue some two quadrants' ranges overlap, and loud and soft overlap in level."""
     excerpt = excerpts["bach/bwv1.6"]
     drawn = {quadrant: pd.DataFrame([
-        scores.perform(excerpt, cues, np.random.default_rng(seed)).cues for seed in range(60)])
-        for quadrant, cues in scores.CUES.items()}
+        score_rendering.perform(excerpt, cues, np.random.default_rng(seed)).cues for seed in range(60)])
+        for quadrant, cues in score_cues.CUES.items()}
     for cue in ("notes_per_second", "velocity", "level_db", "articulation", "register_octaves", "mode"):
         values = {q: set(frame[cue]) if cue == "mode" else (frame[cue].min(), frame[cue].max())
                   for q, frame in drawn.items()}
@@ -161,11 +162,11 @@ def test_no_single_cue_separates_the_quadrants(excerpts):
 
 
 def test_a_rendering_is_the_same_for_the_same_seed(excerpts, soundfont):
-    excerpt, cues = excerpts["bach/bwv101.7"], scores.CUES["Q2"]
-    first, _ = scores.render(excerpt, cues, np.random.default_rng(5), soundfont=soundfont, channels=2)
-    again, _ = scores.render(excerpt, cues, np.random.default_rng(5), soundfont=soundfont, channels=2)
-    other, _ = scores.render(excerpt, cues, np.random.default_rng(6), soundfont=soundfont, channels=2)
-    assert first.shape == (round(scores.SECONDS * scores.SAMPLE_RATE), 2)
+    excerpt, cues = excerpts["bach/bwv101.7"], score_cues.CUES["Q2"]
+    first, _ = score_rendering.render(excerpt, cues, np.random.default_rng(5), soundfont=soundfont, channels=2)
+    again, _ = score_rendering.render(excerpt, cues, np.random.default_rng(5), soundfont=soundfont, channels=2)
+    other, _ = score_rendering.render(excerpt, cues, np.random.default_rng(6), soundfont=soundfont, channels=2)
+    assert first.shape == (round(score_cues.SECONDS * score_cues.SAMPLE_RATE), 2)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
     assert not np.allclose(first[:, 0], first[:, 1])  # the parts are spread across the stereo field
@@ -193,7 +194,7 @@ def test_the_corpus_has_synthemos_layout_and_tables(tiny_corpus):
         for path in rendered.index:
             info = audio.inspect(folder / path)
             assert info.problem is None and info.sample_rate == 16000 and info.channels == 1
-            assert info.duration == pytest.approx(scores.SECONDS, abs=1e-3)
+            assert info.duration == pytest.approx(score_cues.SECONDS, abs=1e-3)
     dataset = read_dataset(folder)
     assert dataset.layout == "synthemo" and set(dataset.table["collection"]) == {"bach"}
     assert {"mode", "notes_per_second", "level_db", "articulation", "register_octaves", "instruments",
@@ -212,7 +213,7 @@ def test_a_rerun_reuses_the_corpus_and_another_is_refused(tiny_corpus):
 
 def test_the_factorial_design_balances_each_cues_levels(tmp_path):
     levels = pd.DataFrame(scores.factorial_levels(60, seed=0))
-    for cue, values in scores.FACTORIAL.items():
+    for cue, values in score_cues.FACTORIAL.items():
         counts = levels[cue].value_counts()
         assert set(counts.index) == set(values) and counts.max() - counts.min() <= 1
     table = scores.generate(tmp_path / "factorial", count=1, collections=["bach"], factorial=True, sample_rate=16000)

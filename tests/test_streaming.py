@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from estm_core import audio, model_file
+from estm_core import audio, model_file, windowing
+from estm_core.errors import AudioError
 from estm_core.classify import classify_file, segment_probabilities
 from estm_core.models.estm import ESTM2
 from estm_core.models.resnet import ResNet
@@ -54,7 +55,7 @@ def test_classify_in_small_blocks_gives_the_whole_arrays_results(tmp_path, secon
     samples, _ = audio.load(path, mono=True)  # the whole array, cut by the window rule, in the same batches
     length = classifier.segment_length
     hop = round(hop_seconds * RATE) if hop_seconds else length
-    starts = audio.window_starts(len(samples), length, hop)
+    starts = windowing.window_starts(len(samples), length, hop)
     padded = np.pad(samples, (0, max(0, length - len(samples))))
     probabilities = torch.cat([
         segment_probabilities(classifier, np.stack([padded[start:start + length] for start in starts[i:i + 3]]))
@@ -116,11 +117,11 @@ def test_saving_blocks_rescales_and_refuses_as_audio_save_does(tmp_path):
         assert sf.read(tmp_path / f"blocks-{name}")[0].tolist() == sf.read(tmp_path / f"whole-{name}")[0].tolist()
     broken = loud.copy()
     broken[3000] = np.nan
-    with pytest.raises(audio.AudioError, match="NaN") as caught:
+    with pytest.raises(AudioError, match="NaN") as caught:
         _save_blocks(tmp_path / "nan.wav", [broken[:BLOCK], broken[BLOCK:]], RATE, ("WAV", "PCM_16"), force=False)
     assert "nan.wav" in str(caught.value) and not (tmp_path / "nan.wav").exists()
 
 
 def test_transfer_refuses_an_output_format_before_any_work(tmp_path):
-    with pytest.raises(audio.AudioError, match=r"out\.txt: cannot write '\.txt' files"):
+    with pytest.raises(AudioError, match=r"out\.txt: cannot write '\.txt' files"):
         transfer_file(tiny_transfer(), tmp_path / "not-read.wav", tmp_path / "out.txt", quadrant="Q1")

@@ -25,14 +25,15 @@ from typing import Iterator
 
 import numpy as np
 
-from .. import audio
+from .. import audio, audio_checks
+from ..errors import AudioError
 from ..loudness import LoudnessMeter
 from ..workers import in_order
 from .spectral import SAMPLE_RATE, LongTermSpectrum, Spectra, Spectrum
 
 BLOCK_SECONDS = 60.0  # decoded and analysed at a time
-MIN_SECONDS = audio.MIN_SECONDS  # shorter files are refused (audio.check_sound: the rule of every command)
-SILENCE_DBFS = audio.SILENCE_DBFS  # a file whose peak, DC removed, is below this is silent, and refused
+MIN_SECONDS = audio_checks.MIN_SECONDS  # shorter files are refused (audio_checks.check_sound: every command's rule)
+SILENCE_DBFS = audio_checks.SILENCE_DBFS  # a file whose peak, DC removed, is below this is silent, and refused
 MIN_ONSET_RATE = 0.5  # onsets per second below which the meter cannot read a tempo (steady noise gives 0.1)
 
 
@@ -79,7 +80,7 @@ FIELDS = tuple(item.name for item in fields(Cues) if item.name != "spectra")
 
 def analyze(path_or_samples, sample_rate: int | None = None) -> Cues:
     """Measure the cues of a file (any format `audio` decodes) or of samples (frames,) or (frames, channels) at
-    `sample_rate`. Raises audio.AudioError (one line: the file and the cause) for unusable, silent (peak below
+    `sample_rate`. Raises AudioError (one line: the file and the cause) for unusable, silent (peak below
     SILENCE_DBFS, kind "silent") or too short (under MIN_SECONDS) audio."""
     if isinstance(path_or_samples, (str, os.PathLike)):
         name = Path(path_or_samples)
@@ -131,7 +132,7 @@ def file_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
         while True:
             try:
                 samples, _ = audio.load(path, offset=index * block / rate, duration=block / rate)
-            except audio.AudioError as error:
+            except AudioError as error:
                 if error.kind == "empty" and index > 0:  # the file ended on a block boundary
                     return
                 raise
@@ -150,9 +151,9 @@ def array_blocks(samples, rate: int) -> tuple[int, int, Iterator[np.ndarray]]:
         raise ValueError("samples must be (frames,) or (frames, channels), at a positive sample_rate")
     samples = samples.reshape(len(samples), -1)
     if len(samples) == 0:
-        raise audio.AudioError("<samples>", "empty", "no audio frames")
+        raise AudioError("<samples>", "empty", "no audio frames")
     if not np.isfinite(samples).all():
-        raise audio.AudioError("<samples>", "nonfinite", "contains NaN or infinite samples")
+        raise AudioError("<samples>", "nonfinite", "contains NaN or infinite samples")
     block = round(BLOCK_SECONDS * rate)
     return rate, samples.shape[1], (samples[start:start + block] for start in range(0, len(samples), block))
 
@@ -171,12 +172,12 @@ def measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cue
     long_term = LongTermSpectrum(rate)
     resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32",
                                                                      quality="HQ")
-    level = audio.Level(rate)
-    offset = None  # the first block's DC offset (audio.Level.dc): the meters start from it, as a transfer removes it
+    level = audio_checks.Level(rate)
+    offset = None  # the first block's DC offset (Level.dc): the meters start from it, as a transfer removes it
     for block in blocks:
         level.push(block)
         if offset is None:
-            first = audio.Level()
+            first = audio_checks.Level()
             first.push(block)
             offset = first.dc
             loudness.settle(offset)
@@ -189,7 +190,7 @@ def measure(name, rate: int, channels: int, blocks: Iterator[np.ndarray]) -> Cue
     if resampler is not None:
         spectrum.push(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
 
-    audio.check_sound(name, level)
+    audio_checks.check_sound(name, level)
     duration = level.frames / rate
 
     lufs, loudness_range = loudness.finish()

@@ -15,7 +15,8 @@ killed between writing the manifest and that step leaves both), so a rerun finis
 holds the folder's lock throughout: a second run into it is refused rather than assembling from the first's shards.
 
 Readers check a cache against what the code can use before trusting it (settings in range, segments.npy of the
-recorded shape and whole, manifest indices inside it): a cache is data from disk, not a promise.
+recorded shape and whole, manifest indices inside it): a cache is data from disk, not a promise. The folder's files
+and those checks: cache_format.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
-import os
 import shutil
 from concurrent.futures import as_completed
 from contextlib import contextmanager
@@ -34,22 +34,15 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from .. import __version__, audio
-from ..errors import EstmError, FileError
+from .. import __version__, audio, windowing
+from ..errors import AudioError, EstmError
 from ..files import atomic_write, write_csv
 from ..workers import process_pool
+from .cache_format import (CACHE, CACHE_DTYPE, MANIFEST, SETTINGS, CacheError, cache_rows, committed_record,
+                           error_reason, manifest_problem, read_record, remake_hint)
 from .limits import MAX_SAMPLE_RATE, MAX_SECONDS, MIN_SAMPLE_RATE, available_memory, check_free_space, size, writing
 
-MANIFEST = "manifest.csv"
-CACHE = "segments.npy"
-SETTINGS = "segments.json"
 INT16_SCALE = 32767.0
-CACHE_DTYPE = np.dtype("<i2")
-MANIFEST_COLUMNS = ("segment_id", "index", "position", "start", "song_id", "path", "label", "group", "part")
-
-
-class CacheError(FileError):
-    """A segment cache file that the code cannot use as it stands (unreadable, out of range, truncated)."""
 
 
 @dataclass(frozen=True)
@@ -101,25 +94,25 @@ class SegmentResult:
 
 def song_segments(samples: np.ndarray, settings: SegmentSettings) -> tuple[np.ndarray, list[int], list[int]]:
     """Mono float samples -> (int16 (n, segment_length) segments that pass the silence filter, their positions k,
-    their starts in samples), cut by the window rule (audio.window_starts).
+    their starts in samples), cut by the window rule (windowing.window_starts).
 
     The paper zero-padded the last segment, and its silence filter then dropped it when more than half of it was
     zeros; here the last segment ends at the song's end instead (real audio, no padding), and is kept where the
     paper's padded one was, so a song gives the paper's segments."""
     if settings.normalise_song:
-        samples = audio.peak_normalise(samples)
+        samples = windowing.peak_normalise(samples)
     length, step = settings.segment_length, settings.step
-    windows, starts = audio.segment(samples, length, step)
+    windows, starts = windowing.segment(samples, length, step)
     if len(starts) > 1 and starts[-1] % step:  # an end-aligned last window
         tail = samples[starts[-2] + step:]  # what the paper's padded segment held
         if (length - len(tail) + np.count_nonzero(tail == 0)) / length > settings.max_zero_fraction:
             windows, starts = windows[:-1], starts[:-1]
     kept, positions, kept_starts = [], [], []
     for position, (window, start) in enumerate(zip(windows, starts)):
-        if audio.zero_fraction(window) > settings.max_zero_fraction:
+        if windowing.zero_fraction(window) > settings.max_zero_fraction:
             continue
         if settings.normalise_segment:
-            window = audio.peak_normalise(window)
+            window = windowing.peak_normalise(window)
         kept.append(np.round(np.clip(window, -1.0, 1.0) * INT16_SCALE).astype(np.int16))
         positions.append(position)
         kept_starts.append(start)
@@ -143,7 +136,7 @@ def _process_song(song_id: str, path: str, out_dir: Path, settings: SegmentSetti
     samples, rate = audio.load(path, sample_rate=settings.sample_rate, mono=True)
     segments, positions, starts = song_segments(samples, settings)
     if not len(segments):
-        raise audio.AudioError(path, "too_short", "no segment passes the silence filter (too short or silent)")
+        raise AudioError(path, "too_short", "no segment passes the silence filter (too short or silent)")
     if write_wav:
         for segment, position in zip(segments, positions):
             audio.save(out_dir / "wav" / f"{song_id}-{position}.wav", to_float(segment), rate, force=True)
@@ -173,7 +166,7 @@ def _plan(todo: list[tuple[str, str]], out_dir: Path, settings: SegmentSettings,
     for song_id, path in todo:
         try:
             header = audio.probe(path)
-        except audio.AudioError:  # its decode reports it, after the whole file's checks
+        except AudioError:  # its decode reports it, after the whole file's checks
             kept.append((song_id, path))
             continue
         memory, written = _song_cost(header, settings, write_wav)
@@ -199,29 +192,6 @@ def _segmenting(out_dir: Path) -> Iterator[None]:
     with lock(out_dir / f".{CACHE}.lock", busy=f"{out_dir}: another `estm data segment` is writing this cache folder",
               then="wait for it to finish, or use another -o"):
         yield
-
-
-def _recorded(cache_dir: Path) -> dict:
-    """What segments.json says (empty when there is none); CacheError when it is not a JSON object."""
-    path = cache_dir / SETTINGS
-    if not path.is_file():
-        return {}
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise CacheError(path, f"unreadable ({_reason(error)}); {_remake(cache_dir, {})}") from None
-    if not isinstance(recorded, dict):
-        raise CacheError(path, f"not a segment cache's settings (not a JSON object); {_remake(cache_dir, {})}")
-    return recorded
-
-
-def _reason(error: Exception) -> str:
-    return (getattr(error, "strerror", None) or str(error).splitlines()[0]).lower()
-
-
-def _remake(cache_dir: Path, recorded: dict) -> str:
-    split_file = recorded.get("split_file") if isinstance(recorded.get("split_file"), str) else "SPLIT.csv"
-    return f"remake it with `estm data segment {split_file} -o {cache_dir} --force`"
 
 
 def _remove_cache(out_dir: Path) -> None:
@@ -269,7 +239,7 @@ def segment_split(
 def _finished_before(out_dir: Path, recorded: dict) -> SegmentResult | None:
     """The result of a finished cache of these settings and split (None where there is none, or an unfinished one);
     EstmError where the folder holds another."""
-    previous = _recorded(out_dir)
+    previous = read_record(out_dir)
     if previous and {key: previous.get(key) for key in recorded} != recorded:
         raise EstmError(
             f"{out_dir} holds segments of another split or other settings; use --force to redo it, or another -o"
@@ -303,7 +273,7 @@ def _cut_and_commit(split: pd.DataFrame, out_dir: Path, settings: SegmentSetting
         nonlocal seconds, finished
         try:
             seconds += outcome()
-        except audio.AudioError as error:
+        except AudioError as error:
             problems.append((path, error.cause))
         finished += 1
         if on_progress:
@@ -370,60 +340,23 @@ def _assemble(split: pd.DataFrame, out_dir: Path, settings: SegmentSettings) -> 
     return manifest
 
 
-def _committed(cache_dir: Path) -> dict:
-    """segments.json of a finished cache; EstmError saying what `cache_dir` lacks otherwise."""
-    recorded = _recorded(cache_dir)
-    if recorded.get("complete") is True:
-        return recorded
-    if recorded or (cache_dir / MANIFEST).exists() or (cache_dir / CACHE).exists():
-        split_file = recorded.get("split_file") or "SPLIT.csv"
-        raise EstmError(f"incomplete cache {cache_dir} (its segmenting stopped before the end): "
-                        f"rerun `estm data segment {split_file} -o {cache_dir}`")
-    raise EstmError(f"{cache_dir}: no segment cache here; make one with `estm data segment SPLIT.csv -o DIR`")
-
-
 def read_settings(cache_dir: str | Path) -> SegmentSettings:
     """The settings a finished cache was made with, checked: a settings file is not trusted (a segment_length of
     10**12 would train into a useless model). Readers of the segments check the array against them (_checked)."""
-    return _settings(Path(cache_dir), _committed(Path(cache_dir)))
+    return _settings(Path(cache_dir), committed_record(Path(cache_dir)))
 
 
 def _settings(cache_dir: Path, recorded: dict) -> SegmentSettings:
     problem = settings_problem(recorded.get("settings"))
     if problem:
-        raise CacheError(cache_dir / SETTINGS, f"{problem}; {_remake(cache_dir, recorded)}")
+        raise CacheError(cache_dir / SETTINGS, f"{problem}; {remake_hint(cache_dir, recorded)}")
     return SegmentSettings(**recorded["settings"])
 
 
 def _checked(cache_dir: Path) -> tuple[dict, int]:
     """(segments.json, rows of segments.npy) of a finished cache whose settings and array agree."""
-    recorded = _committed(cache_dir)
-    return recorded, _cache_rows(cache_dir, _settings(cache_dir, recorded), recorded)
-
-
-def _cache_rows(cache_dir: Path, settings: SegmentSettings, recorded: dict) -> int:
-    """The rows of segments.npy, after checking from its header that it holds whole int16 segments of the
-    settings' length (a truncated file would fail, or read garbage, deep inside training)."""
-    path = cache_dir / CACHE
-    try:
-        with open(path, "rb") as file:
-            version = np.lib.format.read_magic(file)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = read_header(file)
-            data_start, size = file.tell(), os.fstat(file.fileno()).st_size
-    except (OSError, ValueError) as error:
-        raise CacheError(path, f"not a readable segment array ({_reason(error)}); "
-                               f"{_remake(cache_dir, recorded)}") from None
-    length = settings.segment_length
-    if dtype.kind != "i" or dtype.itemsize != 2 or fortran_order or len(shape) != 2 or shape[1] != length \
-            or shape[0] < 1:
-        raise CacheError(path, f"holds {dtype} {shape}, not int16 segments of {length} samples as "
-                               f"{SETTINGS} says; {_remake(cache_dir, recorded)}")
-    expected = data_start + shape[0] * length * 2
-    if size < expected:
-        raise CacheError(path, f"truncated: {size} bytes of {expected}; {_remake(cache_dir, recorded)}")
-    return shape[0]
+    recorded = committed_record(cache_dir)
+    return recorded, cache_rows(cache_dir, _settings(cache_dir, recorded).segment_length, recorded)
 
 
 def read_manifest(cache_dir: str | Path) -> pd.DataFrame:
@@ -436,30 +369,11 @@ def read_manifest(cache_dir: str | Path) -> pd.DataFrame:
         manifest = pd.read_csv(path, dtype={"song_id": str, "segment_id": str, "group": str, "label": str},
                                keep_default_na=False)
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise CacheError(path, f"unreadable ({_reason(error)}); {_remake(cache_dir, recorded)}") from None
-    problem = _manifest_problem(manifest, rows)
+        raise CacheError(path, f"unreadable ({error_reason(error)}); {remake_hint(cache_dir, recorded)}") from None
+    problem = manifest_problem(manifest, rows)
     if problem:
-        raise CacheError(path, f"{problem}; {_remake(cache_dir, recorded)}")
+        raise CacheError(path, f"{problem}; {remake_hint(cache_dir, recorded)}")
     return manifest
-
-
-def _manifest_problem(manifest: pd.DataFrame, rows: int) -> str | None:
-    from .split import PARTS
-
-    missing = [name for name in MANIFEST_COLUMNS if name not in manifest.columns]
-    if missing:
-        return f"no {', '.join(missing)} column"
-    if manifest.empty:
-        return "no segments listed"
-    index = manifest["index"]
-    if not pd.api.types.is_integer_dtype(index) or index.min() < 0 or index.max() >= rows:
-        return f"an index that is not a row of its {rows}-row {CACHE} (each must be a whole number 0..{rows - 1})"
-    if manifest["segment_id"].duplicated().any():
-        return f"segment id {manifest['segment_id'][manifest['segment_id'].duplicated()].iloc[0]!r} listed twice"
-    unknown = sorted(set(manifest["part"]) - set(PARTS))
-    if unknown:
-        return f"unknown part(s) {', '.join(map(str, unknown))}"
-    return None
 
 
 def open_cache(cache_dir: str | Path) -> np.ndarray:
@@ -479,7 +393,7 @@ def file_segments(path: str | Path, sample_rate: int, segment_length: int) -> np
     settings = SegmentSettings(sample_rate=sample_rate, segment_length=segment_length)
     segments, _, _ = song_segments(samples, settings)
     if not len(segments):
-        raise audio.AudioError(path, "too_short", f"no segment to encode: silent, or shorter than half a segment "
+        raise AudioError(path, "too_short", f"no segment to encode: silent, or shorter than half a segment "
                                                   f"({segment_length / sample_rate / 2:.2f} s)")
     return to_float(segments)
 

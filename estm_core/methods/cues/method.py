@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import audio
+from ...audio_checks import Level
 from ...cues.meter import Cues, analyze, file_blocks, measure
 from ...families import TransferSettings
 from ...loudness import integrated_loudness
@@ -33,7 +34,7 @@ def apply(samples: np.ndarray, sample_rate: int, moves: Moves, *, block_frames: 
     if moves == Moves():
         return np.array(samples, dtype=np.float32)
     samples = as_2d(samples)
-    level = audio.Level()
+    level = Level()
     level.push(samples)
     if level.dc.any():  # as transfer_file: the DC offset goes before the edit
         samples = samples - level.dc
@@ -102,9 +103,9 @@ def transfer_file(content, output, *, reference=None, quadrant: str | None = Non
 
 
 def _measured_and_kept(path, rate: int, channels: int, blocks, spool) -> tuple[Cues, np.ndarray]:
-    """The content's cues, and its DC offset per channel (audio.Level.dc), measured on the blocks as they are kept
+    """The content's cues, and its DC offset per channel (Level.dc), measured on the blocks as they are kept
     in `spool` for the edit: the content is decoded once."""
-    level = audio.Level(rate)
+    level = Level(rate)
 
     def kept(blocks):
         for block in blocks:
