@@ -89,9 +89,16 @@ def test_results_of_given_answers_are_what_was_given(small_test, estm):
     answer_all(book, "ann", lambda trial: trial["asked"] if trial["system"] == "a" else "Q1", ratings.get)
     answer_all(book, "bob", lambda trial: trial["asked"] if trial["system"] == "a" else "Q3", ratings.get)
     answer_all(book, "cat", lambda trial: trial["asked"], lambda system: 60 if system == "hidden reference" else 70)
+    # dan answers each hidden duplicate otherwise than its first showing (0 of 2 agree)
+    answer_all(book, "dan", lambda trial: ("Q2" if trial["asked"] == "Q1" else "Q1") if trial.get("duplicate_of")
+               else trial["asked"], ratings.get)
     summary, emotion, quality = summarise(small_test)
-    assert summary["listeners"] == {"started": 3, "finished": 3, "kept": 2,
-                                    "excluded": {"cat": ["hidden reference below 90 in more than 15 % of trials"]}}
+    assert summary["listeners"] == {
+        "started": 4, "finished": 4, "kept": 2,
+        "excluded": {"cat": ["hidden reference below 90 in more than 15 % of trials"],
+                     "dan": ["different answers to half or more of the hidden duplicates"]}}
+    assert summary["per_listener"]["dan"]["duplicates"] == {"duplicates": 2, "agree": 0, "share": 0.0,
+                                                            "excluded": True}
     a, b = summary["systems"]["a"], summary["systems"]["b"]
     assert a["identified"]["share"] == 1.0 and a["identified"]["items"] == 8  # 4 songs x 2 listeners
     # b: asked Q1..Q4 once each; ann says Q1 (1 hit), bob Q3 (1 hit): 2 of 8
@@ -108,7 +115,7 @@ def test_results_of_given_answers_are_what_was_given(small_test, estm):
     # P_e = (36 + 4 + 36 + 4) / 256 = 5/16; kappa = (1/2 - 5/16) / (11/16) = 3/11
     assert summary["agreement"]["fleiss_kappa"] == pytest.approx(3 / 11)
     assert a["fleiss_kappa"] == pytest.approx(1.0)
-    assert len(emotion) == 3 * 10 and len(quality) == 3 * 4 * 4
+    assert len(emotion) == 4 * 10 and len(quality) == 4 * 4 * 4
 
 
 def test_results_command_writes_its_files_and_refuses_to_overwrite(small_test, estm):

@@ -66,6 +66,23 @@ def test_a_quality_answer_is_kept_in_the_plans_order_of_versions(test_folder):
     assert record["shown"] == shown and [record["ratings"][version] for version in shown] == [10, 20, 30, 40]
 
 
+def test_answers_are_checked_before_anything_is_kept():
+    from estm_core.listening.answers import Rejected, emotion_answer, listener_id, quality_answer
+
+    assert emotion_answer({"quadrant": "Q4", "valence": 1}) == {"quadrant": "Q4", "valence": 1.0, "arousal": None}
+    assert quality_answer({"ratings": [0, 100, 37]}, 3) == [0, 100, 37]
+    assert listener_id(" Ann_2 ") == "ann_2"
+    for ratings, said in (([0, 100], "3 versions to rate, not 2"), ([0, 101, 5], "from 0 to 100, not 101"),
+                          ([0, -1, 5], "not -1"), ([0, 50.5, 5], "a whole number"), ([0, "50", 5], 'not "50"'),
+                          ([0, float("nan"), 5], "not NaN"), ([0, None, 5], "not null")):
+        with pytest.raises(Rejected, match=said) as refused:
+            quality_answer({"ratings": ratings}, 3)
+        assert refused.value.status == 400
+    for name in ("", "-ann", "a/b", "a.b", "x" * 33, "an n", None, 7):
+        with pytest.raises(Rejected, match="a listener id is"):
+            listener_id(name)
+
+
 BAD_ANSWERS = [
     ({"quadrant": "Q5"}, 400, "the quadrant must be one of"),
     ({"quadrant": "q1"}, 400, "the quadrant must be one of"),
