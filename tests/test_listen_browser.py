@@ -71,6 +71,7 @@ def test_a_listener_takes_the_test_by_keyboard_through_a_killed_server(tmp_path,
         where = take_test(page, answer, until=5, shots={"emotion": "emotion"})
         assert where["trial"]["position"] == 5
 
+        page.wait("players.every((player) => player.readyState === 4)")  # its audio is in the page already
         server.kill()  # mid-test, and the next answer is given while it is down
         key, sliders = answer(where["trial"])
         page.answer_emotion(key, sliders)
