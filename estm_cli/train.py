@@ -454,6 +454,9 @@ def wavenet(
     preset: Annotated[str, typer.Option("--preset", help="seed (the seed's 3x10 model) or small (for CPUs).")] = "small",
     unconditioned: Annotated[bool, typer.Option(
         "--unconditioned", help="Ignore the labels: one model of all the audio.")] = False,
+    curves: Annotated[bool, typer.Option(
+        "--curves", help="Condition on cue curves too (level, onsets, brightness, register, pitch classes, measured "
+                         "from the audio: no labels needed), so that generation follows --emotion or --like.")] = False,
     output_length: Annotated[int, typer.Option(
         "--output-length", min=1, max=1 << 16,
         help="Outputs predicted per training window, a count (the seed: 16).")] = 16,
@@ -489,7 +492,8 @@ def wavenet(
         with ProgressBar("encoding", None, quiet=quiet) as bar:
             result, skipped = train_wavenet(
                 data, model_name, train_config(values), preset=values["preset"],
-                conditioned=not values["unconditioned"], output_length=values["output_length"],
+                conditioned=not values["unconditioned"], curves=values["curves"],
+                output_length=values["output_length"],
                 holdout=values["holdout"], windows_per_epoch=values["windows"], on_step=on_step, on_epoch=on_epoch,
                 on_cache_progress=bar, resume=resume, resume_epochs=new_total, force=force)
         problems.extend(skipped)

@@ -57,9 +57,11 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
            "ESTM-2: the emotion in the last 4 latent channels, taken from the emotion audio; --grid for the "
            "paper's 36.", labels=QUADRANTS.labels, codebooks=True, transfers=True,
            options={"d": 24, "beta": 0.25, "beta_e": 0.25, "codebook_size": 1024}, training=ESTM_TRAINING),
-    Family("wavenet", "wavenet", "music generation, conditioned on a label (WaveNet)", "wavenet",
+    Family("wavenet", "wavenet", "music generation, conditioned on a label or cue curves (WaveNet)", "wavenet",
            "A WaveNet on mu-law audio at 16 kHz, conditioned on the data's labels (emotion, genre, any folder "
-           "label).", training={"epochs": 10, "batch_size": 16}),
+           "label) and, with --curves, on cue curves measured from the audio itself (level, onsets, brightness, "
+           "register, pitch classes), which `estm generate --emotion` draws from a quadrant's cue profile and "
+           "`--like` from a reference file.", training={"epochs": 10, "batch_size": 16}),
 )}
 
 

@@ -1,5 +1,6 @@
 """Generation with a trained WaveNet: many streams at once through the fast incremental model, each with its own
-label, temperature sampling, optional priming audio; reproducible per seed."""
+label and, for a model conditioned on cue curves, its own curves (sketch.py: a quadrant's or a reference's);
+temperature sampling, optional priming audio; reproducible per seed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from . import audio, features, model_file
+from .cues.curves import measure
 from .errors import EstmError
 from .models.wavenet import FastWaveNet
 
@@ -52,11 +54,37 @@ def check_size(streams: int, seconds: float, sample_rate: int) -> int:
     return total
 
 
+def takes_curves(info: model_file.ModelInfo) -> bool:
+    """Whether the model is conditioned on cue curves."""
+    return bool(info.config.get("curves"))
+
+
+def asked_curves(info: model_file.ModelInfo, quadrants: list[str | None], *, seconds: float | None = None,
+                 like=None, seed: int = 0) -> list[np.ndarray]:
+    """One (frames, channels) array of cue curves per stream: the reference file `like`'s (moved toward the stream's
+    quadrant where it has one), or a sketch of the stream's quadrant (seeded by seed + the stream's number)."""
+    from .sketch import quadrant_curves, reference_curves
+
+    if like is not None:
+        moved = {quadrant: reference_curves(like, seconds, quadrant) for quadrant in set(quadrants)}
+        return [moved[quadrant] for quadrant in quadrants]
+    if any(quadrant is None for quadrant in quadrants):
+        raise EstmError("this wavenet is conditioned on cue curves: ask for an emotion (--emotion Q1..Q4) or give "
+                        "a reference (--like FILE)")
+    middle = info.training.middle or {}
+    if not {"level_db", "register_midi", "onset_rate"} <= set(middle):
+        raise EstmError("the model file does not say what its training audio's cues were (training.middle): "
+                        "train it again")
+    return [quadrant_curves(quadrant, middle, seconds or 4.0, seed + number)
+            for number, quadrant in enumerate(quadrants)]
+
+
 @torch.no_grad()
 def generate(wavenet: model_file.LoadedModel, labels: list[str | None], *, seconds: float = 4.0,
              temperature: float = 0.9, seed: int = 0, prime: np.ndarray | None = None,
-             on_progress=None) -> np.ndarray:
-    """(streams, samples) float32 audio at the model's rate; one stream per entry of `labels`.
+             curves: list[np.ndarray] | None = None, on_progress=None) -> np.ndarray:
+    """(streams, samples) float32 audio at the model's rate; one stream per entry of `labels` (None each for a model
+    without labels), and for a model conditioned on cue curves, per entry of `curves` (asked_curves).
 
     `prime` (mono audio at the model's rate) is fed first, teacher-forced, in every stream; generation continues it.
     """
@@ -65,7 +93,12 @@ def generate(wavenet: model_file.LoadedModel, labels: list[str | None], *, secon
     model, info, device = wavenet.model, wavenet.info, wavenet.device
     streams = len(labels)
     total = check_size(streams, seconds, info.audio.sample_rate)  # before anything is allocated
-    fast = FastWaveNet(model, streams, label_indices(info, labels).to(device) if info.labels else None)
+    if prime is not None and curves is not None:  # the prime's own curves first, whole frames of it
+        prime = prime[len(prime) % model.hop:]
+        if len(prime):
+            curves = [np.concatenate([measure(prime), stream]) for stream in curves]
+    local = None if curves is None else torch.from_numpy(np.stack(curves)).transpose(1, 2).to(device)
+    fast = FastWaveNet(model, streams, label_indices(info, labels).to(device) if info.labels else None, local)
     sample = Sampler(temperature, torch.Generator(device=device).manual_seed(seed))
     codes = torch.full((streams,), model.classes // 2, dtype=torch.long, device=device)  # silence
     if prime is not None and len(prime):

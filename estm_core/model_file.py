@@ -61,6 +61,8 @@ class TrainingSummary:
     style_labeller: str | None = None  # the mer model that made those labels (a judge must be another)
     preset: str | None = None  # wavenet
     holdout: str | None = None  # wavenet: what was held out for validation, whole files ("file") or ends ("time")
+    middle: dict | None = None  # wavenet on cue curves: the training audio's median cues (curves.summary), from
+    #                             which generation's quadrant profiles move
     source: dict | None = None  # imported models: the original file, its sha256, the tool that made it
     collapsed: bool | None = None  # imported VQ models: whether they decode a test signal to near-silence
     status: str | None = None  # running, finished, early-stopped, max-steps, nan, imported

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile
 import torch
 
 from estm_core import model_file, store
@@ -32,19 +33,22 @@ def test_the_seed_preset_is_the_seeds_model():
     assert sum(p.numel() for p in model.parameters()) == 1_834_592
 
 
-@pytest.mark.parametrize("labels, batch, compiled", [(0, 1, True), (0, 3, True), (4, 2, True), (4, 2, False)])
-def test_the_fast_path_equals_the_full_forward_pass(labels, batch, compiled):
+@pytest.mark.parametrize("labels, curves, batch, compiled", [
+    (0, 0, 1, True), (0, 0, 3, True), (4, 0, 2, True), (4, 0, 2, False), (0, 3, 2, True), (4, 3, 2, True),
+    (4, 3, 2, False)])
+def test_the_fast_path_equals_the_full_forward_pass(labels, curves, batch, compiled):
     torch.manual_seed(0)
     model = WaveNet(blocks=3, layers=4, residual_channels=8, dilation_channels=8, skip_channels=16, end_channels=16,
-                    labels=labels).eval()
+                    labels=labels, curves=curves, hop=7).eval()
     for parameter in model.parameters():  # larger than the default, so that every path matters
         torch.nn.init.normal_(parameter, std=0.3)
     length = 120
     codes = torch.randint(0, 256, (batch, length))
     label = torch.arange(batch) % labels if labels else None
+    local = torch.randn(batch, curves, -(-length // 7)) if curves else None  # a new frame every 7 codes
     with torch.no_grad():
-        full = model(codes, label)  # predictions after each full receptive field
-    fast = FastWaveNet(model, batch, label, compiled=compiled)
+        full = model(codes, label, local)  # predictions after each full receptive field
+    fast = FastWaveNet(model, batch, label, local, compiled=compiled)
     assert fast.engine == ("C kernel" if compiled and wavenet_kernel.status()[0] else "torch")
     stepped = torch.stack([fast.step(codes[:, t]) for t in range(length)], dim=2)
     # with teacher forcing, the step at t predicts what the full pass predicts after the window ending at t
@@ -80,12 +84,13 @@ def test_without_a_compiler_the_kernel_says_so(monkeypatch, store_home):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_cuda_graph_step_equals_the_cpu_step():
     torch.manual_seed(0)
-    model = WaveNet(blocks=2, layers=4, residual_channels=8, dilation_channels=8, skip_channels=16, end_channels=16,
-                    labels=3).eval()
     codes = torch.randint(0, 256, (4, 60))
     label = torch.tensor([0, 1, 2, 0])
-    on_cpu = FastWaveNet(model, 4, label)
-    on_gpu = FastWaveNet(model.cuda(), 4, label.cuda())
+    model = WaveNet(blocks=2, layers=4, residual_channels=8, dilation_channels=8, skip_channels=16, end_channels=16,
+                    labels=3, curves=2, hop=5).eval()
+    local = torch.randn(4, 2, 12)
+    on_cpu = FastWaveNet(model, 4, label, local)
+    on_gpu = FastWaveNet(model.cuda(), 4, label.cuda(), local.cuda())
     assert on_gpu.engine == "CUDA graph"
     for t in range(codes.shape[1]):
         expected = on_cpu.step(codes[:, t])
@@ -189,3 +194,43 @@ def test_label_cues_compare_generated_and_training_audio_per_label(tmp_path):
     assert [round(row["generated_centroid_hz"], -2) for row in cues["cues"]] == [1800, 600]
     swapped = label_cues(["high", "low"], ["high", "low"], clips, index, 16000)  # asked the other way round
     assert swapped["brightness_order_agreement"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def curve_wavenet(tmp_path_factory):
+    """A tiny WaveNet trained on unlabelled tones of two pitches, conditioned on their cue curves only."""
+    root = tmp_path_factory.mktemp("curves")
+    (root / "tones").mkdir()
+    for name, frequency in TONES.items():
+        for k in range(3):
+            write(root / "tones" / f"{name}-{k}.wav", tone(1.0, 16000, frequency=frequency * (1 + 0.01 * k)), 16000)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESTM_HOME", str(root / "home"))
+        result, problems = train_wavenet(root / "tones", "curves", TrainConfig(epochs=12, batch_size=16, lr=1e-2),
+                                         model_options=TINY, output_length=64, windows_per_epoch=128, curves=True)
+    assert not problems and result.history["loss"].iloc[-1] < 0.6 * result.history["loss"].iloc[0]
+    return root
+
+
+def test_generation_follows_the_curves_of_a_reference(curve_wavenet, monkeypatch, estm, tmp_path):
+    monkeypatch.setenv("ESTM_HOME", str(curve_wavenet / "home"))
+    info = store.load_model("curves").info
+    assert info.labels == [] and info.config["curves"] == 16
+    assert info.training.middle["register_midi"] == pytest.approx(np.mean([71.2, 95.2]), abs=12.5)  # one of each
+    for name, frequency in TONES.items():
+        out = tmp_path / f"{name}.wav"
+        result = estm("generate", "--like", curve_wavenet / "tones" / f"{name}-0.wav", "--seconds", "0.5",
+                      "--temperature", "0.5", "-o", out, "--json")
+        assert result.code == 0, result.err
+        generated, _ = soundfile.read(out)
+        assert dominant_frequency(generated) == pytest.approx(frequency, rel=0.05), name
+    quadrant = estm("generate", "--emotion", "Q3", "--seconds", "0.3", "-n", "2", "-o", tmp_path / "q3", "--json")
+    assert quadrant.code == 0, quadrant.err
+    assert json.loads(quadrant.out)["files"] == [str(tmp_path / "q3" / f"Q3-{k}.wav") for k in range(2)]
+    asked = estm("generate", "--label", "Q3", "-o", tmp_path / "x.wav")
+    assert asked.code == 1 and "ask with --emotion or --like" in asked.err
+
+
+def test_like_needs_a_model_on_curves(trained, estm, tmp_path):
+    result = estm("generate", "--like", trained / "tones" / "low" / "0.wav", "-o", tmp_path / "x.wav")
+    assert result.code == 1 and "estm train wavenet --curves" in result.err

@@ -79,7 +79,7 @@ class Spectra:
         if power_gain is not None:
             after, pitch = after * power_gain(FREQUENCIES), pitch * power_gain(PITCH_HZ)
         return (_tilt(after, FREQUENCIES) - _tilt(before, FREQUENCIES),
-                _pitch_centroid(pitch) - _pitch_centroid(self.pitch_power))
+                pitch_centroid(pitch) - pitch_centroid(self.pitch_power))
 
 
 class LongTermSpectrum:
@@ -197,7 +197,7 @@ class Spectrum:
         onsets = _onsets(envelope)
         tonic, mode, confidence = None, None, math.nan
         if self.pitch_magnitude.sum() > 0:
-            tonic_index, mode, confidence = find_key(_pitch_class_profile(self.pitch_magnitude))
+            tonic_index, mode, confidence = find_key(pitch_class_profile(self.pitch_magnitude))
             tonic = PITCH_NAMES[tonic_index]
         return dict(
             tempo_bpm=_tempo(envelope) if len(onsets) >= MIN_ONSETS_FOR_TEMPO else math.nan,
@@ -207,7 +207,7 @@ class Spectrum:
             percussive_ratio=(self.percussive / (self.percussive + self.harmonic)
                               if self.percussive + self.harmonic > 0 else math.nan),
             onset_decay=_onset_decay(onsets, rms),
-            pitch_centroid_midi=_pitch_centroid(self.pitch_power),
+            pitch_centroid_midi=pitch_centroid(self.pitch_power),
             tonic=tonic,
             mode=mode,
             key_confidence=float(confidence),
@@ -269,14 +269,18 @@ def _tilt(power_density: np.ndarray, frequencies: np.ndarray) -> float:
     return float(np.polyfit(octaves, levels, 1)[0])
 
 
-def _pitch_centroid(pitch_power: np.ndarray) -> float:
-    """The power-weighted mean MIDI pitch of (CQT_BINS,) powers per semitone; NaN where all are zero."""
-    total = pitch_power.sum()
-    return float(pitch_power @ (CQT_LOWEST_MIDI + np.arange(CQT_BINS)) / total) if total > 0 else math.nan
+def pitch_centroid(pitch_power: np.ndarray):
+    """The power-weighted mean MIDI pitch of (CQT_BINS,) powers per semitone, a float; of (CQT_BINS, frames), one
+    per frame. NaN where all are zero."""
+    midi = CQT_LOWEST_MIDI + np.arange(CQT_BINS)
+    total = pitch_power.sum(axis=0)
+    if pitch_power.ndim == 1:
+        return float(pitch_power @ midi / total) if total > 0 else math.nan
+    return np.divide(midi @ pitch_power, total, out=np.full(total.shape, np.nan), where=total > 0)
 
 
-def _pitch_class_profile(magnitude_by_semitone: np.ndarray) -> np.ndarray:
-    """(CQT_BINS,) magnitudes of the pitched part -> (12,) pitch-class weights, C..B.
+def pitch_class_profile(magnitude_by_semitone: np.ndarray) -> np.ndarray:
+    """(CQT_BINS, ...) magnitudes of the pitched part -> (12, ...) pitch-class weights, C..B.
 
     Harmonic summation: each semitone's weight is its magnitude plus its harmonics' (SALIENCE_WEIGHTS), so that a
     note's 3rd harmonic adds less to the pitch a fifth above than the note adds to itself; then folded over octaves.
@@ -285,4 +289,4 @@ def _pitch_class_profile(magnitude_by_semitone: np.ndarray) -> np.ndarray:
     for harmonic, weight in enumerate(SALIENCE_WEIGHTS, start=1):
         shift = round(12 * math.log2(harmonic))
         salience[: CQT_BINS - shift] += weight * magnitude_by_semitone[shift:]
-    return salience.reshape(-1, 12).sum(axis=0)  # bin 0 is a C
+    return salience.reshape(-1, 12, *salience.shape[1:]).sum(axis=0)  # bin 0 is a C

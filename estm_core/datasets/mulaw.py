@@ -1,5 +1,6 @@
 """Audio for WaveNet: every file of a dataset decoded once at 16 kHz mono, mu-law encoded, and kept in one
-memory-mapped uint8 cache, from which training draws random windows.
+memory-mapped uint8 cache, from which training draws random windows; for a WaveNet conditioned on cue curves, the
+curves of every file (estm_core.cues.curves, measured on the audio as the codes give it back) in a second one.
 
 Held-out data never overlaps the training windows: whole files (by file) or the last part of every file (by time).
 """
@@ -23,6 +24,8 @@ from ..files import atomic_write, write_csv
 SAMPLE_RATE = 16000
 CODES = "codes.u8"
 INDEX = "index.csv"
+CURVES = "curves.f32"
+CURVES_VERSION = 1  # bump when estm_core.cues.curves measures differently
 
 
 def cache_folder(data: str | Path) -> Path:
@@ -40,6 +43,36 @@ class MulawCache:
 
     def codes(self) -> np.ndarray:
         return np.memmap(self.folder / CODES, dtype=np.uint8, mode="r")
+
+    def first_frames(self) -> pd.Series:
+        """The row in the curves of each file's first frame, by the file's start in the codes."""
+        from ..cues.curves import frames_of
+
+        frames = self.index["length"].map(frames_of)
+        return pd.Series((frames.cumsum() - frames).to_numpy(), index=self.index["start"].to_numpy())
+
+    def curves(self) -> np.ndarray:
+        from ..cues.curves import CHANNELS
+
+        return np.memmap(self.folder / CURVES, dtype=np.float32, mode="r").reshape(-1, len(CHANNELS))
+
+
+def build_curves(cache: MulawCache, on_progress=None) -> None:
+    """Measure the cue curves of every file of `cache` (unless they are there for exactly these codes)."""
+    from ..cues.curves import measure
+
+    stamp = {"codes": _recorded(cache.folder / "cache.json").get("fingerprint"), "version": CURVES_VERSION}
+    if _recorded(cache.folder / "curves.json") == stamp and (cache.folder / CURVES).is_file():
+        return
+    codes = cache.codes()
+    with atomic_write(cache.folder / CURVES, force=True) as temporary, open(temporary, "wb") as output:
+        for done, row in enumerate(cache.index.itertuples(index=False), start=1):
+            file_codes = torch.from_numpy(np.array(codes[row.start:row.start + row.length], dtype=np.int64))
+            output.write(measure(features.mu_law_decode(file_codes).numpy()).tobytes())
+            if on_progress:
+                on_progress(done, len(cache.index))
+    with atomic_write(cache.folder / "curves.json", force=True) as temporary:
+        temporary.write_text(json.dumps(stamp))
 
 
 def build_cache(table: pd.DataFrame, folder: str | Path, *, sample_rate: int = SAMPLE_RATE,
@@ -111,39 +144,53 @@ def _read_index(folder: Path) -> pd.DataFrame:
 
 
 def spans(index: pd.DataFrame, part: str, holdout: str, holdout_fraction: float = 0.1) -> pd.DataFrame:
-    """The (start, length, label) spans of the cache that belong to `part` ("train" or "validation").
+    """The (start, length, label, file_start) spans of the cache that belong to `part` ("train" or "validation").
 
     by "file": the files the split put in that part; by "time": the first (1 - holdout_fraction) of every file for
     training and the rest for validation, so no training window reaches into held-out audio.
     """
     if holdout == "file":
         chosen = index[index["part"] == part]
-        return chosen[["start", "length", "label"]].reset_index(drop=True)
+        return pd.DataFrame({"start": chosen["start"], "length": chosen["length"], "label": chosen["label"],
+                             "file_start": chosen["start"]}).reset_index(drop=True)
     cut = (index["length"] * (1 - holdout_fraction)).astype(int)
     if part == "train":
-        return pd.DataFrame({"start": index["start"], "length": cut, "label": index["label"]})
-    return pd.DataFrame({"start": index["start"] + cut, "length": index["length"] - cut, "label": index["label"]})
+        return pd.DataFrame({"start": index["start"], "length": cut, "label": index["label"],
+                             "file_start": index["start"]})
+    return pd.DataFrame({"start": index["start"] + cut, "length": index["length"] - cut, "label": index["label"],
+                         "file_start": index["start"]})
 
 
 class WindowDataset(Dataset):
-    """Random windows of `window` codes from the given spans, with their label index (-1 unlabelled).
+    """Random windows of `window` codes from the given spans, with their label index (-1 unlabelled), and with
+    `curves` the (channels, frames) cue curves of the window, which then starts on a frame of its file.
 
     Item i of epoch e is always the same window (seeded by seed, e, i), so a resumed epoch repeats exactly.
     Spans shorter than a window are skipped; a span is drawn in proportion to its length.
     """
 
     def __init__(self, cache: MulawCache, spans_: pd.DataFrame, window: int, labels: list[str], *,
-                 windows: int | None = None, seed: int = 0):
-        usable = spans_[spans_["length"] >= window].reset_index(drop=True)
-        if usable.empty:
+                 windows: int | None = None, seed: int = 0, curves: bool = False):
+        from ..cues.curves import HOP, frames_of
+
+        self.step = HOP if curves else 1  # where a window may start: every sample, or every frame's first
+        first = spans_["file_start"] + -(-(spans_["start"] - spans_["file_start"]) // self.step) * self.step
+        room = (spans_["start"] + spans_["length"] - window - first) // self.step + 1
+        usable = room >= 1
+        if not usable.any():
             raise EstmError(f"no file is longer than a training window ({window / SAMPLE_RATE:.2f} s)")
         self.cache, self.window, self.seed, self.epoch = cache, window, seed, 0
-        self.starts = usable["start"].to_numpy()
-        self.room = (usable["length"] - window + 1).to_numpy()
+        self.starts, self.room = first[usable].to_numpy(), room[usable].to_numpy()
         self.weights = self.room / self.room.sum()
-        self.targets = np.array([labels.index(label) if label in labels else -1 for label in usable["label"]])
-        self.size = windows or max(1, int(self.room.sum()) // window)
-        self._codes = None
+        self.targets = np.array([labels.index(label) if label in labels else -1
+                                 for label in spans_.loc[usable, "label"]])
+        self.frames = None
+        if curves:  # each usable span's first window's first frame, and the frames a window needs
+            first_frames = cache.first_frames().loc[spans_.loc[usable, "file_start"]].to_numpy()
+            self.first_frames = first_frames + (self.starts - spans_.loc[usable, "file_start"].to_numpy()) // HOP
+            self.frames = frames_of(window)
+        self.size = windows or max(1, int(self.room.sum()) * self.step // window)
+        self._codes = self._curves = None
 
     def __len__(self) -> int:
         return self.size
@@ -152,14 +199,21 @@ class WindowDataset(Dataset):
         """Other windows each epoch (the training loop calls this before every epoch)."""
         self.epoch = epoch
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
         if self._codes is None:
             self._codes = self.cache.codes()
         rng = np.random.default_rng([self.seed, self.epoch, item])
         span = rng.choice(len(self.starts), p=self.weights)
-        start = self.starts[span] + rng.integers(self.room[span])
+        offset = rng.integers(self.room[span])
+        start = self.starts[span] + offset * self.step
         codes = torch.from_numpy(np.array(self._codes[start:start + self.window], dtype=np.int64))
-        return codes, torch.tensor(self.targets[span])
+        if self.frames is None:
+            return codes, torch.tensor(self.targets[span])
+        if self._curves is None:
+            self._curves = self.cache.curves()
+        frame = self.first_frames[span] + offset
+        curves = torch.from_numpy(np.array(self._curves[frame:frame + self.frames]).T)
+        return codes, torch.tensor(self.targets[span]), curves
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_codes": None}
+        return {**self.__dict__, "_codes": None, "_curves": None}

@@ -1,5 +1,7 @@
-"""WaveNet on mu-law audio, with optional global conditioning (a label embedding added inside every gated unit, as in
-the WaveNet paper), the step that trains and evaluates it, and its fast incremental form for generation.
+"""WaveNet on mu-law audio, with optional conditioning as in the WaveNet paper, both added inside every gated unit:
+global (a label embedding) and local (cue curves, estm_core.cues.curves: one frame of `curves` values every `hop`
+samples, each frame projected to every layer's filter and gate biases and held for its `hop` samples); the step that
+trains and evaluates it, and its fast incremental form for generation.
 
 The `seed` preset is the second seed project's model (pytorch-wavenet): 3 blocks x 10 layers, kernel 2, dilations
 1..512, residual and dilation channels 32, skip 1 024, end 512: receptive field 3 070, 1 834 592 parameters.
@@ -24,11 +26,14 @@ PRESETS = {
 class WaveNet(nn.Module):
     """(B, T) mu-law codes -> (B, classes, T - receptive_field + 1) logits for the next sample after each window.
 
-    `labels` > 0 adds global conditioning: `forward(codes, label)` with (B,) label indices.
+    `labels` > 0 adds global conditioning: `forward(codes, label)` with (B,) label indices. `curves` > 0 adds local
+    conditioning: `forward(codes, curves=...)` with (B, curves, frames) values, frame f for the codes [f * hop,
+    (f + 1) * hop) of the window (frames at least ceil(T / hop)).
     """
 
     def __init__(self, blocks: int = 3, layers: int = 10, residual_channels: int = 32, dilation_channels: int = 32,
-                 skip_channels: int = 1024, end_channels: int = 512, classes: int = 256, labels: int = 0):
+                 skip_channels: int = 1024, end_channels: int = 512, classes: int = 256, labels: int = 0,
+                 curves: int = 0, hop: int = 256):
         check_whole("blocks", blocks, 1, 16)
         check_whole("layers", layers, 1, 16)  # dilations up to 2**15
         for name, channels in (("residual_channels", residual_channels), ("dilation_channels", dilation_channels),
@@ -36,6 +41,8 @@ class WaveNet(nn.Module):
             check_whole(name, channels, 1, MAX_CHANNELS)
         check_whole("classes", classes, 2, MAX_CLASSES)
         check_whole("labels", labels, 0, MAX_CLASSES)
+        check_whole("curves", curves, 0, MAX_CHANNELS)
+        check_whole("hop", hop, 1, 1 << 16)
         super().__init__()
         self.classes = classes
         self.dilations = [2**layer for _ in range(blocks) for layer in range(layers)]
@@ -49,6 +56,9 @@ class WaveNet(nn.Module):
         self.output = nn.Conv1d(end_channels, classes, 1)
         # one row per label: for every layer, a bias for its filter and one for its gate
         self.condition = nn.Embedding(labels, len(self.dilations) * 2 * dilation_channels) if labels else None
+        # each frame of cue curves -> for every layer, a bias for its filter and one for its gate
+        self.hop = hop
+        self.curve_projection = nn.Conv1d(curves, len(self.dilations) * 2 * dilation_channels, 1) if curves else None
 
     def _label_biases(self, label: torch.Tensor | None, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per layer (filter bias, gate bias), each (B, dilation_channels, 1), or zeros without conditioning."""
@@ -59,16 +69,37 @@ class WaveNet(nn.Module):
         table = self.condition(label).view(batch, len(self.dilations), 2, channels, 1)
         return [(table[:, i, 0], table[:, i, 1]) for i in range(len(self.dilations))]
 
-    def forward(self, codes: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+    def curve_biases(self, curves: torch.Tensor) -> torch.Tensor:
+        """(B, curves, frames) -> (B, layers, 2, dilation_channels, frames): each frame's filter and gate biases."""
+        channels = self.filters[0].out_channels
+        return self.curve_projection(curves.to(self.start.weight.dtype)).view(
+            len(curves), len(self.dilations), 2, channels, curves.shape[2])
+
+    def forward(self, codes: torch.Tensor, label: torch.Tensor | None = None,
+                curves: torch.Tensor | None = None) -> torch.Tensor:
+        if (curves is None) != (self.curve_projection is None):
+            raise ValueError("this WaveNet takes cue curves" if curves is None else "this WaveNet takes no cue curves")
         x = self.start(F.one_hot(codes, self.classes).transpose(1, 2).to(self.start.weight.dtype))
         skip = 0
-        output_length = codes.shape[1] - self.receptive_field + 1
-        for (filter_bias, gate_bias), dilation, filter_, gate, residual, skip_conv in zip(
+        length = codes.shape[1]
+        output_length = length - self.receptive_field + 1
+        local = None
+        if curves is not None:  # every code's frame, held for `hop` codes
+            frames = curves.to(x.dtype)
+            local = frames.unsqueeze(3).expand(-1, -1, -1, self.hop).flatten(2)[:, :, :length]
+            weights = self.curve_projection.weight.view(len(self.dilations), -1, curves.shape[1], 1)
+            biases = self.curve_projection.bias.view(len(self.dilations), -1)
+        start = 0  # the input position of x's first column
+        for layer, ((filter_bias, gate_bias), dilation, filter_, gate, residual, skip_conv) in enumerate(zip(
                 self._label_biases(label, codes.shape[0]), self.dilations, self.filters, self.gates, self.residuals,
-                self.skips):
+                self.skips)):
+            if local is not None:  # a layer's output at column j belongs to the input position start + dilation + j
+                own = F.conv1d(local[:, :, start + dilation:], weights[layer], biases[layer])
+                filter_bias, gate_bias = filter_bias + own[:, :own.shape[1] // 2], gate_bias + own[:, own.shape[1] // 2:]
             z = torch.tanh(filter_(x) + filter_bias) * torch.sigmoid(gate(x) + gate_bias)
             skip = skip + skip_conv(z[:, :, -output_length:])
             x = residual(z) + x[:, :, dilation:]
+            start += dilation
         return self.output(torch.relu(self.end(torch.relu(skip))))
 
 
@@ -77,8 +108,8 @@ def wavenet_step(receptive_field: int):
     predictions after the first `receptive_field` codes of each window."""
 
     def step(model, batch, device) -> dict:
-        codes, labels = (tensor.to(device, non_blocking=True) for tensor in batch)
-        logits = model(codes[:, :-1], labels if (labels >= 0).all() else None)
+        codes, labels, *curves = (tensor.to(device, non_blocking=True) for tensor in batch)
+        logits = model(codes[:, :-1], labels if (labels >= 0).all() else None, *curves)
         targets = codes[:, receptive_field:]
         cross_entropy = F.cross_entropy(logits.float(), targets)
         return {"loss": cross_entropy, "accuracy": (logits.argmax(dim=1) == targets).float().mean()}
@@ -91,13 +122,18 @@ class FastWaveNet:
     inputs, so a new sample costs O(layers) instead of the whole receptive field. Batched over streams.
 
     `step(codes)` takes the (B,) codes of the newest samples and returns the (B, classes) logits of the next ones.
+    With cue curves ((B, curves, frames), frame f for the steps [f * hop, (f + 1) * hop), the last frame held past
+    the end), the layers' biases change at each frame's first step: one small product every `hop` samples.
     The gated layers run, on the CPU, in a small C loop compiled on first use (`wavenet_layers.c`; torch's cost per
     operation is larger than the arithmetic of these tiny products); on CUDA, as torch operations replayed from one
     CUDA graph; elsewhere, or without a C compiler, as torch operations. The skip sum and the head, large products,
     are torch's everywhere. `engine` says which ran, and `fallback` why not the faster one.
     """
 
-    def __init__(self, model: WaveNet, batch: int, label: torch.Tensor | None = None, *, compiled: bool = True):
+    def __init__(self, model: WaveNet, batch: int, label: torch.Tensor | None = None,
+                 curves: torch.Tensor | None = None, *, compiled: bool = True):
+        if (curves is None) != (model.curve_projection is None):
+            raise ValueError("this WaveNet takes cue curves" if curves is None else "this WaveNet takes no cue curves")
         self.model = model
         device = model.start.weight.device
         dilations = model.dilations
@@ -119,6 +155,8 @@ class FastWaveNet:
             self.past_weights, self.present_weights = taps(0), taps(1)
             self.biases = torch.stack([torch.cat([f.bias + fb[:, :, 0], g.bias + gb[:, :, 0]], dim=1).expand(batch, -1)
                                        for (fb, gb), f, g in zip(label_biases, model.filters, model.gates)])
+            self.fixed_biases = self.biases.clone()  # the curves' biases are added to these
+            self.curves = curves
             self.start_weight = model.start.weight[:, :, 0].t().contiguous()  # a one-hot times it = a row of it
             self.start_bias = model.start.bias.detach().clone()
             self.residual_weights = torch.stack([conv.weight[:, :, 0].t() for conv in model.residuals]).contiguous()
@@ -153,6 +191,11 @@ class FastWaveNet:
 
     @torch.no_grad()
     def step(self, codes: torch.Tensor) -> torch.Tensor:
+        if self.curves is not None and self.time % self.model.hop == 0:
+            frame = min(self.time // self.model.hop, self.curves.shape[2] - 1)
+            local = self.model.curve_biases(self.curves[:, :, frame:frame + 1])[..., 0]  # (B, layers, 2, D)
+            # in place: the C loop and the CUDA graph read this memory
+            self.biases.copy_(self.fixed_biases + local.flatten(2).transpose(0, 1))
         slots = self.slots[self.time % len(self.slots)]
         self.time += 1
         if self._graph is not None:
