@@ -83,7 +83,7 @@ def inspect(
     gets one line on stderr; short and silent files are shown, not refused, since inspecting is how one finds them.
     The exit code is 0 when all files are fine, 3 when some failed and 1 when none could be read.
     """
-    from estm_core import audio
+    from estm_core import audio_info
 
     batch = Batch(INSPECT_COLUMNS, output_mode(json_, csv_))
     paths, problems = expand_inputs(files, recursive, quiet)
@@ -92,7 +92,7 @@ def inspect(
     with ProgressBar("inspecting", len(paths), quiet=quiet) as bar:
         for path in paths:
             try:
-                found = audio.inspect(path)
+                found = audio_info.inspect(path)
             except Exception as error:  # that file's line; the batch goes on
                 batch.failed(path, file_failure(error, debug))
             else:

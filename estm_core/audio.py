@@ -7,10 +7,9 @@ libsndfile's own errors mislead, so every decode checks what it got against what
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -18,8 +17,8 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import soundfile as sf
 
-from .audio_checks import (beyond_full_scale, check_file, check_rate, check_samples, declared_frames,
-                           libsndfile_message, os_reason, shortfall)
+from .audio_checks import (check_file, check_rate, check_samples, declared_frames, libsndfile_message, os_reason,
+                           shortfall)
 from .errors import AudioError
 from .files import atomic_write
 
@@ -48,31 +47,6 @@ WRITE_FORMATS = {
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
-@dataclass(frozen=True)
-class AudioInfo:
-    """What `inspect` learns about a file by decoding all of it."""
-
-    path: str
-    format: str  # soundfile's major format, e.g. "WAV", "MP3"
-    subtype: str  # e.g. "PCM_16", "VORBIS"
-    sample_rate: int
-    channels: int
-    frames: int  # frames actually decoded
-    header_frames: int | None  # frames the header declares, where it declares them
-    peak: float  # max |sample| over finite samples
-    rms_dbfs: float  # -inf for digital silence
-    zero_fraction: float  # fraction of samples exactly 0
-    problem: str | None  # why the file should not be trusted (truncated, NaN...), or None
-
-    @property
-    def duration(self) -> float:
-        return self.frames / self.sample_rate
-
-    @property
-    def complete(self) -> bool:
-        return self.problem is None
-
-
 # --------------------------------------------------------------------------------------------------- decoding
 
 
@@ -96,7 +70,7 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[sf.SoundFile]:
+def opened(path: Path) -> Iterator[sf.SoundFile]:
     """Open `path` for reading, turning libsndfile's errors into an AudioError with the real cause.
 
     The file goes to libsndfile as an open Python file, not a name: given a name, libsndfile also looks for a macOS
@@ -140,8 +114,13 @@ class Header:
 def probe(path: str | os.PathLike) -> Header:
     """Open `path` and read its header only (fast); AudioError if it is not usable audio at all."""
     path = Path(path)
-    with _opened(path) as handle:
-        header = Header(handle.format, handle.samplerate, handle.channels, handle.frames)
+    with opened(path) as handle:
+        return _header(path, handle)
+
+
+def _header(path: Path, handle: sf.SoundFile) -> Header:
+    """The header of the opened `handle`; AudioError, kind empty, where it declares no frames."""
+    header = Header(handle.format, handle.samplerate, handle.channels, handle.frames)
     if header.frames <= 0:
         raise AudioError(path, "empty", "no audio frames (empty or truncated)")
     return header
@@ -163,17 +142,11 @@ def load(
     (seconds, measured before resampling) rejects files too short for the caller.
     """
     path = Path(path)
-    with _opened(path) as handle:
+    with opened(path) as handle:
         rate = handle.samplerate
         start = round(offset * rate)
         wanted = -1 if duration is None else round(duration * rate)
-        try:
-            with _quiet_native_stderr():
-                if start:
-                    handle.seek(min(start, handle.frames))
-                samples = handle.read(wanted, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as error:
-            raise AudioError(path, "corrupt", f"corrupt or truncated ({libsndfile_message(error)})") from None
+        samples = read_block(handle, path, wanted, seek=min(start, handle.frames) if start else None)
         declared = declared_frames(handle, path)
         subtype = handle.subtype
 
@@ -201,49 +174,100 @@ def load(
     return np.ascontiguousarray(samples), rate
 
 
-def stream(
-    path: str | os.PathLike, *, sample_rate: int | None = None, block_frames: int = 1 << 18,
-    level: Level | None = None,
-) -> Iterator[np.ndarray]:
-    """Decode `path` block by block as mono float32, resampled to `sample_rate` without seams (a streaming soxr),
-    so a long file never sits in memory whole. The same checks as `load`; a truncation is raised after the last
-    block, when it becomes known. `level`, if given, measures the blocks as decoded, before the mixdown and the
-    resampling (whose first samples ramp up from silence), for check_sound."""
-    import soxr
+STREAM_BLOCK = 1 << 18  # frames a Stream decodes at a time by default: a few seconds, whatever the file's length
 
-    path = Path(path)
-    decoded = 0
-    with _opened(path) as handle:
-        rate = handle.samplerate
+
+class Stream:
+    """One decode pass over `path`, block by block, never seeking: a file of any length is read once, in bounded
+    memory. Opening it checks what `probe` checks (an unusable file is an AudioError before any work); iterating
+    decodes `block_frames` of the file's frames at a time (or `block_seconds` of them) and yields float32 blocks:
+    (frames,) mixed to mono if `mono`, else (frames, channels), resampled to `sample_rate` without seams (a streaming
+    soxr) where it is given and not the file's. The samples are checked as `load` checks them; a truncation is raised
+    after the last block, when it becomes known. `level`, if given, measures the blocks as decoded, before the
+    mixdown and the resampling (whose first samples ramp up from silence), for audio_checks.check_sound.
+
+    `sample_rate` and `channels` are the blocks', `header` the file's. The file closes at the end of the pass, on
+    close() or on leaving a `with` block; a stream is read once.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, block_frames: int = STREAM_BLOCK,
+                 block_seconds: float | None = None, mono: bool = True, sample_rate: int | None = None,
+                 level: Level | None = None):
+        self.path = Path(path)
+        self._open = ExitStack()
+        self._handle = self._open.enter_context(opened(self.path))
+        try:
+            self.header = _header(self.path, self._handle)
+        except AudioError:
+            self.close()
+            raise
+        rate = self.header.sample_rate
+        self.block_frames = block_frames if block_seconds is None else round(block_seconds * rate)
+        if self.block_frames < 1:
+            self.close()
+            raise ValueError(f"a stream's blocks hold at least one frame, not {self.block_frames}")
+        self.mono, self.level = mono, level
+        self.sample_rate = sample_rate or rate
+        self.channels = 1 if mono else self.header.channels
         if level is not None:
             level.sample_rate = rate
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._handle is None:
+            raise ValueError(f"{self.path}: a stream is read once")
+        handle, path, rate = self._handle, self.path, self.header.sample_rate
         resampler = None
-        if sample_rate is not None and sample_rate != rate:
-            resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
-        while True:
-            try:
-                with _quiet_native_stderr():
-                    block = handle.read(block_frames, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as error:
-                raise AudioError(path, "corrupt", f"corrupt or truncated ({libsndfile_message(error)})") from None
-            check_samples(path, block, handle.subtype)
-            if level is not None:
-                level.push(block)
-            decoded += len(block)
-            last = len(block) == 0
-            mono = to_mono(block)
-            if resampler is not None:
-                mono = resampler.resample_chunk(mono, last=last)
-            if len(mono):
-                yield np.ascontiguousarray(mono)
-            if last:
-                break
-        declared = declared_frames(handle, path)
-    if decoded == 0:
-        raise AudioError(path, "empty", "no audio frames (empty or truncated)")
-    problem = shortfall(decoded, declared, rate)
-    if problem:
-        raise AudioError(path, "truncated", problem)
+        if self.sample_rate != rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, self.sample_rate, self.channels, dtype="float32", quality="HQ")
+        decoded = 0
+        try:
+            while True:
+                block = read_block(handle, path, self.block_frames)
+                check_samples(path, block, handle.subtype)
+                if self.level is not None:
+                    self.level.push(block)
+                decoded += len(block)
+                last = len(block) == 0
+                if self.mono:
+                    block = to_mono(block)
+                if resampler is not None:
+                    block = resampler.resample_chunk(block, last=last)
+                if len(block):
+                    yield np.ascontiguousarray(block)
+                if last:
+                    break
+            declared = declared_frames(handle, path)
+        finally:
+            self.close()
+        if decoded == 0:
+            raise AudioError(path, "empty", "no audio frames (empty or truncated)")
+        problem = shortfall(decoded, declared, rate)
+        if problem:
+            raise AudioError(path, "truncated", problem)
+
+    def close(self) -> None:
+        self._handle = None
+        self._open.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
+
+def read_block(handle: sf.SoundFile, path: Path, frames: int, seek: int | None = None) -> np.ndarray:
+    """Up to `frames` frames (-1: the rest) from where `handle` stands (or from frame `seek`), float32
+    (frames, channels); a decoder's failure is an AudioError, kind corrupt."""
+    try:
+        with _quiet_native_stderr():
+            if seek is not None:
+                handle.seek(seek)
+            return handle.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(path, "corrupt", f"corrupt or truncated ({libsndfile_message(error)})") from None
 
 
 CLIP_SECONDS = 30.0  # what a figure shows of a file by default
@@ -282,61 +306,6 @@ def load_clip(path: str | os.PathLike, seconds: float | None = CLIP_SECONDS) -> 
     shown = len(samples) / rate
     duration = max(header.duration, shown) if seconds is not None and shown >= seconds - 1 / rate else shown
     return Clip(Path(path).name, samples, rate, duration)
-
-
-def inspect(path: str | os.PathLike, block_frames: int = 1 << 16) -> AudioInfo:
-    """Decode all of `path` block by block (bounded memory) and measure it.
-
-    Raises AudioError only when nothing at all can be decoded; a file that decodes in part comes back with its
-    `problem` set.
-    """
-    path = Path(path)
-    frames = zeros = nonfinite = 0
-    peak, sum_squares = 0.0, 0.0
-    problem = None
-    with _opened(path) as handle:
-        try:
-            while True:
-                # read() stops at the real end; blocks() would trust the header and pad with garbage
-                with _quiet_native_stderr():
-                    block = handle.read(block_frames, dtype="float32", always_2d=True)
-                if not len(block):
-                    break
-                finite = np.isfinite(block)
-                if not finite.all():
-                    nonfinite += int(block.size - np.count_nonzero(finite))
-                    block = np.where(finite, block, 0.0)
-                frames += len(block)
-                zeros += int(block.size - np.count_nonzero(block))
-                peak = max(peak, float(np.abs(block).max()))
-                sum_squares += float(np.dot(block.ravel().astype(np.float64), block.ravel()))
-        except (sf.LibsndfileError, RuntimeError) as error:
-            problem = f"corrupt or truncated ({libsndfile_message(error)})"
-            if frames:
-                problem += f" after {frames / handle.samplerate:.2f} s"
-        declared = declared_frames(handle, path)
-        info = dict(format=handle.format, subtype=handle.subtype, sample_rate=handle.samplerate,
-                    channels=handle.channels)
-    if frames == 0:
-        if problem:
-            raise AudioError(path, "corrupt", problem)
-        raise AudioError(path, "empty", "no audio frames (empty or truncated)")
-    problem = problem or shortfall(frames, declared, info["sample_rate"])
-    if nonfinite and not problem:
-        problem = f"contains {nonfinite} NaN or infinite samples"
-    problem = problem or beyond_full_scale(peak, info["subtype"])
-    samples = frames * info["channels"]
-    rms = math.sqrt(sum_squares / samples)
-    return AudioInfo(
-        path=str(path),
-        frames=frames,
-        header_frames=declared,
-        peak=peak,
-        rms_dbfs=20 * math.log10(rms) if rms > 0 else -math.inf,
-        zero_fraction=zeros / samples,
-        problem=problem,
-        **info,
-    )
 
 
 # -------------------------------------------------------------------------------------------------- transforms

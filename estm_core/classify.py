@@ -50,9 +50,6 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
     return loaded
 
 
-STREAM_BLOCK = 1 << 18  # frames decoded at a time: a few seconds, whatever the file's length
-
-
 def batched(items: Iterable, size: int) -> Iterator[list]:
     """Lists of `size` items, the last one shorter if need be (itertools.batched from Python 3.12)."""
     iterator = iter(items)
@@ -87,7 +84,7 @@ def check_batch_size(batch_size: int, segment_length: int, option: str = "--batc
 
 @torch.no_grad()
 def classify_file(path: str | Path, classifiers: list[model_file.LoadedModel], *, hop_seconds: float | None = None,
-                  batch_size: int = 16, keep_segments: bool = False, block_frames: int = STREAM_BLOCK,
+                  batch_size: int = 16, keep_segments: bool = False, block_frames: int = audio.STREAM_BLOCK,
                   require_sound: bool = False) -> FileResult:
     """Every classifier's clip decision for `path` (the mean of its segments' probabilities). The file is decoded
     `block_frames` at a time and its windows classified as they come, so the memory does not grow with its length;
@@ -105,7 +102,7 @@ def classify_file(path: str | Path, classifiers: list[model_file.LoadedModel], *
         total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
         count = 0
         level = audio_checks.Level()
-        decoded = Counted(audio.stream(path, sample_rate=rate, block_frames=block_frames, level=level))
+        decoded = Counted(audio.Stream(path, sample_rate=rate, block_frames=block_frames, level=level))
         for batch in batched(windowing.windows(decoded, length, hop), batch_size):
             probabilities = segment_probabilities(classifier, np.stack([window for _, window in batch]))
             total += probabilities.sum(dim=0)

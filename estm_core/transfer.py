@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import audio, audio_checks, model_file, store, windowing
-from .classify import STREAM_BLOCK, Counted, batched, classify_file, load_classifiers
+from .classify import Counted, batched, classify_file, load_classifiers
 from .errors import AudioError, EstmError
 from .families import transferring
 from .labels import QUADRANTS
@@ -78,7 +78,7 @@ def transfer_audio(transfer: model_file.LoadedModel, content: np.ndarray, emotio
 
 def transfer_blocks(transfer: model_file.LoadedModel, content_blocks: Iterable[np.ndarray],
                     emotion: str | np.ndarray | Path, *, overlap_seconds: float = 1.0, batch_size: int = 4,
-                    expected_samples: int | None = None, block_frames: int = STREAM_BLOCK,
+                    expected_samples: int | None = None, block_frames: int = audio.STREAM_BLOCK,
                     on_progress=None) -> Iterator[np.ndarray]:
     """Mono float32 content blocks at the model's rate, with `emotion` (a quadrant, or mono audio at that rate: an
     array or a file, cycled to run alongside the content) -> float32 output blocks, as long as the content in all.
@@ -141,7 +141,7 @@ def _cycled(emotion, sample_rate: int, block_frames: int) -> Iterator[np.ndarray
         while True:
             yield repeated
     while True:
-        yield from audio.stream(emotion, sample_rate=sample_rate, block_frames=block_frames)
+        yield from audio.Stream(emotion, sample_rate=sample_rate, block_frames=block_frames)
 
 
 class _Tape:
@@ -204,7 +204,7 @@ def emotion_of(transfer: model_file.LoadedModel, reference: str | Path | None, q
 def transfer_file(transfer: model_file.LoadedModel, content: str | Path, output: str | Path, *,
                   reference: str | Path | None = None, quadrant: str | None = None, mer_model: str | None = None,
                   overlap_seconds: float = 1.0, batch_size: int = 4, force: bool = False,
-                  block_frames: int = STREAM_BLOCK, on_progress=None) -> dict:
+                  block_frames: int = audio.STREAM_BLOCK, on_progress=None) -> dict:
     """Transfer the file `content` toward the emotion of the file `reference` or of `quadrant` and write the result
     to `output` (format by extension; refuses to overwrite unless `force`): the arguments in the order of every
     transfer method's transfer_file (families.TransferMethod). The content and the reference are read
@@ -215,16 +215,17 @@ def transfer_file(transfer: model_file.LoadedModel, content: str | Path, output:
     rate = transfer.sample_rate
     output = check_writable(output, force)
     output_format = audio.write_format(output, rate, 1)  # before the work, not after it
-    header = audio.probe(content)
-    emotion, emotion_quadrant = emotion_of(transfer, reference, quadrant, mer_model)
     level = audio_checks.Level()
-    content_blocks = audio.stream(content, sample_rate=rate, block_frames=block_frames, level=level)
-    blocks = transfer_blocks(transfer, content_blocks, emotion, overlap_seconds=overlap_seconds, batch_size=batch_size,
-                             expected_samples=round(header.frames * rate / header.sample_rate),
-                             block_frames=block_frames, on_progress=on_progress)
-    # the rule every command keeps (too short or silent: refused), known once the content has gone by
-    frames = _save_blocks(output, blocks, rate, output_format, force,
-                          before_commit=lambda: audio_checks.check_sound(content, level))
+    with audio.Stream(content, sample_rate=rate, block_frames=block_frames, level=level) as content_blocks:
+        header = content_blocks.header  # the content opened (and so checked) first
+        emotion, emotion_quadrant = emotion_of(transfer, reference, quadrant, mer_model)
+        expected = round(header.frames * rate / header.sample_rate)
+        blocks = transfer_blocks(transfer, content_blocks, emotion, overlap_seconds=overlap_seconds,
+                                 batch_size=batch_size, expected_samples=expected, block_frames=block_frames,
+                                 on_progress=on_progress)
+        # the rule every command keeps (too short or silent: refused), known once the content has gone by
+        frames = _save_blocks(output, blocks, rate, output_format, force,
+                              before_commit=lambda: audio_checks.check_sound(content, level))
     return {"content": str(content), "emotion": str(reference) if reference else None,
             "quadrant": emotion_quadrant, "output": str(output), "duration": frames / rate,
             "model": transfer.name}

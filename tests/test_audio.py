@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from estm_core import audio, windowing
+from estm_core import audio, audio_checks, audio_info, windowing
 from estm_core.errors import AudioError, FileError
 
 from conftest import tone, write
@@ -155,7 +155,7 @@ def test_a_wav_whose_streaming_header_has_no_length_is_not_truncated(tmp_path):
 
 def test_inspect_measures_a_known_signal(tmp_path):
     samples = np.concatenate([tone(1.0, 16000, amplitude=0.5), np.zeros(16000, np.float32)])
-    found = audio.inspect(write(tmp_path / "half.wav", samples, 16000, subtype="FLOAT"), block_frames=1000)
+    found = audio_info.inspect(write(tmp_path / "half.wav", samples, 16000, subtype="FLOAT"), block_frames=1000)
     assert found.format == "WAV" and found.channels == 1 and found.sample_rate == 16000
     assert found.frames == 32000 and found.duration == 2.0 and found.complete
     assert found.peak == pytest.approx(0.5, abs=1e-4)
@@ -165,12 +165,12 @@ def test_inspect_measures_a_known_signal(tmp_path):
 
 
 def test_inspect_reports_a_partly_decodable_file(bad_files):
-    found = audio.inspect(bad_files["truncated"])
+    found = audio_info.inspect(bad_files["truncated"])
     assert not found.complete and found.problem.startswith("truncated")
     assert 1.5 < found.duration < 2.5 and found.header_frames == 4 * 22050
     assert found.peak < 1.0  # no garbage past the real end
     with pytest.raises(AudioError):
-        audio.inspect(bad_files["empty"])
+        audio_info.inspect(bad_files["empty"])
 
 
 # -------------------------------------------------------------------------------------------------- transforms
@@ -218,12 +218,37 @@ def test_probe_reads_the_header_and_rejects_non_audio(tmp_path, bad_files):
 def test_stream_equals_load_and_keeps_the_checks(tmp_path, bad_files):
     path = write(tmp_path / "x.flac", tone(3.0, 44100, channels=2), 44100)
     whole, _ = audio.load(path, sample_rate=22050, mono=True)
-    streamed = np.concatenate(list(audio.stream(path, sample_rate=22050, block_frames=10000)))
+    streamed = np.concatenate(list(audio.Stream(path, sample_rate=22050, block_frames=10000)))
     np.testing.assert_allclose(streamed, whole, atol=1e-6)
     for kind in ("truncated", "truncated_wav", "not_audio", "nonfinite"):
         with pytest.raises(AudioError):
-            list(audio.stream(bad_files[kind], block_frames=4096))
+            list(audio.Stream(bad_files[kind], block_frames=4096))
 
+
+def test_stream_reads_every_channel_in_blocks_of_any_size_in_one_pass_without_seeking(tmp_path, monkeypatch):
+    path = write(tmp_path / "x.flac", tone(3.0, 16000, channels=2), 16000)
+    whole, _ = audio.load(path)
+    real_seek = sf.SoundFile.seek
+
+    def seek(handle, frames, whence=sf.SEEK_SET):  # soundfile's own read() seeks to where it stands: let that be
+        here = real_seek(handle, 0, sf.SEEK_CUR)
+        assert (whence, frames) in ((sf.SEEK_CUR, 0), (sf.SEEK_SET, here)), "a stream never moves its position"
+        return real_seek(handle, frames, whence)
+
+    monkeypatch.setattr(sf.SoundFile, "seek", seek)
+    for block_frames in (1, 999, 16000, 10**6):
+        with audio.Stream(path, block_frames=block_frames, mono=False) as stream:
+            assert (stream.sample_rate, stream.channels, stream.header.frames) == (16000, 2, 48000)
+            blocks = list(stream)
+        assert all(len(block) == block_frames for block in blocks[:-1]) and 0 < len(blocks[-1]) <= block_frames
+        np.testing.assert_array_equal(np.concatenate(blocks), whole)
+    seconds = audio.Stream(path, block_seconds=1.25, mono=False)
+    assert [len(block) for block in seconds] == [20000, 20000, 8000]
+    with pytest.raises(ValueError, match="read once"):
+        list(seconds)
+    level = audio_checks.Level()
+    resampled = list(audio.Stream(path, sample_rate=8000, mono=False, level=level, block_frames=5000))
+    assert np.concatenate(resampled).shape == (24000, 2) and (level.frames, level.sample_rate) == (48000, 16000)
 
 def test_a_macos_resource_fork_beside_an_mp3_does_not_break_it(tmp_path):
     path = audio.save(tmp_path / "song.mp3", tone(1.0, 22050), 22050)

@@ -67,7 +67,7 @@ def test_float_samples_beyond_full_scale_are_refused_by_every_command(tmp_path, 
             audio.load(path)
         assert caught.value.kind == "over_full_scale"
         with pytest.raises(AudioError, match="beyond full scale"):
-            list(audio.stream(path))
+            list(audio.Stream(path))
     for command in ("analyze", "classify", "inspect"):
         result = estm(command, huge, hot, good, "--json")
         assert result.code == 3, (command, result.err)

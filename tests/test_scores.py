@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from estm_core import audio
+from estm_core import audio_info
 from estm_core.datasets import score_cues, score_excerpts, score_rendering, scores
 from estm_core.datasets.layouts import read_dataset
 from estm_core.datasets.split import split_table
@@ -192,7 +192,7 @@ def test_the_corpus_has_synthemos_layout_and_tables(tiny_corpus):
         assert rendered["group"].nunique() == 1 and rendered["content"].nunique() == 1
         assert list(rendered["label"]) == ["Q1", "Q2", "Q3", "Q4"]
         for path in rendered.index:
-            info = audio.inspect(folder / path)
+            info = audio_info.inspect(folder / path)
             assert info.problem is None and info.sample_rate == 16000 and info.channels == 1
             assert info.duration == pytest.approx(score_cues.SECONDS, abs=1e-3)
     dataset = read_dataset(folder)

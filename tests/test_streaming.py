@@ -81,7 +81,7 @@ def test_transfer_in_small_blocks_gives_the_whole_arrays_output(tmp_path, emotio
     whole = transfer_audio(transfer, content, whole_emotion, **options)
 
     streamed_emotion = emotion_path if emotion == "file" else emotion  # cycled, read in blocks too
-    blocks = list(transfer_blocks(transfer, audio.stream(content_path, block_frames=BLOCK), streamed_emotion,
+    blocks = list(transfer_blocks(transfer, audio.Stream(content_path, block_frames=BLOCK), streamed_emotion,
                                   block_frames=BLOCK, **options))
     assert len(blocks) > 1 and np.array_equal(np.concatenate(blocks), whole)
 

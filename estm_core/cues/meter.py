@@ -83,14 +83,12 @@ def analyze(path_or_samples, sample_rate: int | None = None) -> Cues:
     `sample_rate`. Raises AudioError (one line: the file and the cause) for unusable, silent (peak below
     SILENCE_DBFS, kind "silent") or too short (under MIN_SECONDS) audio."""
     if isinstance(path_or_samples, (str, os.PathLike)):
-        name = Path(path_or_samples)
-        rate, channels, blocks = file_blocks(name)
-    else:
-        if sample_rate is None:
-            raise ValueError("analyze(samples) needs the sample_rate")
-        name = "<samples>"
-        rate, channels, blocks = array_blocks(path_or_samples, int(sample_rate))
-    return measure(name, rate, channels, blocks)
+        with file_blocks(path_or_samples) as blocks:
+            return measure(Path(path_or_samples), blocks.sample_rate, blocks.channels, blocks)
+    if sample_rate is None:
+        raise ValueError("analyze(samples) needs the sample_rate")
+    rate, channels, blocks = array_blocks(path_or_samples, int(sample_rate))
+    return measure("<samples>", rate, channels, blocks)
 
 
 def analyze_files(paths: list, jobs: int = 1) -> Iterator[tuple[str, Cues | Exception]]:
@@ -122,30 +120,15 @@ def tempo_ratio(content: Cues, target: Cues) -> float:
 # --------------------------------------------------------------------------------------------------- reading
 
 
-def file_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
-    """(rate, channels, blocks of (frames, channels) float32 at the file's own rate), each BLOCK_SECONDS long."""
-    header = audio.probe(path)
-    rate, block = header.sample_rate, round(BLOCK_SECONDS * header.sample_rate)
-
-    def blocks() -> Iterator[np.ndarray]:
-        index = 0
-        while True:
-            try:
-                samples, _ = audio.load(path, offset=index * block / rate, duration=block / rate)
-            except AudioError as error:
-                if error.kind == "empty" and index > 0:  # the file ended on a block boundary
-                    return
-                raise
-            yield samples.reshape(len(samples), -1)
-            if len(samples) < block:
-                return
-            index += 1
-
-    return rate, header.channels, blocks()
+def file_blocks(path) -> audio.Stream:
+    """The file's one decode pass, in blocks of (frames, channels) float32 at its own rate, each BLOCK_SECONDS long
+    (the last shorter): its `sample_rate` and `channels` are known once it is open, before any block is read."""
+    return audio.Stream(path, block_seconds=BLOCK_SECONDS, mono=False)
 
 
 def array_blocks(samples, rate: int) -> tuple[int, int, Iterator[np.ndarray]]:
-    """file_blocks for (frames,) or (frames, channels) samples at `rate`, checked as a decoded file is."""
+    """(rate, channels, blocks) of (frames,) or (frames, channels) samples at `rate`, cut as file_blocks cuts a file
+    and checked as a decoded file is."""
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim not in (1, 2) or rate <= 0:
         raise ValueError("samples must be (frames,) or (frames, channels), at a positive sample_rate")

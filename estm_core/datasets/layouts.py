@@ -18,7 +18,8 @@ from typing import Callable
 
 import pandas as pd
 
-from ..audio import inspect, probe
+from ..audio import probe
+from ..audio_info import inspect
 from ..errors import AudioError, EstmError
 from ..finding import visible
 from ..workers import process_pool

@@ -68,32 +68,32 @@ def transfer_file(content, output, *, reference=None, quadrant: str | None = Non
     output = check_writable(output, force)
     if (reference is None) == (quadrant is None):
         raise ValueError("transfer_file needs either an emotion reference file or a quadrant")
-    header = audio.probe(content)
-    if reference is not None:
-        audio.probe(reference)  # the quick checks before any work
-    output_format = audio.write_format(output, header.sample_rate, header.channels)
-    jobs = default_jobs() if jobs is None else jobs
-    rate, channels, blocks = file_blocks(Path(content))
-    # the output's temporary first: an unwritable or full place is named before any work, and a failure anywhere
-    # leaves nothing behind (the spools are unnamed files)
-    with atomic_write(output, force) as temporary, workers(jobs) as pool, \
-            float32_spool(output.parent, channels) as decoded:
-        measuring = pool.submit(analyze, reference) if pool and reference is not None else None
-        content_cues, offset = _measured_and_kept(Path(content), rate, channels, blocks, decoded)
-        reference_cues = None
+    with file_blocks(content) as blocks:  # the content's one decode pass, opened (and so checked) first
+        rate, channels = blocks.sample_rate, blocks.channels
         if reference is not None:
-            reference_cues = measuring.result() if measuring else analyze(reference)
-        chosen = emotion_plan(content_cues, reference=reference_cues, quadrant=quadrant, strength=settings.strength,
-                              cues=CUES if settings.cues is None else settings.cues, range_=settings.range,
-                              match=settings.match)
-        edited = edit((block - offset for block in decoded.read()) if offset.any() else decoded.read(), rate,
-                      channels, chosen.moves, content_loudness=content_cues.loudness_lufs, ceiling=PEAK, pool=pool,
-                      ahead=2 * jobs, spool_folder=output.parent)
-        written = 0
-        with audio.output_file(temporary, output, rate, channels, output_format) as sink:
-            for block in edited:
-                sink.write(block)
-                written += len(block)
+            audio.probe(reference)  # the quick checks before any work
+        output_format = audio.write_format(output, rate, channels)
+        jobs = default_jobs() if jobs is None else jobs
+        # the output's temporary first: an unwritable or full place is named before any work, and a failure anywhere
+        # leaves nothing behind (the spools are unnamed files)
+        with atomic_write(output, force) as temporary, workers(jobs) as pool, \
+                float32_spool(output.parent, channels) as decoded:
+            measuring = pool.submit(analyze, reference) if pool and reference is not None else None
+            content_cues, offset = _measured_and_kept(Path(content), rate, channels, blocks, decoded)
+            reference_cues = None
+            if reference is not None:
+                reference_cues = measuring.result() if measuring else analyze(reference)
+            chosen = emotion_plan(content_cues, reference=reference_cues, quadrant=quadrant,
+                                  strength=settings.strength, cues=CUES if settings.cues is None else settings.cues,
+                                  range_=settings.range, match=settings.match)
+            edited = edit((block - offset for block in decoded.read()) if offset.any() else decoded.read(), rate,
+                          channels, chosen.moves, content_loudness=content_cues.loudness_lufs, ceiling=PEAK,
+                          pool=pool, ahead=2 * jobs, spool_folder=output.parent)
+            written = 0
+            with audio.output_file(temporary, output, rate, channels, output_format) as sink:
+                for block in edited:
+                    sink.write(block)
+                    written += len(block)
     return {"content": str(content), "emotion": str(reference) if reference is not None else quadrant,
             "output": str(output), "range": settings.range, "match": settings.match,
             "content_duration": content_cues.duration_s, "duration": written / rate, **chosen.to_dict(), "cues": {
