@@ -234,6 +234,16 @@ class Column:
     hidden: bool = False  # in --csv only, not in the table
 
 
+def report_skipped(problems: list[tuple[str, str]], what: str) -> int:
+    """List skipped files (`what`: "files", "songs", ...), one line each; the exit code for the batch."""
+    if not problems:
+        return EXIT_OK
+    stderr.print(f"[bold red]{len(problems)} {what} skipped:[/]", highlight=False)
+    for path, cause in problems:
+        stderr.print(f"  {escape(str(path))}: {escape(cause)}", highlight=False)
+    return EXIT_SOME_FAILED
+
+
 def output_mode(json_: bool, csv_: bool) -> str:
     from estm_core.errors import EstmError
 

@@ -13,8 +13,8 @@ from rich.table import Table
 from estm_core.datasets.limits import MAX_BATCH, MAX_COUNT, MAX_PAIRS, MAX_SAMPLE_RATE, MAX_SECONDS, MIN_SAMPLE_RATE
 
 from .common import (
-    EXIT_OK, EXIT_SOME_FAILED, MAX_JOBS, MAX_SEED, Debug, Device, Force, ProgressBar, Quiet, SegmentCache, bounded,
-    handles_errors, note, stderr, stdout,
+    MAX_JOBS, MAX_SEED, Debug, Device, Force, ProgressBar, Quiet, SegmentCache, bounded, handles_errors, note,
+    report_skipped, stderr, stdout,
 )
 
 app = typer.Typer(help="Prepare datasets: split by song, segment into a cache, make SynthEmo, make transfer pairs.",
@@ -27,16 +27,6 @@ Jobs = Annotated[int, typer.Option("--jobs", "-j", callback=bounded(1, MAX_JOBS)
                                    help="Files decoded in parallel (processes).")]
 SampleRate = Annotated[int, typer.Option("--sample-rate", callback=bounded(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
                                          help="Hz.")]
-
-
-def _report_problems(problems: list[tuple[str, str]], what: str) -> int:
-    """List skipped files, one line each; the exit code for the batch."""
-    if not problems:
-        return EXIT_OK
-    stderr.print(f"[bold red]{len(problems)} {what} skipped:[/]", highlight=False)
-    for path, cause in problems:
-        stderr.print(f"  {escape(str(path))}: {escape(cause)}", highlight=False)
-    return EXIT_SOME_FAILED
 
 
 def _counts_table(frame, title: str) -> None:
@@ -92,7 +82,7 @@ def split(
     with ProgressBar("checking", len(dataset.table), quiet=quiet) as bar:
         dataset = without_bad_audio(dataset, jobs=jobs, on_progress=bar)
     if dataset.table.empty:
-        _report_problems(dataset.problems, "files")
+        report_skipped(dataset.problems, "files")
         raise EstmError(f"{folder}: no usable audio file; nothing written")
     note(f"{dataset.layout} layout: {len(dataset.table)} songs in {folder}", quiet)
     if from_ is not None:
@@ -110,7 +100,7 @@ def split(
                              test_collections=test_collections or ())
     write_csv(result, output, force=force)
     _counts_table(result, f"songs per part → {output}")
-    raise typer.Exit(_report_problems(dataset.problems, "files"))
+    raise typer.Exit(report_skipped(dataset.problems, "files"))
 
 
 @app.command()
@@ -163,7 +153,7 @@ def segment(
         note(f"decoded {result.audio_seconds / 60:.1f} min of audio in {elapsed:.1f} s "
              f"({result.audio_seconds / elapsed:.0f}× real time, {jobs} job{'s' if jobs > 1 else ''})", quiet)
     _counts_table(result.manifest, f"segments per part → {output}")
-    raise typer.Exit(_report_problems(result.problems, "songs"))
+    raise typer.Exit(report_skipped(result.problems, "songs"))
 
 
 @app.command()

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.markup import escape
 
 from estm_core.families import with_codebooks
 
 from .common import (
-    EXIT_SOME_FAILED, Debug, Device, Force, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors, note,
-    readable, segment_cache, stderr,
+    Debug, Device, Force, ProgressBar, Quiet, Recursive, expand_inputs, handles_errors, note, readable, report_skipped,
+    segment_cache,
 )
 
 app = typer.Typer(help="Figures as PNG files: training curves, spectrograms, confusion matrices, codebook usage.",
@@ -152,27 +151,24 @@ def confusion(
     _wrote(evaluation_confusion_png(summary, output, force=force), quiet)
 
 
+AudioToEncode = Annotated[Optional[list[str]], typer.Argument(
+    metavar="AUDIO", help="Audio to encode: files, folders, globs, or - for paths on stdin.")]
+CodebookModel = Annotated[Optional[str], typer.Option(
+    "--model", help=f"A model with codebooks ({', '.join(with_codebooks())}): store name or path (default: the "
+                    "newest of them).")]
+CachePart = Annotated[Optional[str], typer.Option(
+    "--part", help="With --data: only this part (train, validation, test).")]
+SegmentCount = Annotated[Optional[int], typer.Option(
+    "--count", "-n", help="With --data: at most this many segments, spread evenly.")]
+EncodeBatch = Annotated[int, typer.Option("--batch-size", help="Segments encoded at once.")]
+
+
 @app.command()
 @handles_errors
-def codebook(
-    files: Annotated[Optional[list[str]], typer.Argument(
-        metavar="AUDIO", help="Audio to encode: files, folders, globs, or - for paths on stdin.")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", help=f"A model with codebooks ({', '.join(with_codebooks())}): store name or path (default: the "
-                        "newest of them).")] = None,
-    data: CodebookCache = None,
-    part: Annotated[Optional[str], typer.Option(
-        "--part", help="With --data: only this part (train, validation, test).")] = None,
-    count: Annotated[Optional[int], typer.Option(
-        "--count", "-n", help="With --data: at most this many segments, spread evenly.")] = None,
-    output: CodebookPng = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Segments encoded at once.")] = 8,
-    recursive: Recursive = False,
-    device: Device = "auto",
-    force: Force = False,
-    quiet: Quiet = False,
-    debug: Debug = False,
-) -> None:
+def codebook(files: AudioToEncode = None, model: CodebookModel = None, data: CodebookCache = None,
+             part: CachePart = None, count: SegmentCount = None, output: CodebookPng = None,
+             batch_size: EncodeBatch = 8, recursive: Recursive = False, device: Device = "auto", force: Force = False,
+             quiet: Quiet = False, debug: Debug = False) -> None:
     """VQ codebook usage per level over AUDIO or --data; without either, the codebook entries (PCA).
 
     Per level: each code's share of the latent vectors, the shares sorted, perplexity and codes used. The audio is
@@ -181,28 +177,16 @@ def codebook(
     from estm_core import model_file, store
     from estm_core.datasets.segment import check_fits
     from estm_core.device import choose_device
-    from estm_core.errors import EstmError
     from estm_core.files import check_writable
     from estm_core.models.codebook_usage import check_vq_family, codebooks
     from estm_core.plots import codebook_png
 
-    if files and data is not None:
-        raise EstmError("give AUDIO files or --data, not both")
-    if (part is not None or count is not None) and data is None:
-        raise EstmError("--part and --count go with --data")
-    if batch_size < 1 or (count is not None and count < 1):
-        raise EstmError("--batch-size and --count must be at least 1")
+    _check_codebook_options(files, data, part, count, batch_size)
     model_path = store.find_model(with_codebooks(), model)
     check_vq_family(model_file.read_info(model_path).family, str(model_path))
     output = output or Path(f"{store.model_name(model_path)}-codebook.png")
     check_writable(output, force)
-    paths, failures = [], []
-    if files:  # the inputs before the model
-        paths, problems = expand_inputs(files, recursive)
-        paths, bad = readable(paths)
-        failures = problems + bad
-        if not paths:
-            raise _input_problem(failures)
+    paths, failures = _readable_inputs(files, recursive) if files else ([], [])  # the inputs before the model
 
     target = choose_device(device)
     vq = store.load_model(model_path, device=target)
@@ -223,11 +207,28 @@ def codebook(
                                   f"{level.codebook_size} codes" for level in usage.values()), quiet)
     _wrote(codebook_png(usage, output, title=f"{title}: codebook usage over {where}", force=force), quiet)
     if failures:
-        stderr.print(f"[bold red]{len(failures)} input{'s' if len(failures) > 1 else ''} skipped:[/]", highlight=False)
-        for item, cause in failures:
-            stderr.print(f"  {escape(item)}: {escape(cause)}", highlight=False)
-        raise typer.Exit(EXIT_SOME_FAILED)
+        raise typer.Exit(report_skipped(failures, "inputs" if len(failures) > 1 else "input"))
 
+
+def _check_codebook_options(files, data: Path | None, part: str | None, count: int | None, batch_size: int) -> None:
+    """An EstmError for options that contradict each other or are out of range, before anything is read."""
+    from estm_core.errors import EstmError
+
+    if files and data is not None:
+        raise EstmError("give AUDIO files or --data, not both")
+    if (part is not None or count is not None) and data is None:
+        raise EstmError("--part and --count go with --data")
+    if batch_size < 1 or (count is not None and count < 1):
+        raise EstmError("--batch-size and --count must be at least 1")
+
+
+def _readable_inputs(files: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(the files that open as audio, (item, cause) of every other input); EstmError where none opens."""
+    paths, problems = expand_inputs(files, recursive)
+    paths, bad = readable(paths)
+    if not paths:
+        raise _input_problem(problems + bad)
+    return paths, problems + bad
 
 
 def _cache_usage(vq, data: Path, part: str | None, count: int | None, batch_size: int, quiet: bool):

@@ -14,53 +14,50 @@ from estm_core.families import METHODS, transferring
 from .common import Debug, Device, Force, Json, ProgressBar, Quiet, bounded, handles_errors, note, plain, segment_cache
 
 PairsCache = segment_cache(" that the --pairs refer to")
+Content = Annotated[Optional[Path], typer.Argument(help="The song whose content to keep.")]
+EmotionFile = Annotated[Optional[Path], typer.Argument(
+    metavar="EMOTION", help="The song whose emotion to take (or use --emotion).")]
+Output = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="The audio file to write (format by extension); with --pairs, the folder for the "
+                           "transfers. Required: there is no default.")]
+Emotion = Annotated[Optional[str], typer.Option("--emotion", help="A quadrant instead of an emotion file: Q1..Q4.")]
+Method = Annotated[Optional[str], typer.Option(
+    "--method", help="A transfer method that needs no trained weights (default, unless --model: cues): "
+                     + "; ".join(f"{method.name}, {method.about}" for method in METHODS.values()) + ".")]
+Model = Annotated[Optional[str], typer.Option(
+    "--model", help=f"A learned model ({', '.join(transferring())}; name or path) instead of the method.")]
+Mer = Annotated[Optional[str], typer.Option(
+    "--mer", help="For estm1: the mer model that decides the emotion file's quadrant (default: the newest).")]
+Pairs = Annotated[Optional[Path], typer.Option(
+    "--pairs", help="A pairs CSV (`estm data pairs`): transfer each pair with --model (default: the newest "
+                    f"{' or '.join(transferring())} model).")]
+# the cue method's settings (families.TransferSettings)
+Strength = Annotated[float, typer.Option(
+    "--strength", callback=bounded(0, 1),
+    help="Cue method: how far each cue moves, 0 (not at all) to 1 (all the way).")]
+Cues = Annotated[Optional[str], typer.Option(
+    "--cues", help="Cue method: the cues to move, comma-separated (default: tempo,register,loudness,"
+                   "dynamics,brightness,articulation,mode).")]
+Range = Annotated[str, typer.Option(
+    "--range", help="Cue method: natural (default: what a mixing engineer would do to a finished mix: tempo "
+                    "x0.75-x1.33, a mastering tilt, no transposition) or wide (octaves, tempo x0.25-x4).")]
+Match = Annotated[str, typer.Option(
+    "--match", help="Cue method with an EMOTION file: emotion (default: move the content by the difference "
+                    "between the emotions heard in the two files) or cues (copy the file's raw cue values).")]
+# a learned model's
+Overlap = Annotated[float, typer.Option(
+    "--overlap", callback=bounded(0, 60), help="--model: seconds of crossfade between segments (0 to 60; at most "
+                                               "half a segment is used).")]
+BatchSize = Annotated[int, typer.Option(
+    "--batch-size", callback=bounded(1, 256), help="--model: segments decoded at once (1 to 256).")]
 
 
 @handles_errors
-def transfer(
-    content: Annotated[Optional[Path], typer.Argument(help="The song whose content to keep.")] = None,
-    emotion_file: Annotated[Optional[Path], typer.Argument(
-        metavar="EMOTION", help="The song whose emotion to take (or use --emotion).")] = None,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="The audio file to write (format by extension); with --pairs, the folder for the "
-                               "transfers. Required: there is no default.")] = None,
-    emotion: Annotated[Optional[str], typer.Option("--emotion", help="A quadrant instead of an emotion file: Q1..Q4.")] = None,
-    method: Annotated[Optional[str], typer.Option(
-        "--method", help="A transfer method that needs no trained weights (default, unless --model: cues): "
-                         + "; ".join(f"{method.name}, {method.about}" for method in METHODS.values()) + ".")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", help=f"A learned model ({', '.join(transferring())}; name or path) instead of the method.")] = None,
-    mer: Annotated[Optional[str], typer.Option(
-        "--mer", help="For estm1: the mer model that decides the emotion file's quadrant (default: the newest).")] = None,
-    pairs: Annotated[Optional[Path], typer.Option(
-        "--pairs", help="A pairs CSV (`estm data pairs`): transfer each pair with --model (default: the newest "
-                        f"{' or '.join(transferring())} model).")] = None,
-    data: PairsCache = None,
-    strength: Annotated[float, typer.Option(
-        "--strength", callback=bounded(0, 1),
-        help="Cue method: how far each cue moves, 0 (not at all) to 1 (all the way).")] = 1.0,
-    cues: Annotated[Optional[str], typer.Option(
-        "--cues", help="Cue method: the cues to move, comma-separated (default: tempo,register,loudness,"
-                       "dynamics,brightness,articulation,mode).")] = None,
-    range_: Annotated[str, typer.Option(
-        "--range", help="Cue method: natural (default: what a mixing engineer would do to a finished mix: tempo "
-                        "x0.75-x1.33, a mastering tilt, no transposition) or wide (octaves, tempo x0.25-x4).")
-    ] = "natural",
-    match: Annotated[str, typer.Option(
-        "--match", help="Cue method with an EMOTION file: emotion (default: move the content by the difference "
-                        "between the emotions heard in the two files) or cues (copy the file's raw cue values).")
-    ] = "emotion",
-    overlap: Annotated[float, typer.Option(
-        "--overlap", callback=bounded(0, 60), help="--model: seconds of crossfade between segments (0 to 60; at most "
-                                                   "half a segment is used).")] = 1.0,
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", callback=bounded(1, 256), help="--model: segments decoded at once (1 to 256).")] = 4,
-    device: Device = "auto",
-    force: Force = False,
-    json_: Json = False,
-    quiet: Quiet = False,
-    debug: Debug = False,
-) -> None:
+def transfer(content: Content = None, emotion_file: EmotionFile = None, output: Output = None, emotion: Emotion = None,
+             method: Method = None, model: Model = None, mer: Mer = None, pairs: Pairs = None, data: PairsCache = None,
+             strength: Strength = 1.0, cues: Cues = None, range_: Range = "natural", match: Match = "emotion",
+             overlap: Overlap = 1.0, batch_size: BatchSize = 4, device: Device = "auto", force: Force = False,
+             json_: Json = False, quiet: Quiet = False, debug: Debug = False) -> None:
     """Combine the content of CONTENT with the emotion of EMOTION (a file, or --emotion Q1..Q4); any length.
 
     By default the cue method, with no trained model: the emotion (arousal and valence) of the content and of the
@@ -75,19 +72,8 @@ def transfer(
     """
     from estm_core.errors import EstmError
     from estm_core.families import TransferSettings, method_module
-    from estm_core.labels import QUADRANTS
 
-    if output is None:
-        raise EstmError("say where the result goes: -o OUT")
-    if emotion is not None and emotion.upper() not in QUADRANTS.labels:
-        raise EstmError(f"--emotion must be one of {', '.join(QUADRANTS.labels)}, not {emotion!r}")
-    emotion = emotion and emotion.upper()
-    if content is not None:  # the inputs before the model
-        from estm_core.audio import probe
-
-        for path in (content, emotion_file):
-            if path is not None:
-                probe(path)
+    emotion = _checked_inputs(content, emotion_file, output, emotion)
     if method is not None and (model is not None or pairs is not None):
         raise EstmError("--method runs a method that needs no weights: leave out --model and --pairs")
     if model is None and pairs is None:
@@ -101,6 +87,24 @@ def transfer(
     _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs, data, overlap, batch_size, device,
                       force, json_, quiet)
 
+
+def _checked_inputs(content, emotion_file, output, emotion) -> str | None:
+    """The quadrant asked (upper case) or None, after the checks every transfer makes before loading anything: an
+    output named, a quadrant that is one, and the input files' headers."""
+    from estm_core.errors import EstmError
+    from estm_core.labels import QUADRANTS
+
+    if output is None:
+        raise EstmError("say where the result goes: -o OUT")
+    if emotion is not None and emotion.upper() not in QUADRANTS.labels:
+        raise EstmError(f"--emotion must be one of {', '.join(QUADRANTS.labels)}, not {emotion!r}")
+    if content is not None:  # the inputs before the model
+        from estm_core.audio import probe
+
+        for path in (content, emotion_file):
+            if path is not None:
+                probe(path)
+    return emotion and emotion.upper()
 
 def _transfer_learned(model, content, emotion_file, output, emotion, mer, pairs, data, overlap, batch_size, device,
                       force, json_, quiet):
