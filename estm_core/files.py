@@ -39,7 +39,7 @@ def atomic_write(path: str | os.PathLike, force: bool = False) -> Iterator[Path]
     host and process: the folder's temporaries that killed runs left behind are removed first. A write that fails for
     want of room or a writable place (WRITE_ERRNOS) is one line naming `path` and the cause."""
     path = check_writable(path, force)
-    _remove_stale_temporaries(path)
+    remove_stale_temporaries(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{OWNER}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as error:
@@ -79,15 +79,18 @@ def _unwritable(path: Path, error: Exception) -> FileError:
     return FileError(path, f"cannot write: {(error.strerror or str(error)).lower()}")
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporaries in `path`'s folder, whatever output they were for, whose writer (a process of this
-    host) is gone, and any older than STALE_SECONDS: a killed write leaves one, and its name may never come again."""
+def remove_stale_temporaries(folder: Path, now: float | None = None) -> list[Path]:
+    """Delete the temporaries of atomic_write in `folder`, whatever output they were for, whose writer (a process of
+    this host) is gone, and any older than STALE_SECONDS: a killed write leaves one, and its name may never come
+    again. Returns them. Every atomic write sweeps its folder first; the store sweeps a model's folder when it
+    removes or trains one."""
     host, _ = OWNER.rsplit("-", 1)
-    now = time.time()
+    now = time.time() if now is None else now
     try:
-        entries = list(os.scandir(path.parent))
+        entries = list(os.scandir(folder))
     except OSError:
-        return
+        return []
+    removed = []
     for entry in entries:
         found = _TEMPORARY.match(entry.name)
         if not found:
@@ -96,8 +99,10 @@ def _remove_stale_temporaries(path: Path) -> None:
             dead = found["host"] == host and not writer_alive(int(found["pid"]))
             if dead or now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
                 os.unlink(entry.path)
-        except OSError:  # gone already, or not ours to remove
+                removed.append(Path(entry.path))
+        except OSError:  # gone already, or not ours to remove (a read-only store: it stays, harmless)
             continue
+    return removed
 
 
 def writer_alive(pid: int) -> bool:

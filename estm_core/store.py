@@ -6,8 +6,6 @@ removing, the lock, histories and resume checkpoints (what one model file holds 
 from __future__ import annotations
 
 import os
-import re
-import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +15,7 @@ from typing import TYPE_CHECKING
 from . import model_file
 from .errors import EstmError, FileError, StoreError
 from .families import FORMER_NAMES, current_name
-from .files import OWNER, writer_alive
+from .files import remove_stale_temporaries
 from .model_file import LoadedModel, ModelInfo, read_info
 
 if TYPE_CHECKING:
@@ -30,7 +28,6 @@ HISTORY_SUFFIX = ".history.csv"
 HISTORY_NEEDS = ("epoch", "loss")  # every family's history has these (estm_core.training.loop)
 RESUME_SUFFIX = ".resume"  # NAME.resume: the last epoch's weights and optimiser, for `estm train --resume`
 MAX_NAME_BYTES = 150  # NAME.history.csv's temporary adds up to 99 bytes (a 64-byte host name): within 255
-STALE_SECONDS = 24 * 3600  # a temporary this old is a dead write's, whoever wrote it
 
 
 @dataclass
@@ -275,30 +272,6 @@ def remove(name: str, family: str | None = None) -> list[Path]:
             except OSError as error:
                 raise StoreError(f"{candidate}: cannot remove: {(error.strerror or str(error)).lower()}") from None
     remove_stale_temporaries(path.parent)
-    return removed
-
-
-# a temporary of atomic_write: .STEM.HOST-PID.RANDOM.tmp.SUFFIX (files.atomic_write names them so)
-_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp(\.[^.]*)?$")
-
-
-def remove_stale_temporaries(folder: Path, now: float | None = None) -> list[Path]:
-    """Delete the temporaries of killed writes in a store folder (a name never written again keeps its own
-    forever otherwise): those of a process of this host that is gone, and any a day old. Returns them."""
-    host, _ = OWNER.rsplit("-", 1)
-    now = time.time() if now is None else now
-    removed = []
-    for candidate in folder.glob(".*.tmp*"):
-        match = _TEMPORARY.match(candidate.name)
-        try:
-            if not match or not candidate.is_file():
-                continue
-            dead = match["host"] == host and not writer_alive(int(match["pid"]))
-            if dead or now - candidate.stat().st_mtime > STALE_SECONDS:
-                candidate.unlink()
-                removed.append(candidate)
-        except OSError:  # gone meanwhile, or a read-only store: it stays, harmless
-            continue
     return removed
 
 

@@ -403,7 +403,7 @@ def test_stale_temporaries_in_the_store_go_by_age_or_dead_writer(judge):
         path.write_bytes(b"half")
     two_days_ago = time.time() - 2 * 86400
     os.utime(old, (two_days_ago, two_days_ago))
-    assert sorted(store.remove_stale_temporaries(folder)) == sorted([dead, old])
+    assert sorted(files.remove_stale_temporaries(folder)) == sorted([dead, old])
     assert fresh.exists() and alive.exists() and judge.exists()
     os.utime(fresh, (two_days_ago, two_days_ago))
     store.remove(str(judge))  # removing a model (and training one) cleans its folder

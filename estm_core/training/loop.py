@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .. import model_file, store
 from ..device import autocast, choose_device, seed_everything
 from ..errors import EstmError, FileError, StoreError
-from ..files import write_csv
+from ..files import remove_stale_temporaries, write_csv
 from ..steps import Step, TermSums, held_out_sums
 from .checkpoint import load_resume_state, read_run_state, save_resume_state
 from .config import TrainConfig
@@ -159,7 +159,7 @@ def fit(
     main = int(os.environ.get("RANK", "0")) == 0
     with store.model_lock(model_path) if main else contextlib.nullcontext():
         if main:
-            store.remove_stale_temporaries(model_path.parent)
+            remove_stale_temporaries(model_path.parent)
         dist = _Distributed(config.device)
         seed_everything(config.seed)
         if validation_data is not None and not len(validation_data):
