@@ -2,7 +2,7 @@
 
 Samples are float32 in soundfile's layout: (frames,) when mono, (frames, channels) otherwise.
 libsndfile's own errors mislead, so every decode checks what it got against what the header declared
-(audio_checks.py, with the one rule every command applies to what it decoded). Cutting into windows: windows.py.
+(audio_checks.py, with the one rule every command applies to what it decoded). Cutting into windows: windowing.py.
 """
 
 from __future__ import annotations

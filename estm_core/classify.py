@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from itertools import islice
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -50,26 +48,6 @@ def load_classifiers(tasks: list[str], models: dict[str, str] | None = None, dev
     return loaded
 
 
-def batched(items: Iterable, size: int) -> Iterator[list]:
-    """Lists of `size` items, the last one shorter if need be (itertools.batched from Python 3.12)."""
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-class Counted:
-    """Blocks passed through unchanged, counting their samples in `samples`: a stream's length is known only once
-    it has gone by."""
-
-    def __init__(self, blocks: Iterable[np.ndarray]):
-        self.blocks, self.samples = blocks, 0
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for block in self.blocks:
-            self.samples += len(block)
-            yield block
-
-
 MAX_BATCH_SAMPLES = 1 << 26  # waveform samples classified at once: 256 MB of float32, and the features beside it
 
 
@@ -102,8 +80,8 @@ def classify_file(path: str | Path, classifiers: list[model_file.LoadedModel], *
         total = torch.zeros(len(classifier.info.labels), dtype=torch.float64)
         count = 0
         level = audio_checks.Level()
-        decoded = Counted(audio.Stream(path, sample_rate=rate, block_frames=block_frames, level=level))
-        for batch in batched(windowing.windows(decoded, length, hop), batch_size):
+        decoded = windowing.Counted(audio.Stream(path, sample_rate=rate, block_frames=block_frames, level=level))
+        for batch in windowing.batched(windowing.windows(decoded, length, hop), batch_size):
             probabilities = segment_probabilities(classifier, np.stack([window for _, window in batch]))
             total += probabilities.sum(dim=0)
             count += len(batch)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import audio, audio_checks, model_file, store, windowing
-from .classify import Counted, batched, classify_file, load_classifiers
+from .classify import classify_file, load_classifiers
 from .errors import AudioError, EstmError
 from .families import transferring
 from .labels import QUADRANTS
@@ -94,10 +94,10 @@ def transfer_blocks(transfer: model_file.LoadedModel, content_blocks: Iterable[n
     else:
         emotion_tape = _Tape(_cycled(emotion, transfer.sample_rate, block_frames))
     expected = len(windowing.window_starts(expected_samples, length, hop)) if expected_samples else None
-    content = Counted(content_blocks)
+    content = windowing.Counted(content_blocks)
     joined = _OverlapAdd()
     done = 0
-    for batch, last in _with_last(batched(windowing.windows(content, length, hop), batch_size)):
+    for batch, last in _with_last(windowing.batched(windowing.windows(content, length, hop), batch_size)):
         starts = [start for start, _ in batch]
         segments, peaks = _normalised(np.stack([segment for _, segment in batch]))
         if isinstance(emotion, str):

@@ -1,8 +1,10 @@
 """The window rule of every command that cuts audio (classify, transfer, plots, segmenting), on arrays or on a
-stream of blocks, and what segmenting measures in a window. Samples are mono float32 (frames,)."""
+stream of blocks (counted as it goes by, its windows batched), and what segmenting measures in a window. Samples are
+mono float32 (frames,)."""
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -55,6 +57,26 @@ def windows(blocks: Iterable[np.ndarray], length: int, hop: int) -> Iterator[tup
         yield 0, np.pad(buffer, (0, length - len(buffer)))
     elif total > emitted_end:
         yield total - length, buffer[len(buffer) - length:]
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of `size` items, the last one shorter if need be (itertools.batched from Python 3.12)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Counted:
+    """Blocks passed through unchanged, counting their samples in `samples`: a stream's length is known only once
+    it has gone by."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]):
+        self.blocks, self.samples = blocks, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self.blocks:
+            self.samples += len(block)
+            yield block
 
 
 def peak_normalise(samples: np.ndarray) -> np.ndarray:
