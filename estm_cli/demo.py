@@ -48,8 +48,9 @@ def demo(
     summary = {"report": str(reports[0]), "markdown": str(reports[1]), "plan": plan.name,
                "wall_seconds": round(elapsed, 1), "models": sorted(key[6:] for key in done if key.startswith("train:")),
                "recognition": done["recognition"], "transfer": done["transfer"],
-               "generation": {key: done["generation"].get(key) for key in
-                              ("judge", "judged_label_accuracy", "chance", "held_out_nll", "held_out_accuracy")}}
+               "generation": {system: {key: figures["overall"]["cue_judge"][key]["share"]
+                                       for key in ("accuracy", "arousal", "valence")}
+                              for system, figures in done["generation"]["systems"].items()}}
     if json_:
         print(json.dumps(plain(summary)))
         return

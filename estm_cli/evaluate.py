@@ -16,6 +16,7 @@ from .common import (
     MAX_JOBS, MAX_SEED, Debug, Device, Force, Json, ProgressBar, Quiet, SegmentCache, bounded, cache_folder,
     handles_errors, note, plain, stdout,
 )
+from .evaluate_wavenet import wavenet
 
 app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
 
@@ -353,45 +354,4 @@ def _paper_metrics(model, pairs, data, judge, output, batch_size, target, force,
     note(f"report: {', '.join(str(path) for path in written)}", quiet)
 
 
-@app.command("wavenet")
-@handles_errors
-def wavenet_(
-    model: Annotated[Optional[str], typer.Option("--model", help="A wavenet model (default: the newest).")] = None,
-    judge: Annotated[Optional[str], typer.Option(
-        "--judge", help="A classifier whose labels include the model's: judges clips generated per label (default: "
-                        "none, the held-out NLL and accuracy only).")] = None,
-    count: Annotated[int, typer.Option(
-        "--count", "-n", callback=bounded(1, 256), help="Clips generated per label for the judge (1 to 256).")] = 4,
-    seconds: Annotated[float, typer.Option(
-        "--seconds", callback=bounded(above=0, high=600), help="Length of each judged clip (at most 600).")] = 4.0,
-    temperature: Annotated[float, typer.Option(
-        "--temperature", callback=bounded(above=0, high=100), help="Sampling temperature of the judged clips.")
-    ] = 0.9,
-    seed: Annotated[int, typer.Option(
-        "--seed", callback=bounded(0, MAX_SEED), help="Seeds the judged clips' sampling.")] = 0,
-    device: Device = "auto",
-    json_: Json = False,
-    quiet: Quiet = False,
-    debug: Debug = False,
-) -> None:
-    """Held-out NLL and accuracy of a WaveNet; with --judge, how often its clips are judged as the label asked for."""
-    from estm_core.device import choose_device
-    from estm_core.evaluate import evaluate_wavenet
-
-    target = choose_device(device)
-    note(f"device: {target}", quiet)
-    with ProgressBar("generating", None, unit="samples", quiet=quiet) as bar:
-        summary = evaluate_wavenet(model, judge=judge, per_label=count, seconds=seconds, temperature=temperature,
-                                   seed=seed, device=target, on_progress=bar)
-    if json_:
-        print(json.dumps(plain(summary)))
-        return
-    stdout.print(f"{summary['model']} (labels: {', '.join(summary['labels']) or 'none'})", highlight=False)
-    for key in ("held_out_nll", "held_out_accuracy", "judged_label_accuracy", "chance", "brightness_order_agreement"):
-        if summary.get(key) is not None:
-            stdout.print(f"  {key:<26} {summary[key]:.4g}", highlight=False)
-    for row in summary.get("cues", []):
-        data = (f"training audio {row['data_rms_db']:6.1f} dB {row['data_centroid_hz']:6.0f} Hz"
-                if row["data_rms_db"] is not None else "")
-        stdout.print(f"  {row['label']:<8} generated {row['generated_rms_db']:6.1f} dB {row['generated_centroid_hz']:6.0f} Hz"
-                     f"   {data}", highlight=False)
+app.command("wavenet")(wavenet)

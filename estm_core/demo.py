@@ -21,7 +21,6 @@ import pandas as pd
 
 from . import store
 from .errors import EstmError
-from .families import FAMILIES
 from .labels import GEMS_OF_QUADRANT
 from .files import atomic_write
 
@@ -30,11 +29,14 @@ MODELS = {  # store name -> (family, what it is)
     "demo-mer": ("mer", "MER labeller: the quadrant labels ESTM-1 and ESTM-2 train on"),
     "demo-gems": ("gems", "GEMS ResNet, on the GEMS category nearest each quadrant (four of the nine)"),
     "demo-genre": ("genre", "genre ResNet, on the corpus's mode (major/minor) as the 'genre'"),
-    "demo-hvqvae": ("hvqvae", "content-only hierarchical VQ-VAE (the baseline)"),
     "demo-estm1": ("estm1", "ESTM-1: emotion one-hot appended to the latents"),
     "demo-estm2": ("estm2", "ESTM-2: emotion channels inside the latents, with a style loss"),
-    "demo-wavenet": ("wavenet", "WaveNet conditioned on the quadrant"),
+    "demo-wavenet-none": ("wavenet", "WaveNet on nothing: the floor its music is judged against"),
+    "demo-wavenet-label": ("wavenet", "WaveNet conditioned on the quadrant label (the seed's conditioning)"),
+    "demo-wavenet": ("wavenet", "WaveNet conditioned on cue curves (what estm generate --emotion and --like use)"),
 }
+WAVENETS = {"demo-wavenet-none": {"conditioned": False}, "demo-wavenet-label": {"conditioned": True},
+            "demo-wavenet": {"conditioned": False, "curves": True}}  # trained in this order: the newest is the default
 
 
 @dataclass(frozen=True)
@@ -53,19 +55,22 @@ class Plan:
     wavenet: dict = field(default_factory=dict)
     wavenet_steps: int = 100
     generate_seconds: float = 4.0
+    generated_per_quadrant: int = 8  # clips each WaveNet generates per quadrant for the judges
     pairs: int = 16
     source: str = "scores"  # the corpus: "scores" or "tones" (SynthEmo)
 
 
 PLANS = {
     "full": Plan("full", count=24, mer_width=0.25, mer_epochs=24, resnet_widths=(8, 16, 32, 64), resnet_epochs=10,
-                 estm_d=16, estm_codebook=256, estm_epochs=6,
+                 estm_d=16, estm_codebook=256, estm_epochs=3,
                  wavenet=dict(blocks=2, layers=8, residual_channels=24, dilation_channels=24, skip_channels=128,
-                              end_channels=128), wavenet_steps=300, generate_seconds=4.0, pairs=24),
+                              end_channels=128), wavenet_steps=300, generate_seconds=4.0, generated_per_quadrant=8,
+                 pairs=24),
     "fast": Plan("fast", count=8, mer_width=0.125, mer_epochs=2, resnet_widths=(4, 8, 16, 32), resnet_epochs=2,
                  estm_d=12, estm_codebook=64, estm_epochs=1,
                  wavenet=dict(blocks=1, layers=6, residual_channels=8, dilation_channels=8, skip_channels=16,
-                              end_channels=16), wavenet_steps=10, generate_seconds=1.0, pairs=8),
+                              end_channels=16), wavenet_steps=10, generate_seconds=1.0, generated_per_quadrant=1,
+                 pairs=8),
 }
 
 
@@ -201,7 +206,7 @@ class Demo:
         from .training.wavenet import train_wavenet
 
         plan = self.plan
-        self.say("training: two MER models, two ResNets, three VQ-VAEs, a WaveNet (into the store as demo-*)")
+        self.say("training: two MER models, two ResNets, ESTM-1 and ESTM-2, three WaveNets (into the store as demo-*)")
         for name, seed in (("demo-judge", 1), ("demo-mer", 0)):
             self._train(name, lambda on_step, seed=seed, name=name: train_classifier(
                 "mer", self.cache, name, self._config(plan.mer_epochs, 8, seed, monitor="val_accuracy"),
@@ -223,19 +228,19 @@ class Demo:
             return str(labels)
 
         self.stage("style-labels", label)
-        for name in ("demo-hvqvae", "demo-estm1", "demo-estm2"):
+        for name in ("demo-estm1", "demo-estm2"):
             family = MODELS[name][0]
-            width = "latent_dim" if "latent_dim" in FAMILIES[family].options else "d"
-            options = {width: plan.estm_d, "codebook_size": plan.estm_codebook}
+            options = {"d": plan.estm_d, "codebook_size": plan.estm_codebook}
             # small batches at a higher rate: a few minutes of CPU give enough steps to leave the near-silent
             # start (the original's batch 128 needs hours); the best epoch by held-out reconstruction is kept
             self._train(name, lambda on_step, name=name, family=family, options=options: train_vqvae(
                 family, self.cache, name, self._config(plan.estm_epochs, 2, lr=2e-3, monitor="val_reconstruction"),
                 style_labels=labels, model_options=options, force=True, on_step=on_step))
-        self._train("demo-wavenet", lambda on_step: train_wavenet(
-            self.corpus, "demo-wavenet", self._config(1000, 8, lr=3e-3, max_steps=plan.wavenet_steps),
-            model_options=plan.wavenet, output_length=1024, windows_per_epoch=8 * 25, force=True,
-            on_step=on_step)[0])
+        for name, conditioning in WAVENETS.items():  # the same steps each: the conditioning is all that differs
+            self._train(name, lambda on_step, name=name, conditioning=conditioning: train_wavenet(
+                self.corpus, name, self._config(1000, 8, lr=3e-3, max_steps=plan.wavenet_steps),
+                model_options=plan.wavenet, output_length=1024, windows_per_epoch=8 * 25, force=True,
+                on_step=on_step, **conditioning)[0])
 
     # ------------------------------------------------------------------------------------------ evaluation
 
@@ -315,21 +320,25 @@ class Demo:
         return summary
 
     def _generation(self) -> dict:
+        """The three WaveNets' clips judged per asked quadrant (generation_evaluation), and one clip per quadrant of
+        the WaveNet on cue curves, kept for the report."""
         from . import audio
-        from .evaluate import evaluate_wavenet
-        from .generate import generate
+        from .generate import asked_curves, generate
+        from .generation_evaluation import evaluate_generation
 
-        wavenet = store.load_model(store.find_model("wavenet", "demo-wavenet"), "wavenet", self.device)
-        info = wavenet.info
-        clips = generate(wavenet, list(info.labels), seconds=self.plan.generate_seconds, seed=0)
-        files = []
-        for label, clip in zip(info.labels, clips):
-            files.append(str(audio.save(self.media / f"generated-{label}.wav", clip, info.audio.sample_rate,
-                                        force=True)))
         with self.progress("judging generated clips", None, "samples") as bar:
-            summary = evaluate_wavenet("demo-wavenet", judge="demo-judge", per_label=2,
-                                       seconds=self.plan.generate_seconds, device=self.device, on_progress=bar)
-        summary["files"] = files
+            summary, clips = evaluate_generation(list(WAVENETS), judge="demo-judge",
+                                                 per_label=self.plan.generated_per_quadrant,
+                                                 seconds=self.plan.generate_seconds, device=self.device,
+                                                 jobs=min(2, os.cpu_count() or 1), on_progress=bar)
+        clips.to_csv(self.out / "generated-clips.csv", index=False)
+        wavenet = store.load_model(store.find_model("wavenet", "demo-wavenet"), "wavenet", self.device)
+        quadrants = ["Q1", "Q2", "Q3", "Q4"]
+        examples = generate(wavenet, [None] * 4, seconds=self.plan.generate_seconds, seed=0,
+                            curves=asked_curves(wavenet.info, quadrants, seconds=self.plan.generate_seconds))
+        summary["files"] = [str(audio.save(self.media / f"generated-{quadrant}.wav", clip,
+                                           wavenet.info.audio.sample_rate, force=True))
+                            for quadrant, clip in zip(quadrants, examples)]
         return summary
 
     # ------------------------------------------------------------------------------------------ report

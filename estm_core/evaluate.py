@@ -1,20 +1,19 @@
 """Evaluation of trained models against held-out data: a classifier's metrics (accuracy, macro-F1, per-class
 precision and recall, the confusion matrix, per segment and per song), a learned transfer model's metrics of the
 ESTM paper on segment pairs (MSE_C, PEA, AEA, CD, and the distance to a true target), and a WaveNet's held-out
-likelihood and judged labels. The judged transfer of whole files, for methods and models alike, is
-transfer_evaluation's; every evaluation's report files are written here (write_classifier_report,
-write_transfer_report)."""
+likelihood. The judged transfer of whole files, for methods and models alike, is transfer_evaluation's, the judged
+generation generation_evaluation's; every evaluation's report files are written here (write_classifier_report,
+write_transfer_report, write_generation_report)."""
 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import audio, store
+from . import store
 from .dsp import hann
 from .errors import EstmError, FileError
 from .files import atomic_write, write_csv
@@ -271,85 +270,47 @@ def write_transfer_report(summary: dict, pairs: pd.DataFrame, out_dir: str | Pat
     return written
 
 
-def evaluate_wavenet(model_name: str | None, *, judge: str | None = None, per_label: int = 4, seconds: float = 4.0,
-                     temperature: float = 0.9, seed: int = 0, device="cpu", on_progress=None) -> dict:
-    """Held-out NLL (nats per sample) and next-sample accuracy on the model's own held-out audio; and, given a
-    classifier (`judge`) whose labels include the model's, how often clips generated for a label are judged as it."""
+def evaluate_wavenet(model_name: str | None, *, seed: int = 0, device="cpu") -> dict:
+    """Held-out NLL (nats per sample) and next-sample accuracy of a WaveNet on its own held-out audio (where its
+    training cache is still in the store). What its generated music is heard as is generation_evaluation's."""
     from torch.utils.data import DataLoader
 
-    from .classify import TASKS, classify_file
     from .datasets.mulaw import WindowDataset, built_cache, cache_folder, spans
-    from .generate import generate
+    from .generate import takes_curves
     from .models.wavenet import wavenet_step
     from .steps import held_out_sums
 
     wavenet = store.load_model(store.find_model("wavenet", model_name), "wavenet", device)
     model, info = wavenet.model, wavenet.info
-    summary = {"model": wavenet.name, "labels": info.labels}
+    summary = {"model": wavenet.name, "labels": info.labels, "curves": takes_curves(info)}
     cache = built_cache(cache_folder(info.training.data))
     if cache is not None:
         window = model.receptive_field + info.audio.output_length
         held_out = spans(cache.index, "validation", info.training.holdout)
         if (held_out["length"] >= window).any():
-            windows = WindowDataset(cache, held_out, window, info.labels, windows=256, seed=seed)
+            windows = WindowDataset(cache, held_out, window, info.labels, windows=256, seed=seed,
+                                    curves=takes_curves(info))
             terms = held_out_sums(model, wavenet_step(model.receptive_field),
                                   DataLoader(windows, batch_size=16)).means()
             summary.update({"held_out_nll": terms["loss"], "held_out_accuracy": terms["accuracy"]})
-    if judge is not None:
-        if not info.labels:
-            raise EstmError(f"{summary['model']} is unconditioned: there is no asked-for label to judge")
-        classifier = store.load_model(store.resolve(judge), device=device)
-        if classifier.family not in TASKS:
-            raise EstmError(f"{classifier.name}: a {classifier.family} model, not a classifier")
-        missing = set(info.labels) - set(classifier.info.labels)
-        if missing:
-            raise EstmError(f"the judge does not know the labels {', '.join(sorted(missing))}")
-        asked = [label for label in info.labels for _ in range(per_label)]
-        clips = generate(wavenet, asked, seconds=seconds, temperature=temperature, seed=seed,
-                         on_progress=on_progress)
-        judged = []
-        with tempfile.TemporaryDirectory() as scratch:
-            for number, clip in enumerate(clips):
-                clip_path = Path(scratch) / f"{number}.wav"
-                audio.save(clip_path, clip, info.audio.sample_rate)
-                judged.append(classify_file(clip_path, [classifier]).decisions[classifier.family]["label"])
-        summary.update({"judge": classifier.name, "generated": len(asked),
-                        "judged_label_accuracy": float(np.mean([a == j for a, j in zip(asked, judged)])),
-                        "chance": 1 / len(info.labels),
-                        "judged": [{"asked": a, "judged": j} for a, j in zip(asked, judged)]})
-        if cache is not None:
-            summary.update(label_cues(info.labels, asked, clips, cache.index, info.audio.sample_rate))
     return summary
 
 
+def write_generation_report(summary: dict, clips: pd.DataFrame, out_dir: str | Path, *,
+                            force: bool = False) -> list[Path]:
+    """evaluation.json (NaN as null) and clips.csv in `out_dir`, for generation_evaluation's judged clips."""
+    out_dir = Path(out_dir)
+    written = [out_dir / "evaluation.json", out_dir / "clips.csv"]
+    write_json(summary, written[0], force)
+    write_csv(clips, written[1], force)
+    return written
+
+
 def rms_and_centroid(samples: np.ndarray, sample_rate: int) -> tuple[float, float]:
-    """RMS level (dBFS) and spectral centroid (Hz) of a clip: the simple level and brightness a generated clip is
-    compared by (not the cue meter's loudness in LUFS and tilt)."""
+    """RMS level (dBFS) and spectral centroid (Hz) of a clip: the simple level and brightness the demo's corpus table
+    shows (not the cue meter's loudness in LUFS and tilt)."""
     power = np.abs(np.fft.rfft(samples * hann(len(samples), periodic=False))) ** 2
     frequencies = np.fft.rfftfreq(len(samples), 1 / sample_rate)
     rms = float(np.sqrt(np.mean(np.square(samples))))
     return 20 * np.log10(max(rms, 1e-10)), float((frequencies * power).sum() / max(power.sum(), 1e-20))
 
-
-def label_cues(labels: list[str], asked: list[str], clips: np.ndarray, index: pd.DataFrame, sample_rate: int,
-               files_per_label: int = 8) -> dict:
-    """Does generation follow the label where a judge cannot tell? Per label, the mean level and brightness of the
-    clips generated for it beside those of the training audio of that label, and how many pairs of labels the
-    clips order by brightness as the training audio does (SynthEmo's quadrants differ most in level and brightness).
-    """
-    rows = []
-    for label in labels:
-        generated = [rms_and_centroid(clip, sample_rate)
-                     for clip, wanted in zip(clips, asked) if wanted == label]
-        paths = index.loc[(index["label"] == label) & (index["part"] == "train"), "path"].unique()[:files_per_label]
-        data = [rms_and_centroid(audio.load(path, sample_rate=sample_rate, mono=True)[0], sample_rate)
-                for path in paths]
-        rows.append({"label": label, "generated_rms_db": float(np.mean([g[0] for g in generated])),
-                     "generated_centroid_hz": float(np.mean([g[1] for g in generated])),
-                     "data_rms_db": float(np.mean([d[0] for d in data])) if data else None,
-                     "data_centroid_hz": float(np.mean([d[1] for d in data])) if data else None})
-    known = [row for row in rows if row["data_centroid_hz"] is not None]
-    pairs = [(a, b) for i, a in enumerate(known) for b in known[i + 1:]]
-    agree = sum((a["generated_centroid_hz"] - b["generated_centroid_hz"])
-                * (a["data_centroid_hz"] - b["data_centroid_hz"]) > 0 for a, b in pairs)
-    return {"cues": rows, "brightness_order_agreement": agree / len(pairs) if pairs else None}

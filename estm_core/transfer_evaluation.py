@@ -215,7 +215,7 @@ class _Ears:
 
     def output(self, samples: np.ndarray, rate: int, scratch_file: Path) -> Heard:
         """An output, written to `scratch_file` for the mer judge (repeated to its segment's length if shorter)."""
-        audio.save(scratch_file, _at_least(samples, _judge_frames(self.classifier, rate)), rate, force=True)
+        audio.save(scratch_file, at_least(samples, judge_frames(self.classifier, rate)), rate, force=True)
         return self.judged(hear(samples, rate), str(scratch_file))
 
 
@@ -245,12 +245,12 @@ def _pair_rows(corpus: str, number: int, pair: Pair, methods: dict[str, Method],
     return rows
 
 
-def _judge_frames(classifier, rate: int) -> int:
+def judge_frames(classifier, rate: int) -> int:
     """Frames at `rate` of the mer judge's segment: what it needs to hear one whole decision's worth."""
     return 0 if classifier is None else math.ceil(classifier.segment_length * rate / classifier.sample_rate)
 
 
-def _at_least(samples: np.ndarray, frames: int) -> np.ndarray:
+def at_least(samples: np.ndarray, frames: int) -> np.ndarray:
     """`samples` repeated to at least `frames`: an output made shorter than the judge's segment (a content sped up)
     is heard as a passage played again, as the corpus repeats a short passage, not padded with silence (which a
     judge hears as quiet, low-arousal music)."""

@@ -96,3 +96,20 @@ def test_training_windows_carry_the_curves_of_their_own_audio(tmp_path):
         assert found, "a window starts on a frame of its file"
         frame = found[0] // HOP
         assert torch.equal(window_curves, torch.from_numpy(each[file][frame:frame + frames_of(window)].T.copy()))
+
+
+def test_the_generation_summary_counts_what_each_judge_heard():
+    from estm_core.generation_evaluation import summarise
+
+    table = pd.DataFrame({
+        "system": ["m"] * 4, "asked_by": ["curves"] * 4, "asked": ["Q1", "Q1", "Q3", "Q3"],
+        "cue_judge": ["Q1", "Q2", "Q3", "Q4"], "judge": [None] * 4,
+        "tempo_error": [0.1, -0.2, 0.0, 0.14], "level_error_db": [1.0, -3.0, 0.5, 2.5], "register_error": [1, 2, 3, 4]})
+    figures = summarise(table, quadrants=True)["m"]
+    heard = figures["overall"]["cue_judge"]
+    assert heard["accuracy"]["share"] == 0.5  # Q1 and Q3 heard; Q2 and Q4: the asked arousal, the other valence
+    assert heard["arousal"]["share"] == 1.0 and heard["valence"]["share"] == 0.5
+    assert "judge" not in figures["overall"]  # no classifier judged
+    assert figures["overall"]["tempo_within"]["share"] == 0.75 and figures["overall"]["level_within"]["share"] == 0.5
+    assert figures["overall"]["median_abs_error"] == pytest.approx({"tempo": 0.12, "level_db": 1.75, "register": 2.5})
+    assert figures["Q3"]["cue_judge"]["accuracy"]["share"] == 0.5 and figures["asked_by"] == "curves"

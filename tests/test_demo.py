@@ -67,7 +67,15 @@ def test_every_model_is_in_the_store_and_evaluated(demo_store):
     assert list(systems) == ["copy-content", "copy-reference", "cue method", "demo-estm2", "target"]
     assert judged["judges"]["mer"] == "demo-judge" and judged["style_labellers"] == ["demo-mer"]
     assert systems["target"]["mel_distance_db"] == 0 and set(systems["target"]["judges"]) == {"mer", "cue_judge"}
-    assert 0 <= state["generation"]["judged_label_accuracy"] <= 1
+    generation = state["generation"]  # the three WaveNets beside the training audio, by both judges
+    assert list(generation["systems"]) == ["training audio", "demo-wavenet-none", "demo-wavenet-label",
+                                           "demo-wavenet"]
+    assert [generation["systems"][name]["asked_by"] for name in ("demo-wavenet-none", "demo-wavenet-label",
+                                                                "demo-wavenet")] == ["nothing", "label", "curves"]
+    assert generation["judge"] == "demo-judge" and generation["labels"] == ["Q1", "Q2", "Q3", "Q4"]
+    for figures in generation["systems"].values():
+        assert 0 <= figures["overall"]["cue_judge"]["accuracy"]["share"] <= 1
+        assert figures["overall"]["judge"]["accuracy"]["items"] == 4 * generation["per_label"]
     for result in state["recognition"].values():
         assert 0 <= result["accuracy"] <= 1 and result["count"] > 0
     assert len(state["classified"]) == state["segments"]["test"]  # one 10.08 s segment per held-out file

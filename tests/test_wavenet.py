@@ -159,12 +159,22 @@ def test_evaluate_wavenet_reports_held_out_scores_and_the_judged_labels(trained,
     model_file.save_model(GemsResNet(classes=2, blocks=(1,), widths=(4,)), store.model_path("gems", "tone-judge"),
                           labels=["high", "low"], audio=model_file.AudioSettings(16000, 4000, features=features))
     result = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "--count", "2",
-                  "--seconds", "0.2", "--json")
+                  "--seconds", "1", "-o", tmp_path / "report", "--json")
     assert result.code == 0, result.err
     summary = json.loads(result.out)
-    assert 0 < summary["held_out_nll"] < 6 and 0 <= summary["held_out_accuracy"] <= 1
-    assert summary["generated"] == 4 and [row["asked"] for row in summary["judged"]] == ["high", "high", "low", "low"]
-    assert 0 <= summary["judged_label_accuracy"] <= 1 and summary["chance"] == 0.5
+    likelihood = summary["likelihood"][0]
+    assert 0 < likelihood["held_out_nll"] < 6 and 0 <= likelihood["held_out_accuracy"] <= 1
+    judged = summary["generation"]
+    assert judged["labels"] == ["high", "low"] and judged["chance"] == 0.5 and judged["judge"] == "tone-judge"
+    clips = pd.read_csv(tmp_path / "report" / "clips.csv")
+    generated = clips[clips["system"] == "tones"]
+    assert list(generated["asked"]) == ["high", "high", "low", "low"] and set(generated["asked_by"]) == {"label"}
+    # the cue judge hears the tones' pitch: each label's clips are its tones, and the training audio is the ceiling
+    assert judged["systems"]["training audio"]["overall"]["cue_judge"]["accuracy"]["share"] == 1.0
+    assert judged["systems"]["tones"]["overall"]["cue_judge"]["accuracy"]["share"] == 1.0
+    assert judged["systems"]["tones"]["overall"]["judge"]["accuracy"]["items"] == 4
+    again = estm("evaluate", "wavenet", "--model", "tones", "--judge", "tone-judge", "-o", tmp_path / "report")
+    assert again.code == 1 and "exists" in again.err  # nothing overwritten without --force
 
 
 def test_sampling_draws_from_the_tempered_softmax():
@@ -179,21 +189,11 @@ def test_sampling_draws_from_the_tempered_softmax():
         torch.testing.assert_close(counts, expected, atol=0.015, rtol=0)
 
 
-def test_label_cues_compare_generated_and_training_audio_per_label(tmp_path):
-    from estm_core.evaluate import label_cues, rms_and_centroid
+def test_the_demo_tables_level_and_brightness():
+    from estm_core.evaluate import rms_and_centroid
 
     level, centroid = rms_and_centroid(tone(1.0, 16000, frequency=1000.0, amplitude=0.5), 16000)
     assert level == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.05) and centroid == pytest.approx(1000, abs=5)
-    index = pd.DataFrame({"label": ["low", "high"], "part": ["train", "train"],
-                          "path": [write(tmp_path / f"{label}.wav", tone(1.0, 16000, frequency=TONES[label]), 16000)
-                                   for label in ("low", "high")]})
-    clips = np.stack([tone(0.5, 16000, frequency=f) for f in (600.0, 1800.0)])  # ordered as the data: agreement
-    cues = label_cues(["high", "low"], ["low", "high"], clips, index, 16000)
-    assert cues["brightness_order_agreement"] == 1.0
-    assert [round(row["data_centroid_hz"], -2) for row in cues["cues"]] == [2000, 500]
-    assert [round(row["generated_centroid_hz"], -2) for row in cues["cues"]] == [1800, 600]
-    swapped = label_cues(["high", "low"], ["high", "low"], clips, index, 16000)  # asked the other way round
-    assert swapped["brightness_order_agreement"] == 0.0
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,11 @@ class MulawCache:
     def codes(self) -> np.ndarray:
         return np.memmap(self.folder / CODES, dtype=np.uint8, mode="r")
 
+    def audio(self, start: int, length: int) -> np.ndarray:
+        """The float32 audio of the codes [start, start + length), as the WaveNet hears it."""
+        codes = torch.from_numpy(np.array(self.codes()[start:start + length], dtype=np.int64))
+        return features.mu_law_decode(codes).numpy()
+
     def first_frames(self) -> pd.Series:
         """The row in the curves of each file's first frame, by the file's start in the codes."""
         from ..cues.curves import frames_of
@@ -64,11 +69,9 @@ def build_curves(cache: MulawCache, on_progress=None) -> None:
     stamp = {"codes": _recorded(cache.folder / "cache.json").get("fingerprint"), "version": CURVES_VERSION}
     if _recorded(cache.folder / "curves.json") == stamp and (cache.folder / CURVES).is_file():
         return
-    codes = cache.codes()
     with atomic_write(cache.folder / CURVES, force=True) as temporary, open(temporary, "wb") as output:
         for done, row in enumerate(cache.index.itertuples(index=False), start=1):
-            file_codes = torch.from_numpy(np.array(codes[row.start:row.start + row.length], dtype=np.int64))
-            output.write(measure(features.mu_law_decode(file_codes).numpy()).tobytes())
+            output.write(measure(cache.audio(row.start, row.length)).tobytes())
             if on_progress:
                 on_progress(done, len(cache.index))
     with atomic_write(cache.folder / "curves.json", force=True) as temporary:
