@@ -1,7 +1,8 @@
 """WaveNet generation speed: samples/s of the naive path (the whole receptive field recomputed for every sample) and
 of the fast incremental path, at batch 1, 16 and 64, for the seed preset (3 x 10 layers, receptive field 3 070), on
-the CPU and on CUDA when present. Prints the ratios. Targets: fast >= 100x naive; >= 3 000 samples/s single-stream
-and >= 20 000 aggregate at batch 64 on a 2-core CPU; real time (16 000/s) single-stream on an H100.
+the CPU and on CUDA when present; and of the fast path of the same model conditioned on cue curves. Prints the
+ratios. Targets: fast >= 100x naive; >= 3 000 samples/s single-stream and >= 20 000 aggregate at batch 64 on a 2-core
+CPU; real time (16 000/s) single-stream on an H100; with curves within 20 % of without (ratio >= 0.8).
 
     python benchmarks/generate.py [--preset seed] [--seconds 1]
 """
@@ -13,6 +14,7 @@ import time
 
 import torch
 
+from estm_core.cues.curves import CHANNELS
 from estm_core.generate import Sampler
 from estm_core.models.wavenet import PRESETS, FastWaveNet, WaveNet
 
@@ -36,7 +38,10 @@ def naive_rate(model: WaveNet, batch: int, samples: int, device: str) -> float:
 
 @torch.no_grad()
 def fast_rate(model: WaveNet, batch: int, samples: int, device: str) -> tuple[float, str]:
-    fast = FastWaveNet(model, batch)
+    curves = None
+    if model.curve_projection is not None:  # a new frame of random curves every `hop` samples
+        curves = torch.randn(batch, model.curve_projection.in_channels, samples // model.hop + 2, device=device)
+    fast = FastWaveNet(model, batch, curves=curves)
     codes = torch.full((batch,), 128, dtype=torch.long, device=device)
     for _ in range(50):  # warm-up
         codes = fast.step(codes).argmax(dim=1)
@@ -56,13 +61,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="audio generated per fast measurement")
     args = parser.parse_args()
     print(f"preset {args.preset}; torch threads {torch.get_num_threads()}")
-    print(f"{'device':>6} {'batch':>5} {'naive/s':>10} {'fast/s':>10} {'fast/naive':>10} {'x real time':>11}  fast path")
+    print(f"{'device':>6} {'batch':>5} {'naive/s':>10} {'fast/s':>10} {'fast/naive':>10} {'x real time':>11} "
+          f"{'curves/s':>10} {'curves/fast':>11}  fast path")
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        torch.manual_seed(0)
         model = WaveNet(**PRESETS[args.preset]).to(device).eval()
+        on_curves = WaveNet(**PRESETS[args.preset], curves=len(CHANNELS)).to(device).eval()
         for batch in (1, 16, 64):
             naive = naive_rate(model, batch, (20 if batch == 1 else 3) if device == "cpu" else 100, device)
-            fast, engine = fast_rate(model, batch, int(args.seconds * 16000 / max(1, batch // 16)), device)
-            print(f"{device:>6} {batch:>5} {naive:>10.0f} {fast:>10.0f} {fast / naive:>10.1f} {fast / batch / 16000:>11.3f}  {engine}")
+            samples = int(args.seconds * 16000 / max(1, batch // 16))
+            fast, engine = fast_rate(model, batch, samples, device)
+            curves, _ = fast_rate(on_curves, batch, samples, device)
+            print(f"{device:>6} {batch:>5} {naive:>10.0f} {fast:>10.0f} {fast / naive:>10.1f} "
+                  f"{fast / batch / 16000:>11.3f} {curves:>10.0f} {curves / fast:>11.2f}  {engine}")
 
 
 if __name__ == "__main__":

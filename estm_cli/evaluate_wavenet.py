@@ -67,14 +67,18 @@ def wavenet(
     if json_:
         print(json.dumps(plain(summary)))
         return
+    _print_likelihoods(likelihoods)
+    if judge is not None:
+        _print_generation(summary["generation"])
+        note(f"report: {', '.join(str(path) for path in written)}", quiet)
+
+
+def _print_likelihoods(likelihoods: list[dict]) -> None:
     for item in likelihoods:
         held_out = (f"held-out NLL {item['held_out_nll']:.4g} nats, accuracy {item['held_out_accuracy']:.3f}"
                     if "held_out_nll" in item else "no held-out audio in the store")
         asked = "cue curves" if item["curves"] else ", ".join(item["labels"]) or "nothing"
         stdout.print(f"{item['model']} (conditioned on {asked}): {held_out}", highlight=False)
-    if judge is not None:
-        _print_generation(summary["generation"])
-        note(f"report: {', '.join(str(path) for path in written)}", quiet)
 
 
 def _print_generation(judged: dict) -> None:

@@ -57,8 +57,7 @@ def generate(
     target = choose_device(device)
     wavenet = store.load_model(store.find_model("wavenet", model), "wavenet", target)
     rate = wavenet.sample_rate
-    if seconds is None:
-        seconds = audio.probe(like).duration if like is not None else 4.0
+    seconds = seconds or (audio.probe(like).duration if like is not None else 4.0)
     check_size(count, seconds, rate)  # what the run would hold, before it starts
     primer = load_prime(prime, rate) if prime is not None else None
     labels, curves = _conditions(wavenet.info, wanted, emotion, like, count, seconds, seed)
@@ -71,11 +70,10 @@ def generate(
     for path, stream in zip(paths, streams):
         audio.save(path, stream, rate, force=force)
     speed = streams.size / elapsed
-    summary = {"files": [str(path) for path in paths], "label": wanted, "like": str(like) if like else None,
-               "seconds": seconds, "streams": count, "samples_per_second": round(speed),
-               "wall_seconds": round(elapsed, 3)}
     if json_:
-        print(json.dumps(plain(summary)))
+        print(json.dumps(plain({"files": [str(path) for path in paths], "label": wanted,
+                                "like": str(like) if like else None, "seconds": seconds, "streams": count,
+                                "samples_per_second": round(speed), "wall_seconds": round(elapsed, 3)})))
     else:
         note(f"wrote {', '.join(map(str, paths))} ({speed:,.0f} samples/s)", quiet)
 
