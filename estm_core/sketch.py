@@ -1,7 +1,7 @@
 """The cue curves a generation asks for: a quadrant's (`estm generate --emotion Qk`) or a reference file's
 (`estm generate --like REF`, moved toward a quadrant with `--emotion`).
 
-A quadrant's curves are those of a sketch: a SynthEmo phrase (datasets/synth.py) chosen by the seed, played in the
+A quadrant's curves are those of a sketch: a SynthEmo phrase (datasets/synth_music.py) chosen by the seed, played in the
 quadrant's cue profile — the one the cue transfer moves by (methods/cues/plan.PROFILES: tempo, level, register,
 brightness, articulation; the mode with valence) — around the middle of the model's training audio (its median level,
 register and onset rate, which the model file keeps), with some natural variation by seed, and measured as the
@@ -34,7 +34,7 @@ def quadrant_curves(quadrant: str, middle: dict, seconds: float, seed: int = 0) 
 
 def quadrant_sketch(quadrant: str, middle: dict, seconds: float, seed: int = 0) -> np.ndarray:
     """The sketch itself: mono audio at the WaveNet's rate."""
-    from .datasets import synth
+    from .datasets.synth_music import Cues, compose
     from .methods.cues.plan import PROFILES
 
     tempo_octaves, level_db, register, tilt, articulation = PROFILES[quadrant]
@@ -42,8 +42,8 @@ def quadrant_sketch(quadrant: str, middle: dict, seconds: float, seed: int = 0) 
     target = {"onset_rate": middle["onset_rate"] * 2.0 ** (tempo_octaves + rng.normal(0, VARIATION["onset_rate"])),
               "level_db": middle["level_db"] + level_db + rng.normal(0, VARIATION["level_db"]),
               "register_midi": middle["register_midi"] + register + rng.normal(0, VARIATION["register_midi"])}
-    content = synth.compose(seed, seed)
-    cues = synth.Cues(mode="major" if quadrant in HIGH_SIDE["valence"] else "minor", tempo_bpm=FIRST_TEMPO_BPM,
+    content = compose(seed, seed)
+    cues = Cues(mode="major" if quadrant in HIGH_SIDE["valence"] else "minor", tempo_bpm=FIRST_TEMPO_BPM,
                       loudness_db=0.0, rolloff_db_per_octave=-9.0 + 3.0 * tilt,
                       articulation=float(np.clip(0.7 - 0.3 * articulation, 0.3, 1.0)), register_octaves=0,
                       dissonance=0.0, percussion=0.0)
@@ -64,11 +64,12 @@ def quadrant_sketch(quadrant: str, middle: dict, seconds: float, seed: int = 0) 
 
 
 def _play(content, cues, seconds: float, seed: int) -> np.ndarray:
-    from .datasets import synth
+    from .datasets.synth_music import score
+    from .datasets.synth_sound import in_a_room, synthesise
 
     frames = round(seconds * SAMPLE_RATE)
-    dry = synth.synthesise(synth.score(content, cues, seconds), content, cues, frames, SAMPLE_RATE)
-    return synth.in_a_room(dry, SAMPLE_RATE, seed=[seed])
+    dry = synthesise(score(content, cues, seconds), content, cues, frames, SAMPLE_RATE)
+    return in_a_room(dry, SAMPLE_RATE, seed=[seed])
 
 
 def reference_curves(path, seconds: float | None = None, quadrant: str | None = None) -> np.ndarray:

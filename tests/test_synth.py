@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from estm_core.datasets import synth
+from estm_core.datasets import synth, synth_music
 from estm_core.errors import EstmError
 
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
@@ -106,16 +106,16 @@ def test_the_same_seed_gives_the_same_audio_and_another_seed_other_content():
     np.testing.assert_array_equal(first, synth.render(2, "Q3", seconds=2.0, seed=5))
     assert not np.array_equal(first, synth.render(2, "Q3", seconds=2.0, seed=6))
     assert not np.array_equal(first, synth.render(3, "Q3", seconds=2.0, seed=5))
-    assert synth.compose(2, 5) == synth.compose(2, 5) != synth.compose(2, 6)
+    assert synth_music.compose(2, 5) == synth_music.compose(2, 5) != synth_music.compose(2, 6)
 
 
 def test_the_quadrant_changes_the_cues_not_the_content():
-    content = synth.compose(0)
+    content = synth_music.compose(0)
 
     def first_two_bars(quadrant: str) -> list[tuple[float, float]]:
         """(onset in beats, pitch class) of every note in the first 8 beats."""
         cues = synth.CUES[quadrant]
-        notes = synth.score(content, cues, 8 * 60 / cues.tempo_bpm)
+        notes = synth_music.score(content, cues, 8 * 60 / cues.tempo_bpm)
         return sorted(zip(np.round(notes.onset_s * cues.tempo_bpm / 60, 6), notes.midi % 12))
 
     assert first_two_bars("Q1") == first_two_bars("Q4")  # both major: the same rhythm and notes, octaves aside
@@ -163,7 +163,7 @@ def test_high_arousal_is_detached(renderings):
 
 def test_positive_valence_is_major_and_negative_minor(renderings):
     for content, by_quadrant in renderings.items():
-        tonic = synth.compose(content).tonic_midi % 12  # the content's key, which the quadrant must not change
+        tonic = synth_music.compose(content).tonic_midi % 12  # the content's key, which the quadrant must not change
         balance = {q: major_third_balance(samples, tonic) for q, samples in by_quadrant.items()}
         assert balance["Q3"] < 0 < min(balance["Q1"], balance["Q4"]), f"content {content}: {balance}"
         assert min(balance["Q1"], balance["Q4"]) > max(balance["Q2"], balance["Q3"]) + 1, (
@@ -200,7 +200,7 @@ def test_the_manifest_lists_every_file_with_its_cues(corpus):
     folder, table, _ = corpus
     written = pd.read_csv(folder / "synthemo.csv")
     pd.testing.assert_frame_equal(table, written)
-    cue_names = [field.name for field in dataclasses.fields(synth.Cues)]
+    cue_names = [field.name for field in dataclasses.fields(synth_music.Cues)]
     assert list(written.columns) == ["song_id", "path", "label", "group", *cue_names]
     assert list(written["label"]) == list(QUADRANTS) * 2
     assert list(written["group"]) == ["c000"] * 4 + ["c001"] * 4

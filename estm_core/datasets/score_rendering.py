@@ -14,16 +14,16 @@ import numpy as np
 
 from .. import audio
 from ..errors import EstmError
-from . import synth
 from .score_cues import CUES, INSTRUMENTS, SAMPLE_RATE, SECONDS, SPREAD, ScoreCues, Spread
 from .score_excerpts import Excerpt, to_mode
+from .synth_sound import in_a_room
 
 MELODY_ACCENT = 12  # the top part plays this much louder (velocity): it carries the tune
 MIN_SOUNDING_S = 0.05  # no note is shorter, however staccato
 MIN_QPM, MAX_QPM = 12.0, 600.0  # quarter notes a minute; wide, as old notations beat in halves or wholes
 FADE_S = 0.02  # at the excerpt's end, so that it does not end in a click
 PEAK = 0.98  # no rendering peaks above this
-ROOM_DAMPING_HZ = 2000.0  # the room's tail is darker than the instruments (synth.in_a_room)
+ROOM_DAMPING_HZ = 2000.0  # the room's tail is darker than the instruments (synth_sound.in_a_room)
 MAX_VOICES = 128
 
 
@@ -198,7 +198,7 @@ def render(excerpt: Excerpt, cues: ScoreCues, rng: np.random.Generator, *, sound
     stereo = synthesise(performance, soundfont, sample_rate, frames)
     mixed = stereo if channels == 2 else audio.to_mono(stereo)[:, None]
     seed = [int(value) for value in rng.integers(0, 2**31, size=2)]
-    wet = np.stack([synth.in_a_room(mixed[:, c], sample_rate, seed=[*seed, c], damping_hz=ROOM_DAMPING_HZ)
+    wet = np.stack([in_a_room(mixed[:, c], sample_rate, seed=[*seed, c], damping_hz=ROOM_DAMPING_HZ)
                     for c in range(mixed.shape[1])], axis=1)
     fade = min(round(FADE_S * sample_rate), frames)
     wet[frames - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
