@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import audio, features
-from ..errors import EstmError, FileError
+from ..errors import AudioError, EstmError, FileError
 from ..files import atomic_write, write_csv
 
 SAMPLE_RATE = 16000
@@ -94,7 +94,7 @@ def build_cache(table: pd.DataFrame, folder: str | Path, *, sample_rate: int = S
         for done, row in enumerate(table.itertuples(index=False), start=1):
             try:
                 samples, _ = audio.load(row.path, sample_rate=sample_rate, mono=True)
-            except audio.AudioError as error:
+            except AudioError as error:
                 problems.append((str(row.path), error.cause))
             else:
                 codes = features.mu_law_encode(torch.from_numpy(samples)).numpy().astype(np.uint8)
