@@ -56,8 +56,7 @@ def generate(
     paths = _output_paths(output, stem, count, force)  # checked before the work, not after it
     target = choose_device(device)
     wavenet = store.load_model(store.find_model("wavenet", model), "wavenet", target)
-    rate = wavenet.sample_rate
-    seconds = seconds or (audio.probe(like).duration if like is not None else 4.0)
+    rate, seconds = wavenet.sample_rate, seconds or (audio.probe(like).duration if like is not None else 4.0)
     check_size(count, seconds, rate)  # what the run would hold, before it starts
     primer = load_prime(prime, rate) if prime is not None else None
     labels, curves = _conditions(wavenet.info, wanted, emotion, like, count, seconds, seed)
@@ -67,15 +66,21 @@ def generate(
         streams = generate_audio(wavenet, labels, seconds=seconds, temperature=temperature, seed=seed,
                                  prime=primer, curves=curves, on_progress=bar)
     elapsed = time.perf_counter() - started
+    _write(paths, streams, rate, force, json_, quiet, {
+        "label": wanted, "like": str(like) if like else None, "seconds": seconds, "streams": count,
+        "samples_per_second": round(streams.size / elapsed), "wall_seconds": round(elapsed, 3)})
+
+
+def _write(paths: list[Path], streams, rate: int, force: bool, json_: bool, quiet: bool, summary: dict) -> None:
+    """Each stream to its file, then the summary (one JSON line with --json)."""
+    from estm_core import audio
+
     for path, stream in zip(paths, streams):
         audio.save(path, stream, rate, force=force)
-    speed = streams.size / elapsed
     if json_:
-        print(json.dumps(plain({"files": [str(path) for path in paths], "label": wanted,
-                                "like": str(like) if like else None, "seconds": seconds, "streams": count,
-                                "samples_per_second": round(speed), "wall_seconds": round(elapsed, 3)})))
+        print(json.dumps(plain({"files": [str(path) for path in paths], **summary})))
     else:
-        note(f"wrote {', '.join(map(str, paths))} ({speed:,.0f} samples/s)", quiet)
+        note(f"wrote {', '.join(map(str, paths))} ({summary['samples_per_second']:,} samples/s)", quiet)
 
 
 def _wanted(emotion: str | None, genre: str | None, label: str | None) -> str | None:
