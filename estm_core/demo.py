@@ -41,7 +41,7 @@ WAVENETS = {"demo-wavenet-none": {"conditioned": False}, "demo-wavenet-label": {
 
 @dataclass(frozen=True)
 class Plan:
-    """The demo's sizes. `full` is meant for ~10 minutes of a 2-core CPU, `fast` for ~2 (a smoke test)."""
+    """The demo's sizes. `full` is meant for at most 10 minutes of a 2-core CPU, `fast` for ~2 (a smoke test)."""
 
     name: str
     count: int  # excerpts (scores) or contents (tones), each rendered in Q1-Q4 (10.08 s per rendering)
@@ -61,11 +61,11 @@ class Plan:
 
 
 PLANS = {
-    "full": Plan("full", count=24, mer_width=0.25, mer_epochs=24, resnet_widths=(8, 16, 32, 64), resnet_epochs=10,
-                 estm_d=16, estm_codebook=256, estm_epochs=3,
+    "full": Plan("full", count=24, mer_width=0.25, mer_epochs=20, resnet_widths=(8, 16, 32, 64), resnet_epochs=10,
+                 estm_d=16, estm_codebook=256, estm_epochs=2,
                  wavenet=dict(blocks=2, layers=8, residual_channels=24, dilation_channels=24, skip_channels=128,
-                              end_channels=128), wavenet_steps=300, generate_seconds=4.0, generated_per_quadrant=8,
-                 pairs=24),
+                              end_channels=128), wavenet_steps=300, generate_seconds=4.0, generated_per_quadrant=6,
+                 pairs=16),
     "fast": Plan("fast", count=8, mer_width=0.125, mer_epochs=2, resnet_widths=(4, 8, 16, 32), resnet_epochs=2,
                  estm_d=12, estm_codebook=64, estm_epochs=1,
                  wavenet=dict(blocks=1, layers=6, residual_channels=8, dilation_channels=8, skip_channels=16,
