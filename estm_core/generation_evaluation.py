@@ -142,7 +142,8 @@ def summarise(table: pd.DataFrame, *, quadrants: bool) -> dict:
     curves and the median errors."""
     figures = {}
     for system, rows in table.groupby("system", sort=False):
-        figures[system] = {"asked_by": rows["asked_by"].iloc[0] if "asked_by" in rows else None,
+        asked_by = rows["asked_by"].dropna() if "asked_by" in rows else []
+        figures[system] = {"asked_by": asked_by.iloc[0] if len(asked_by) else None,  # none for the training audio
                            "overall": _figures(rows, quadrants),
                            **{label: _figures(rows[rows["asked"] == label], quadrants)
                               for label in sorted(set(rows["asked"]))}}

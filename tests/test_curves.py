@@ -113,3 +113,12 @@ def test_the_generation_summary_counts_what_each_judge_heard():
     assert figures["overall"]["tempo_within"]["share"] == 0.75 and figures["overall"]["level_within"]["share"] == 0.5
     assert figures["overall"]["median_abs_error"] == pytest.approx({"tempo": 0.12, "level_db": 1.75, "register": 2.5})
     assert figures["Q3"]["cue_judge"]["accuracy"]["share"] == 0.5 and figures["asked_by"] == "curves"
+
+
+def test_the_training_audio_is_asked_by_nothing_in_the_summary():
+    from estm_core.generation_evaluation import CEILING, summarise
+
+    table = pd.DataFrame({"system": [CEILING, "m"], "asked": ["Q1", "Q1"], "cue_judge": ["Q1", "Q2"],
+                          "judge": [None, None], "asked_by": [np.nan, "label"]})
+    figures = summarise(table, quadrants=True)
+    assert figures[CEILING]["asked_by"] is None and figures["m"]["asked_by"] == "label"
