@@ -158,3 +158,12 @@ def wait_until(check, seconds: float = 20.0, every: float = 0.05):
             return value
         time.sleep(every)
     raise AssertionError(f"gave up waiting after {seconds} s for {getattr(check, '__name__', check)}")
+
+
+def made_test(tmp_path: Path, estm, listeners: int) -> Path:
+    """`estm listen make` on system_folders' two systems and originals: the test folder."""
+    folders = system_folders(tmp_path / "music")
+    result = estm("listen", "make", folders["a"], folders["b"], "--reference", folders["originals"], "-o",
+                  tmp_path / "test", "--listeners", str(listeners), "-q")
+    assert result.code == 0, result.err
+    return tmp_path / "test"

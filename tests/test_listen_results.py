@@ -12,7 +12,7 @@ from estm_core.listening import statistics
 from estm_core.listening.answers import AnswerBook, read_answers
 from estm_core.listening.results import summarise
 
-from listening_kit import system_folders
+from listening_kit import made_test
 
 
 def test_wilson_interval_of_seven_in_ten():
@@ -60,11 +60,7 @@ def test_post_screening_and_duplicates_exclude_by_their_rules():
 @pytest.fixture
 def small_test(tmp_path, estm):
     """Two systems (a, b) on four songs, one per quadrant, with their originals; 2 hidden duplicates."""
-    folders = system_folders(tmp_path / "music")
-    result = estm("listen", "make", folders["a"], folders["b"], "--reference", folders["originals"], "-o",
-                  tmp_path / "test", "--listeners", "4", "-q")
-    assert result.code == 0, result.err
-    return tmp_path / "test"
+    return made_test(tmp_path, estm, listeners=4)
 
 
 def answer_all(book: AnswerBook, listener: str, quadrant_for, rating_for) -> None:

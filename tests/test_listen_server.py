@@ -10,16 +10,12 @@ import pytest
 
 from estm_core.listening.plan import read_plan
 
-from listening_kit import ServerProcess, request, served, system_folders
+from listening_kit import ServerProcess, made_test, request, served
 
 
 @pytest.fixture
 def test_folder(tmp_path, estm):
-    folders = system_folders(tmp_path / "music")
-    result = estm("listen", "make", folders["a"], folders["b"], "--reference", folders["originals"], "-o",
-                  tmp_path / "test", "--listeners", "3", "-q")
-    assert result.code == 0, result.err
-    return tmp_path / "test"
+    return made_test(tmp_path, estm, listeners=3)
 
 
 def lines(test, listener):
