@@ -40,7 +40,8 @@ Epochs = Annotated[int, typer.Option(
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, max=1 << 16, help="Segments per batch.")]
 LearningRate = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]  # TrainConfig refuses NaN, <= 0
 MaxSteps = Annotated[Optional[int], typer.Option(
-    "--max-steps", min=1, help="Stop after this many optimiser steps.")]
+    "--max-steps", min=1, help="Stop after this many optimiser steps; with --resume, the run's new total (a run "
+                               "that stopped at its steps goes on to it).")]
 Seed = Annotated[int, typer.Option(
     "--seed", min=0, max=2**32 - 1, help="Seed for weights, shuffling and dropout.")]
 Patience = Annotated[Optional[int], typer.Option(
@@ -49,7 +50,7 @@ Monitor = Annotated[str, typer.Option(
     "--monitor", help="History column for the best epoch and early stopping (val_loss, val_accuracy, loss, …).")]
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue an interrupted run of the same name, with the options it was started with: any "
-                     "other given is refused (--epochs sets a new total; --device and --workers may change).")]
+                     "other given is refused (--epochs and --max-steps set new totals; --device and --workers may change).")]
 Workers = Annotated[int, typer.Option("--workers", min=0, max=256, help="DataLoader worker processes.")]
 
 
@@ -61,11 +62,12 @@ def default_name(family: str, data: Path) -> str:
 
 
 PLACE = ("workers", "device")  # where a run trains: a resume may change them
+NEW_TOTALS = ("epochs", "max_steps")  # given with --resume, a new total for the run
 
 
-def run_options(context: typer.Context, family: str, name: str, resume: bool) -> tuple[dict, int | None]:
-    """This command's option values by parameter name, and with --resume the run's new total of epochs (when
-    --epochs is given). A resume takes the run's own options (its checkpoint's) in place of those not given, and
+def run_options(context: typer.Context, family: str, name: str, resume: bool) -> tuple[dict, dict[str, int]]:
+    """This command's option values by parameter name, and with --resume the run's new totals of epochs and steps
+    (those of --epochs and --max-steps given). A resume takes the run's own options (its checkpoint's) in place of those not given, and
     refuses in one line any given that contradicts them."""
     from estm_core import store
     from estm_core.errors import EstmError
@@ -75,7 +77,7 @@ def run_options(context: typer.Context, family: str, name: str, resume: bool) ->
         store.check_name(name)  # before any data is read
     values = dict(context.params)
     if not resume:
-        return values, None
+        return values, {}
     state = read_run_state(store.resume_path(store.model_path(family, name)))
     own = {**state["config"], **(state.get("model") or {}), **(state.get("options") or {})}
     given = {key for key in values if getattr(context.get_parameter_source(key), "name", "DEFAULT") != "DEFAULT"}
@@ -83,7 +85,7 @@ def run_options(context: typer.Context, family: str, name: str, resume: bool) ->
     flags = {parameter.name: parameter.opts[0] for parameter in context.command.params}
     for key, value in values.items():
         run_key, mine = _as_run(key, value)
-        if key in PLACE or (key == "epochs" and key in given) or run_key not in own:
+        if key in PLACE or (key in NEW_TOTALS and key in given) or run_key not in own:
             continue
         if key in given and not _same(mine, own[run_key]):
             contradictions.append(f"{flags[key]} {_shown(key, mine)} (the run's: {_shown(key, own[run_key])})")
@@ -91,7 +93,7 @@ def run_options(context: typer.Context, family: str, name: str, resume: bool) ->
     if contradictions:
         raise EstmError(f"{name} was started with other options, and a resume keeps them: {'; '.join(contradictions)}"
                         "; leave them out, or start over with --force")
-    return values, values["epochs"] if "epochs" in given else None
+    return values, {key: values[key] for key in NEW_TOTALS if key in given}
 
 
 def _as_run(key: str, value):
@@ -185,10 +187,10 @@ def _classifier_command(family: str, help_text: str):
 
         note(f"device: {choose_device(device)}", quiet)
         model_name = name or default_name(family, data)
-        values, new_total = run_options(context, family, model_name, resume)
+        values, new_totals = run_options(context, family, model_name, resume)
         run_training(lambda on_step, on_epoch: train_classifier(
             family, data, model_name, train_config(values), label_column=values["label_column"], resume=resume,
-            resume_epochs=new_total, force=force,
+            resume_totals=new_totals, force=force,
             model_options={"width": values["width"]} if "width" in defaults else None,
             on_step=on_step, on_epoch=on_epoch), quiet=quiet, json_=json_, epochs=values["epochs"])
 
@@ -341,7 +343,7 @@ def _train_vqvae(context: typer.Context, family: str) -> None:
     on_grid = given["grid"] or given["grid_file"] or given["grid_point"] is not None
     model_name = given["name"] or ("" if on_grid else default_name(family, data))
     # a grid resumes each point with the grid's options; one run takes its own from its checkpoint
-    values, new_total = run_options(context, family, model_name, given["resume"] and not on_grid)
+    values, new_totals = run_options(context, family, model_name, given["resume"] and not on_grid)
     model_options = VQVAE_OPTIONS[family]
 
     def train_one(model_name: str, options: dict, resume_run: bool) -> None:
@@ -350,7 +352,7 @@ def _train_vqvae(context: typer.Context, family: str) -> None:
         run_training(lambda on_step, on_epoch: train_vqvae(
             family, data, model_name, train_config(values), style_labels=values.get("style_labels") or "truth",
             model_options={**{option: values[option] for option in model_options}, **options}, resume=resume_run,
-            resume_epochs=new_total, force=force, on_step=on_step, on_epoch=on_epoch),
+            resume_totals=new_totals, force=force, on_step=on_step, on_epoch=on_epoch),
             quiet=quiet, json_=json_, epochs=values["epochs"])
 
     if on_grid:
@@ -485,7 +487,7 @@ def wavenet(
 
     note(f"device: {choose_device(device)}", quiet)
     model_name = name or default_name("wavenet", data)
-    values, new_total = run_options(context, "wavenet", model_name, resume)
+    values, new_totals = run_options(context, "wavenet", model_name, resume)
     problems = []
 
     def train(on_step, on_epoch):
@@ -495,7 +497,7 @@ def wavenet(
                 conditioned=not values["unconditioned"], curves=values["curves"],
                 output_length=values["output_length"],
                 holdout=values["holdout"], windows_per_epoch=values["windows"], on_step=on_step, on_epoch=on_epoch,
-                on_cache_progress=bar, resume=resume, resume_epochs=new_total, force=force)
+                on_cache_progress=bar, resume=resume, resume_totals=new_totals, force=force)
         problems.extend(skipped)
         return result
 

@@ -301,6 +301,7 @@ def test_resume_takes_the_runs_options_and_refuses_others(mer_cache, store_home,
     info = model_file.read_info(store.model_path("mer", "N"))
     assert info.config["width"] == 0.0625 and info.training.epochs_run == 2 and info.training.config["epochs"] == 2
     one_error_line(estm(*start, "--resume", "--epochs", "1"), "already trained 2 epochs")
+    one_error_line(estm(*start, "--resume", "--max-steps", "1"), "already trained 4 steps")  # a new total too
     one_error_line(estm(*start, "--resume", "--data", mer_cache.parent), "--data", "the run's")
 
 

@@ -244,6 +244,23 @@ def test_max_steps_stops_mid_epoch(tone_cache, store_home):
     assert result.status == "max-steps" and len(result.history) == 2
 
 
+def test_a_run_stopped_at_its_steps_resumes_to_a_new_total(tone_cache, store_home):
+    train_tiny(tone_cache, "brief", epochs=5, max_steps=6)  # 4 steps per epoch: stopped in epoch 2
+
+    def resume(**totals):
+        return train_classifier("genre", tone_cache, "brief", TrainConfig(epochs=5), feature_settings=TINY_FEATURES,
+                                model_options=TINY_RESNET, resume=True, resume_totals=totals)
+
+    assert resume().status == "already-finished"  # no new total: the run had ended
+    assert resume(epochs=9).status == "already-finished"  # more epochs, but its steps are spent
+    with pytest.raises(EstmError, match="already trained 6 steps"):
+        resume(max_steps=5)
+    result = resume(max_steps=14)
+    assert result.status == "max-steps" and result.history["epoch"].tolist() == [1, 2, 3, 4]
+    assert model_file.read_info(result.path).training.steps == 14
+    assert resume(max_steps=100).status == "finished"  # then it stops at its own 5 epochs
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, tested on Linux")
 def test_two_process_ddp_on_cpu_trains_and_writes_one_checkpoint(tone_cache, store_home, tmp_path):
     script = tmp_path / "ddp.py"

@@ -68,7 +68,7 @@ def train_classifier(
     feature_settings: FeatureSettings = FeatureSettings(),
     model_options: dict | None = None,
     resume: bool = False,
-    resume_epochs: int | None = None,
+    resume_totals: dict[str, int] | None = None,
     force: bool = False,
     on_step=None,
     on_epoch=None,
@@ -90,6 +90,6 @@ def train_classifier(
     summary = model_file.TrainingSummary(data=str(Path(cache_dir).resolve()), label_column=label_column,
                                          segments={part: len(data.get(part, [])) for part in ("train", "validation")})
     return fit(model, classifier_step(segments.sample_rate, settings), data["train"], data.get("validation"), config,
-               name=name, labels=labels, audio=audio, training=summary, resume=resume, resume_epochs=resume_epochs,
+               name=name, labels=labels, audio=audio, training=summary, resume=resume, resume_totals=resume_totals,
                options={"data": summary.data, "label_column": label_column, "features": settings}, force=force,
                on_step=on_step, on_epoch=on_epoch)

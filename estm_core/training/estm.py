@@ -70,7 +70,7 @@ def train_vqvae(
     style_labels: str | Path = "truth",
     model_options: dict | None = None,
     resume: bool = False,
-    resume_epochs: int | None = None,
+    resume_totals: dict[str, int] | None = None,
     force: bool = False,
     on_step=None,
     on_epoch=None,
@@ -96,7 +96,7 @@ def train_vqvae(
                labels=FAMILIES[family].labels,
                audio=model_file.AudioSettings(segments.sample_rate, segments.segment_length), training=summary,
                options={"data": summary.data, "style_labels": summary.style_labels}, resume=resume,
-               resume_epochs=resume_epochs, force=force, on_step=on_step, on_epoch=on_epoch)
+               resume_totals=resume_totals, force=force, on_step=on_step, on_epoch=on_epoch)
 
 
 def _source(style_labels: str | Path) -> str:

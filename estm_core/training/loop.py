@@ -140,7 +140,7 @@ def fit(
     training: model_file.TrainingSummary | None = None,
     options: dict | None = None,
     resume: bool = False,
-    resume_epochs: int | None = None,
+    resume_totals: dict[str, int] | None = None,
     force: bool = False,
     on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
@@ -150,8 +150,8 @@ def fit(
 
     `labels`, `audio` and `training` (the trainer's part of the summary; the run's outcome is filled in here) go into
     the model file; `options` (the recipe's own, such as its data) into the resume checkpoint. A resume continues
-    with the checkpoint's settings and refuses a model or `options` other than the run's; `resume_epochs` is a new
-    total of epochs for it (at least those it has run). `on_step(epoch, step_in_epoch, steps_per_epoch)` and
+    with the checkpoint's settings and refuses a model or `options` other than the run's; `resume_totals` gives it new
+    totals of "epochs" and "max_steps" (at least those it has run). `on_step(epoch, step_in_epoch, steps_per_epoch)` and
     `on_epoch(history_row)` report progress. A write that fails (a full disk) stops the run in one line and leaves
     no model file that --resume could not continue.
     """
@@ -168,7 +168,7 @@ def fit(
             config = replace(config, monitor=config.monitor.removeprefix("val_"))  # nothing held out: watch training
         run = _Run(model, model_path, config, dist, labels=labels, audio=audio, training=training, options=options)
         try:
-            ended = run.start(resume, force, resume_epochs)
+            ended = run.start(resume, force, resume_totals)
             if ended is not None:
                 return ended
             return _train(run, step, train_data, validation_data, on_step, on_epoch)
@@ -204,9 +204,9 @@ class _Run:
         self.state = _State(config=asdict(config), model=_plain(model.config), options=_plain(options or {}))
         self.checkpointed: int | None = None  # the epoch of this run's resume checkpoint on disk
 
-    def start(self, resume: bool, force: bool, epochs: int | None = None) -> TrainResult | None:
-        """Load the resume checkpoint (`resume`; `epochs` a new total), or refuse to replace an existing model unless
-        `force`. A result when the resumed run had already ended."""
+    def start(self, resume: bool, force: bool, totals: dict[str, int] | None = None) -> TrainResult | None:
+        """Load the resume checkpoint (`resume`; `totals` new totals of epochs and steps), or refuse to replace an
+        existing model unless `force`. A result when the resumed run had already ended."""
         resume_path, name = store.resume_path(self.path), store.model_name(self.path)
         if not resume:
             if self.dist.main and (self.path.exists() or resume_path.exists()):
@@ -220,18 +220,18 @@ class _Run:
         self.state = _State(**load_resume_state(resume_path, self.model, self.optimizer))
         self.state.model, self.state.options = self.state.model or own.model, self.state.options or own.options
         self.checkpointed = self.state.epoch
-        # the run continues with its own settings; only where it runs, and how many epochs in all, may change
+        # the run continues with its own settings; only where it runs, and how many epochs and steps in all, may change
         self.config = TrainConfig(**{**self.state.config, "device": self.config.device,
                                      "workers": self.config.workers})
-        if epochs is not None:
-            self._extend(epochs)
+        self._extend(totals or {})
         if self.state.status == "running":
             return None
         # a kill between the last checkpoint and the model file's final rewrite left the file saying "running"
         if self.dist.main and self.state.best_epoch is not None and _recorded_status(self.path) != self.state.status:
             self.save_model_file(store.load_model(self.path).model)
-        more = (f" (--epochs above {self.state.epoch} with --resume trains it further)"
-                if self.state.status == "finished" else "")
+        more = {"finished": f" (--epochs above {self.state.epoch} with --resume trains it further)",
+                "max-steps": f" (--max-steps above {self.state.steps} with --resume trains it further)"
+                }.get(self.state.status, "")
         return TrainResult(self.path, pd.DataFrame(self.state.history), "already-finished", self.state.best_epoch,
                            self.state.best_value, f"{name} already finished ({self.state.status}); nothing to resume"
                            + more)
@@ -246,14 +246,19 @@ class _Run:
             raise EstmError(f"{store.model_name(self.path)} was started with other options than these: "
                             f"{'; '.join(differ)}; resume it with its own, or start over with --force")
 
-    def _extend(self, epochs: int) -> None:
-        """A new total of epochs for a resumed run: a run that ended at its last epoch goes on to it."""
-        if epochs < self.state.epoch:
-            raise EstmError(f"{store.model_name(self.path)} has already trained {self.state.epoch} epochs: a "
-                            "resumed run's epochs (its new total) must be at least that")
-        self.config = replace(self.config, epochs=epochs)
-        self.state.config = {**self.state.config, "epochs": epochs}
-        if self.state.status == "finished" and self.state.epoch < epochs:
+    def _extend(self, totals: dict[str, int]) -> None:
+        """New totals of epochs and steps for a resumed run: a run that ended at its last epoch or step goes on."""
+        for key, done, words in (("epochs", self.state.epoch, "epochs"), ("max_steps", self.state.steps, "steps")):
+            if key not in totals:
+                continue
+            if totals[key] < done:
+                raise EstmError(f"{store.model_name(self.path)} has already trained {done} {words}: a resumed run's "
+                                f"{words} (its new total) must be at least that")
+            self.config = replace(self.config, **{key: totals[key]})
+            self.state.config = {**self.state.config, key: totals[key]}
+        ended_early = {"finished": self.config.epochs > self.state.epoch,
+                       "max-steps": not self.config.max_steps or self.config.max_steps > self.state.steps}
+        if ended_early.get(self.state.status) and self.state.epoch < self.config.epochs:
             self.state.status = "running"
 
     def _clear(self) -> None:

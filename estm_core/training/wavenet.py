@@ -45,7 +45,7 @@ def train_wavenet(
     on_epoch=None,
     on_cache_progress=None,
     resume: bool = False,
-    resume_epochs: int | None = None,
+    resume_totals: dict[str, int] | None = None,
     force: bool = False,
 ) -> tuple[TrainResult, list[tuple[str, str]]]:
     """Train a WaveNet on `data`, conditioned on its labels (where `conditioned` and there are two or more) and on
@@ -82,7 +82,7 @@ def train_wavenet(
                                          files={part: int((cache.index["part"] == part).sum())
                                            for part in ("train", "validation")})
     result = fit(model, wavenet_step(model.receptive_field), train, held_out, config, name=name, labels=labels,
-                 audio=audio, training=summary, resume=resume, resume_epochs=resume_epochs, force=force,
+                 audio=audio, training=summary, resume=resume, resume_totals=resume_totals, force=force,
                  options={"data": summary.data, "preset": preset, "conditioned": conditioned, "curves": curves,
                           "output_length": output_length, "holdout": requested_holdout, "validation": validation,
                           "windows_per_epoch": windows_per_epoch},
