@@ -50,7 +50,8 @@ Monitor = Annotated[str, typer.Option(
     "--monitor", help="History column for the best epoch and early stopping (val_loss, val_accuracy, loss, …).")]
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue an interrupted run of the same name, with the options it was started with: any "
-                     "other given is refused (--epochs and --max-steps set new totals; --device and --workers may change).")]
+                     "other given is refused (--epochs and --max-steps set new totals; --device and --workers may "
+                     "change).")]
 Workers = Annotated[int, typer.Option("--workers", min=0, max=256, help="DataLoader worker processes.")]
 
 
@@ -67,8 +68,8 @@ NEW_TOTALS = ("epochs", "max_steps")  # given with --resume, a new total for the
 
 def run_options(context: typer.Context, family: str, name: str, resume: bool) -> tuple[dict, dict[str, int]]:
     """This command's option values by parameter name, and with --resume the run's new totals of epochs and steps
-    (those of --epochs and --max-steps given). A resume takes the run's own options (its checkpoint's) in place of those not given, and
-    refuses in one line any given that contradicts them."""
+    (those of --epochs and --max-steps given). A resume takes the run's own options (its checkpoint's) in place of
+    those not given, and refuses in one line any given that contradicts them."""
     from estm_core import store
     from estm_core.errors import EstmError
     from estm_core.training.checkpoint import read_run_state
