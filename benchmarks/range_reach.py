@@ -2,18 +2,20 @@
 split's held-out files, each asked for every other quadrant: the judge's upper bound for the cue method there.
 
 The cue judge is fitted on the split's train part, as `estm evaluate transfer` fits it. Each content's cues are then
-moved in the judge's feature space by every combination of the range's edits at their limits (tempo, gain, tilt,
-articulation, transposition, mode), and the combination the judge likes best for the asked quadrant is kept. Tempo,
-gain, transposition and mode are taken to move their cues exactly; what the tilt EQ and the articulation edit do to the
-meter is measured by rendering each at its limits on each file. No edit can do better than this search (up to the meter
-reading the modelled cues as modelled), so an accuracy goal above the printed reach is out of that range's reach.
+moved in the judge's feature space by every combination of the edits the method's emotion plan makes, at the range's
+limits (tempo, gain, tilt, articulation, transposition, mode), and the combination the judge likes best for the asked
+quadrant is kept. Tempo, gain, transposition and mode are taken to move their cues exactly; what the tilt EQ and the
+articulation edit do to the meter is measured by rendering each at its limits on each file. No edit can do better
+than this search (up to the meter reading the modelled cues as modelled), so an accuracy goal above the printed reach
+is out of that range's reach.
 
 With `--mer NAME` the same is asked of a mer model, a judge the method shares nothing with: every combination of the
-range's edits at their limits is rendered by the method itself (method.apply) and the one the model likes best is
-kept. Gain is left out: the mer model z-scores each clip's log-mel, so a whole-clip gain is nothing to it.
+range's edits at their limits, the dynamics edit too, is rendered by the method itself (method.apply) and the one the
+model likes best is kept. Gain is left out: the mer model z-scores each clip's log-mel, so a whole-clip gain is
+nothing to it.
 
     .venv/bin/python benchmarks/range_reach.py dev-split.csv [--also held-out-split.csv] [--count 45] [--jobs 2]
-        [--mer devjudge [--only-mer]] [--held-out-only]
+        [--mer devjudge [--only-mer]] [--held-out-only] [--range natural]
 """
 
 from __future__ import annotations
@@ -115,25 +117,27 @@ def mer_probabilities(classifier, samples: np.ndarray, rate: int) -> np.ndarray:
         return segment_probabilities(classifier, windows.astype(np.float32)).mean(dim=0).numpy()
 
 
-def mer_best(classifier, path: str, limits) -> tuple[str, dict[str, str]]:
-    """What the mer model hears in a file, and for each quadrant what it hears in the range's edit combination it
-    likes best for that quadrant."""
-    from estm_core import audio
+def mer_best(name: str, path: str, limits) -> tuple[str, dict[str, str]]:
+    """What the mer model `name` hears in a file, and for each quadrant what it hears in the range's edit
+    combination it likes best for that quadrant."""
+    from estm_core import audio, store
     from estm_core.cues.meter import analyze
     from estm_core.keys import PITCH_NAMES
     from estm_core.methods.cues.method import apply
     from estm_core.methods.cues.plan import Moves
 
+    classifier = store.load_model(name, "mer")
     samples, rate = audio.load(path, mono=False)
     cues = analyze(samples, rate)
     key = (PITCH_NAMES.index(cues.tonic), cues.mode) if cues.mode else None
     other_mode = {"major": "minor", "minor": "major"}.get(cues.mode)
     shifts = sorted({0, -limits.semitones, limits.semitones})
     liked = []
-    for ratio, shift, mode, tilt, articulation in itertools.product(
+    for ratio, shift, mode, dynamics, tilt, articulation in itertools.product(
             (limits.tempo_ratio[0], 1.0, limits.tempo_ratio[1]), shifts, {None, other_mode},
-            (-1, 0, 1), (-1, 0, 1)):
-        moves = Moves(tempo_ratio=ratio, semitones=shift, tilt_db_per_octave=tilt * limits.tilt_db_per_octave,
+            (limits.dynamics_ratio[0], 1.0, limits.dynamics_ratio[1]), (-1, 0, 1), (-1, 0, 1)):
+        moves = Moves(tempo_ratio=ratio, semitones=shift, dynamics_ratio=dynamics,
+                      tilt_db_per_octave=tilt * limits.tilt_db_per_octave,
                       articulation=articulation * limits.articulation, key=key if mode else None, mode=mode)
         liked.append(mer_probabilities(classifier, apply(samples, rate, moves), rate))
     liked = np.array(liked)
@@ -143,8 +147,9 @@ def mer_best(classifier, path: str, limits) -> tuple[str, dict[str, str]]:
                    for index, target in enumerate(labels)}
 
 
-def mer_reach(classifier, files, limits) -> dict[str, float]:
-    heard, best = zip(*(mer_best(classifier, path, limits) for path in files["path"]))
+def mer_reach(name: str, files, limits, jobs: int) -> dict[str, float]:
+    with ProcessPoolExecutor(jobs) as pool:
+        heard, best = zip(*pool.map(mer_best, itertools.repeat(name), files["path"], itertools.repeat(limits)))
     return figures(list(best), files["label"], list(heard))
 
 
@@ -155,7 +160,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, help="at most this many files of each quadrant")
     parser.add_argument("--held-out-only", action="store_true", help="reach --also's files only")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--mer", help="also this mer model's reach, by rendering (about 0.15 s per edit combination)")
+    parser.add_argument("--range", action="append", choices=("natural", "wide"), help="only this range (repeatable)")
+    parser.add_argument("--mer", help="also this mer model's reach, by rendering (0.15 s per edit combination)")
     parser.add_argument("--only-mer", action="store_true", help="the mer model's reach alone")
     arguments = parser.parse_args()
 
@@ -174,10 +180,7 @@ def main() -> None:
                              list(training["label"]))
         judges["cue judge"] = lambda files, limits: reach(judge, files, limits, arguments.jobs)
     if arguments.mer:
-        from estm_core import store
-
-        classifier = store.load_model(arguments.mer, "mer")
-        judges[arguments.mer] = lambda files, limits: mer_reach(classifier, files, limits)
+        judges[arguments.mer] = lambda files, limits: mer_reach(arguments.mer, files, limits, arguments.jobs)
     corpora = {} if arguments.held_out_only else {"development": development[development["part"] != "train"]}
     if arguments.also:
         held_out = pd.read_csv(arguments.also)
@@ -188,7 +191,8 @@ def main() -> None:
             files = files[files["label"].isin(QUADRANTS.labels)]
             if arguments.count:
                 files = files.groupby("label").head(arguments.count)
-            for name, limits in RANGES.items():
+            for name in arguments.range or RANGES:
+                limits = RANGES[name]
                 reached = judge_reach(files, limits)
                 print(f"{judge_name:11} {corpus:13} {name:8} {reached['pairs']:6} {reached['quadrant']:9.2f} "
                       f"{reached['arousal']:8.2f} {reached['valence']:8.2f}  ({reached['ceiling']:.2f})", flush=True)
