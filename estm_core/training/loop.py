@@ -150,10 +150,10 @@ def fit(
 
     `labels`, `audio` and `training` (the trainer's part of the summary; the run's outcome is filled in here) go into
     the model file; `options` (the recipe's own, such as its data) into the resume checkpoint. A resume continues
-    with the checkpoint's settings and refuses a model or `options` other than the run's; `resume_totals` gives it new
-    totals of "epochs" and "max_steps" (at least those it has run). `on_step(epoch, step_in_epoch, steps_per_epoch)` and
-    `on_epoch(history_row)` report progress. A write that fails (a full disk) stops the run in one line and leaves
-    no model file that --resume could not continue.
+    with the checkpoint's settings and refuses a model or `options` other than the run's; `resume_totals` gives it
+    new totals of "epochs" and "max_steps" (at least those it has run). `on_step(epoch, step_in_epoch,
+    steps_per_epoch)` and `on_epoch(history_row)` report progress. A write that fails (a full disk) stops the run in
+    one line and leaves no model file that --resume could not continue.
     """
     model_path = store.model_path(model.family, name)
     main = int(os.environ.get("RANK", "0")) == 0
@@ -220,7 +220,7 @@ class _Run:
         self.state = _State(**load_resume_state(resume_path, self.model, self.optimizer))
         self.state.model, self.state.options = self.state.model or own.model, self.state.options or own.options
         self.checkpointed = self.state.epoch
-        # the run continues with its own settings; only where it runs, and how many epochs and steps in all, may change
+        # the run continues with its own settings; only where it runs, and its epochs and steps in all, may change
         self.config = TrainConfig(**{**self.state.config, "device": self.config.device,
                                      "workers": self.config.workers})
         self._extend(totals or {})
@@ -256,9 +256,8 @@ class _Run:
                                 f"{words} (its new total) must be at least that")
             self.config = replace(self.config, **{key: totals[key]})
             self.state.config = {**self.state.config, key: totals[key]}
-        ended_early = {"finished": self.config.epochs > self.state.epoch,
-                       "max-steps": not self.config.max_steps or self.config.max_steps > self.state.steps}
-        if ended_early.get(self.state.status) and self.state.epoch < self.config.epochs:
+        steps_left = not self.config.max_steps or self.config.max_steps > self.state.steps
+        if {"finished": True, "max-steps": steps_left}.get(self.state.status) and self.state.epoch < self.config.epochs:
             self.state.status = "running"
 
     def _clear(self) -> None:
