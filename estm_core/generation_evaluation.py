@@ -9,7 +9,8 @@ meter, fitted here on the training audio as the WaveNets learn it: 16 kHz mu-law
 valence each judge hears. Beside the judges, the judge-free check: how far each clip's onsets per second, level and
 register (cues/curves.summary) are from those of the curves asked (for every model the same sketches, so that the
 models without curves show where chance lands). The ceiling, in the same run: the judges on the training audio itself
-(its held-out files where there are any).
+(its held-out files where there are any), cut into clips as long as the generated ones, since the cue meter reads
+tempo and mode less surely in a shorter stretch.
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ def evaluate_generation(models: list[str], *, judge: str | None = None, per_labe
     labels = sorted(set(cache.index["label"]) - {""})
     training = _files(cache.index[cache.index["part"] == "train"], labels, FIT_FILES)
     held_out = cache.index[cache.index["part"] == "validation"]
-    ceiling_files = _files(held_out if not held_out.empty else cache.index, labels, per_label)
+    ceiling = _clips(held_out if not held_out.empty else cache.index, labels, per_label,
+                     round(seconds * SAMPLE_RATE))
     spans = [(cache, int(start), int(length)) for start, length in zip(training["start"], training["length"])]
     cue_judge = CueJudge.fit(list(in_order(_cues_of, spans, jobs)), list(training["label"]))
     ears = _Ears(cue_judge, None if judge is None else store.load_model(store.resolve(judge), device=device), labels)
     rows = [{"system": CEILING, "asked": label, **ears.judge(cache.audio(start, length))}
-            for label, start, length in zip(ceiling_files["label"], ceiling_files["start"], ceiling_files["length"])]
+            for label, start, length in zip(ceiling["label"], ceiling["start"], ceiling["length"])]
     asked = [label for label in labels for _ in range(per_label)]
     sketches = None
     if labels == list(QUADRANTS.labels):
@@ -89,6 +91,17 @@ def _training_cache(wavenets):
 def _files(index: pd.DataFrame, labels: list[str], per_label: int) -> pd.DataFrame:
     """Up to `per_label` files of each label, in the index's order."""
     return index[index["label"].isin(labels)].groupby("label", sort=True).head(per_label)
+
+
+def _clips(index: pd.DataFrame, labels: list[str], per_label: int, frames: int) -> pd.DataFrame:
+    """Up to `per_label` clips of `frames` samples of each label: consecutive clips of every file (the whole file where
+    it is shorter), the first of each file before the second of any."""
+    files = index[index["label"].isin(labels)]
+    clips = pd.DataFrame([{"label": label, "start": start + number * frames, "length": min(frames, length),
+                           "number": number}
+                          for label, start, length in zip(files["label"], files["start"], files["length"])
+                          for number in range(max(1, length // frames))])
+    return clips.sort_values("number", kind="stable").groupby("label", sort=True).head(per_label).sort_index()
 
 
 def _cues_of(span) -> Cues:

@@ -122,3 +122,15 @@ def test_the_training_audio_is_asked_by_nothing_in_the_summary():
                           "judge": [None, None], "asked_by": [np.nan, "label"]})
     figures = summarise(table, quadrants=True)
     assert figures[CEILING]["asked_by"] is None and figures["m"]["asked_by"] == "label"
+
+
+def test_the_ceiling_is_judged_in_clips_as_long_as_the_generated_ones():
+    from estm_core.generation_evaluation import _clips
+
+    # two Q1 files of 2.5 and 1 clip lengths, one Q2 file of 3, and an unlabelled one that is not judged
+    index = pd.DataFrame({"label": ["Q1", "Q1", "Q2", ""], "start": [0, 250, 350, 650], "length": [250, 100, 300, 99]})
+    clips = _clips(index, ["Q1", "Q2"], 2, 100)
+    # the first clip of every file before a second of any; a file shorter than a clip is judged whole; 2 per label
+    assert clips[["label", "start", "length"]].values.tolist() == [["Q1", 0, 100], ["Q1", 250, 100],
+                                                                 ["Q2", 350, 100], ["Q2", 450, 100]]
+    assert _clips(index, ["Q1"], 5, 400)[["start", "length"]].values.tolist() == [[0, 250], [250, 100]]
