@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from estm_core import features
-from estm_core.cues import curves
 from estm_core.cues.curves import CHANNELS, HOP, LEVEL, ONSET, REGISTER, SAMPLE_RATE, frames_of, measure, summary
 from estm_core.datasets.mulaw import MulawCache, WindowDataset, build_curves, spans
 from estm_core.sketch import quadrant_curves, quadrant_sketch
