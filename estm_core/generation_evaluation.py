@@ -136,10 +136,10 @@ def _judged_clips(wavenet, asked: list[str], sketches: list[np.ndarray] | None, 
     curves = sketches if takes_curves(info) else None
     clips = generate(wavenet, asked if info.labels else [None] * len(asked), seconds=seconds,
                      temperature=temperature, seed=seed, curves=curves, on_progress=on_progress)
+    asked_by = " and ".join(way for way, given in (("label", info.labels), ("curves", curves)) if given) or "nothing"
     rows = []
     for number, (label, clip) in enumerate(zip(asked, clips)):
-        row = {"system": wavenet.name, "asked_by": "curves" if curves else "label" if info.labels else "nothing",
-               "clip": number, "asked": label, **ears.judge(clip)}
+        row = {"system": wavenet.name, "asked_by": asked_by, "clip": number, "asked": label, **ears.judge(clip)}
         if sketches is not None:
             got, want = summary(measure(clip)), summary(sketches[number])
             row.update(tempo_error=got["onset_rate"] / want["onset_rate"] - 1 if want["onset_rate"] > 0 else math.nan,

@@ -133,3 +133,25 @@ def test_the_ceiling_is_judged_in_clips_as_long_as_the_generated_ones():
     assert clips[["label", "start", "length"]].values.tolist() == [["Q1", 0, 100], ["Q1", 250, 100],
                                                                  ["Q2", 350, 100], ["Q2", 450, 100]]
     assert _clips(index, ["Q1"], 5, 400)[["start", "length"]].values.tolist() == [[0, 250], [250, 100]]
+
+
+def test_a_model_on_labels_and_curves_is_asked_by_both(monkeypatch):
+    from types import SimpleNamespace
+
+    from estm_core import generate
+    from estm_core.generation_evaluation import _judged_clips
+
+    given = {}
+
+    def generated(wavenet, labels, *, curves, **options):
+        given.update(labels=labels, curves=curves)
+        return np.zeros((len(labels), SAMPLE_RATE), np.float32)
+
+    monkeypatch.setattr(generate, "generate", generated)
+    monkeypatch.setattr(generate, "takes_curves", lambda info: True)
+    sketches = [np.zeros((frames_of(SAMPLE_RATE), len(CHANNELS)), np.float32) for _ in range(2)]
+    ears = SimpleNamespace(judge=lambda clip: {"cue_judge": "Q1", "judge": None})
+    wavenet = SimpleNamespace(name="both", info=SimpleNamespace(labels=["Q1", "Q3"]))
+    rows = _judged_clips(wavenet, ["Q1", "Q3"], sketches, ears, seconds=1.0, temperature=1.0, seed=0)
+    assert given["labels"] == ["Q1", "Q3"] and given["curves"] is sketches
+    assert [row["asked_by"] for row in rows] == ["label and curves"] * 2
