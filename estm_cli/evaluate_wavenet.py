@@ -77,7 +77,8 @@ def _print_likelihoods(likelihoods: list[dict]) -> None:
     for item in likelihoods:
         held_out = (f"held-out NLL {item['held_out_nll']:.4g} nats, accuracy {item['held_out_accuracy']:.3f}"
                     if "held_out_nll" in item else "no held-out audio in the store")
-        asked = "cue curves" if item["curves"] else ", ".join(item["labels"]) or "nothing"
+        asked = " and ".join(part for part in (", ".join(item["labels"]), "cue curves" if item["curves"] else "")
+                             if part) or "nothing"
         stdout.print(f"{item['model']} (conditioned on {asked}): {held_out}", highlight=False)
 
 
