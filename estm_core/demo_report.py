@@ -213,6 +213,6 @@ def _generation_text(demo: Demo) -> str:
             "(a sketch played in the quadrant's cue profile, as `estm generate --emotion` draws them), "
             "demo-wavenet-label by the quadrant's label, demo-wavenet-none by nothing (the floor). Each clip was "
             f"judged by {summary['judge']} and by the cue judge ({summary['cue_judge']}); the training audio's own "
-            f"held-out files, in clips as long, are the ceiling; chance is {summary['chance']:.0%}. Tempo and level as asked: the share "
-            "of clips within 15 % of the onsets per second and 2 dB of the level of the curves asked (for every "
-            "model the same curves: those not given them show where chance lands).")
+            f"held-out files, in clips as long, are the ceiling; chance is {summary['chance']:.0%}. Tempo and level "
+            "as asked: the share of clips within 15 % of the onsets per second and 2 dB of the level of the curves "
+            "asked (for every model the same curves: those not given them show where chance lands).")
