@@ -33,6 +33,10 @@ def test_the_seed_preset_is_the_seeds_model():
     assert sum(p.numel() for p in model.parameters()) == 1_834_592
 
 
+def test_the_cpu_presets_remember_32_and_128_ms():
+    assert [WaveNet(**PRESETS[name]).receptive_field for name in ("small", "medium")] == [511, 2047]
+
+
 @pytest.mark.parametrize("labels, curves, batch, compiled", [
     (0, 0, 1, True), (0, 0, 3, True), (4, 0, 2, True), (4, 0, 2, False), (0, 3, 2, True), (4, 3, 2, True),
     (4, 3, 2, False)])

@@ -19,6 +19,9 @@ from . import MAX_CHANNELS, MAX_CLASSES, check_whole, wavenet_kernel
 PRESETS = {
     "seed": dict(blocks=3, layers=10, residual_channels=32, dilation_channels=32, skip_channels=1024, end_channels=512),
     "small": dict(blocks=2, layers=8, residual_channels=24, dilation_channels=24, skip_channels=128, end_channels=128),
+    # small's widths with 128 ms of memory against 32 ms: long notes are held rather than re-attacked
+    "medium": dict(blocks=2, layers=10, residual_channels=24, dilation_channels=24, skip_channels=128,
+                   end_channels=128),
 }
 
 
