@@ -455,8 +455,8 @@ def wavenet(
         "--data", help="A folder of audio (labels from its subfolders) or a split CSV from `estm data split`.")],
     name: Name = None,
     preset: Annotated[str, typer.Option(
-        "--preset", help="seed (the seed's 3x10 model), or for CPUs small (2x8) or medium (2x10: a longer memory, "
-                         "which follows tempo better).")] = "small",
+        "--preset", help="seed (the seed's 3x10 model), or for CPUs small (2x8) or medium (2x10: 128 ms of memory "
+                         "against 32, which holds long notes).")] = "small",
     unconditioned: Annotated[bool, typer.Option(
         "--unconditioned", help="Ignore the labels: one model of all the audio.")] = False,
     curves: Annotated[bool, typer.Option(
