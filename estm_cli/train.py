@@ -50,8 +50,8 @@ Monitor = Annotated[str, typer.Option(
     "--monitor", help="History column for the best epoch and early stopping (val_loss, val_accuracy, loss, …).")]
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue an interrupted run of the same name, with the options it was started with: any "
-                     "other given is refused (--epochs and --max-steps set new totals; --device and --workers may "
-                     "change).")]
+                     "other given is refused (--epochs and --max-steps set new totals; --device, --workers and "
+                     "a wavenet's --cooldown may change).")]
 Workers = Annotated[int, typer.Option("--workers", min=0, max=256, help="DataLoader worker processes.")]
 
 
@@ -64,6 +64,7 @@ def default_name(family: str, data: Path) -> str:
 
 PLACE = ("workers", "device")  # where a run trains: a resume may change them
 NEW_TOTALS = ("epochs", "max_steps")  # given with --resume, a new total for the run
+SCHEDULE = ("cooldown",)  # given with --resume, the run's new one
 
 
 def run_options(context: typer.Context, family: str, name: str, resume: bool) -> tuple[dict, dict[str, int]]:
@@ -86,7 +87,7 @@ def run_options(context: typer.Context, family: str, name: str, resume: bool) ->
     flags = {parameter.name: parameter.opts[0] for parameter in context.command.params}
     for key, value in values.items():
         run_key, mine = _as_run(key, value)
-        if key in PLACE or (key in NEW_TOTALS and key in given) or run_key not in own:
+        if key in PLACE or (key in NEW_TOTALS + SCHEDULE and key in given) or run_key not in own:
             continue
         if key in given and not _same(mine, own[run_key]):
             contradictions.append(f"{flags[key]} {_shown(key, mine)} (the run's: {_shown(key, own[run_key])})")
@@ -474,6 +475,10 @@ def wavenet(
     batch_size: BatchSize = WAVENET_TRAINING.batch_size,
     lr: LearningRate = WAVENET_TRAINING.lr,
     max_steps: MaxSteps = None,
+    cooldown: Annotated[int, typer.Option(
+        "--cooldown", min=0, max=10**9,
+        help="Take the learning rate linearly down toward 0 over the last this many steps before --max-steps "
+             "(default 0: constant). With --resume, the run's new cooldown.")] = 0,
     seed: Seed = WAVENET_TRAINING.seed,
     patience: Patience = WAVENET_TRAINING.patience,
     monitor: Monitor = WAVENET_TRAINING.monitor,

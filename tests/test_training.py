@@ -167,7 +167,7 @@ def test_weights_that_diverge_under_a_finite_loss_are_never_saved(tone_cache, st
 
 
 @pytest.mark.parametrize("option, value", [("lr", float("inf")), ("lr", 0.0), ("epochs", 0), ("batch_size", 0),
-                                           ("max_steps", 0)])
+                                           ("max_steps", 0), ("cooldown", -1)])
 def test_settings_no_run_can_use_are_refused_in_one_line(option, value):
     with pytest.raises(EstmError, match=f"^{option} must be"):
         TrainConfig(**{option: value})
@@ -259,6 +259,21 @@ def test_a_run_stopped_at_its_steps_resumes_to_a_new_total(tone_cache, store_hom
     assert result.status == "max-steps" and result.history["epoch"].tolist() == [1, 2, 3, 4]
     assert model_file.read_info(result.path).training.steps == 14
     assert resume(max_steps=100).status == "finished"  # then it stops at its own 5 epochs
+
+
+def test_a_cooldown_takes_the_learning_rate_down_over_the_last_steps_and_a_resume_may_add_one(tone_cache,
+                                                                                              store_home):
+    result = train_tiny(tone_cache, "cooled", epochs=5, max_steps=8, cooldown=6)  # 4 steps per epoch
+    # an epoch's row has its last step's rate: step s (from 0) takes lr * min(1, (8 - s) / 6)
+    assert result.history["lr"].tolist() == pytest.approx([3e-3 * 5 / 6, 3e-3 / 6])
+    train_tiny(tone_cache, "later", epochs=1)  # no total of steps: a resume gives one, and a cooldown from it
+    config = TrainConfig(epochs=5, batch_size=8, lr=3e-3, max_steps=12, cooldown=4)
+    resumed = train_classifier("genre", tone_cache, "later", config, feature_settings=TINY_FEATURES,
+                               model_options=TINY_RESNET, resume=True, resume_totals={"max_steps": 12, "epochs": 5})
+    assert resumed.history["lr"].tolist() == pytest.approx([3e-3, 3e-3, 3e-3 / 4])
+    assert model_file.read_info(resumed.path).training.config["cooldown"] == 4
+    with pytest.raises(EstmError, match="^a cooldown counts back from max_steps: give both"):
+        TrainConfig(cooldown=10)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, tested on Linux")

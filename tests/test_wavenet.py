@@ -238,3 +238,15 @@ def test_generation_follows_the_curves_of_a_reference(curve_wavenet, monkeypatch
 def test_like_needs_a_model_on_curves(trained, estm, tmp_path):
     result = estm("generate", "--like", trained / "tones" / "low" / "0.wav", "-o", tmp_path / "x.wav")
     assert result.code == 1 and "estm train wavenet --curves" in result.err
+
+
+def test_a_resumed_run_keeps_its_cooldown_unless_given_another(tone_wavenet, store_home, estm):
+    start = ["train", "wavenet", "--data", tone_wavenet / "tones", "--name", "cool", "--unconditioned", "--windows",
+             "8", "--batch-size", "4", "--output-length", "16", "-q"]  # 2 steps an epoch
+    refused = estm(*start, "--cooldown", "2")
+    assert refused.code == 1 and refused.err.strip() == "error: a cooldown counts back from max_steps: give both"
+    assert estm(*start, "--max-steps", "2", "--cooldown", "2", "--lr", "0.01").code == 0
+    assert estm(*start, "--resume", "--max-steps", "4").code == 0  # its own cooldown: the last step at half
+    assert estm(*start, "--resume", "--max-steps", "6", "--cooldown", "0").code == 0  # constant
+    history = pd.read_csv(store.history_path(store.model_path("wavenet", "cool")))
+    assert history["lr"].tolist() == pytest.approx([0.005, 0.005, 0.01])

@@ -17,6 +17,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests, quick looks)
+    cooldown: int = 0  # the last this many steps before max_steps take the learning rate linearly down toward 0
     seed: int = 0
     monitor: str = "val_loss"  # the history column that picks the best epoch and drives early stopping
     mode: str = "auto"  # "min", "max", or "auto": max for accuracy, perplexity and codes used, else min
@@ -39,6 +40,10 @@ class TrainConfig:
             refuse("lr", "a finite number above 0")
         if self.max_steps is not None and self.max_steps < 1:
             refuse("max_steps", "1 or more")
+        if not isinstance(self.cooldown, int) or self.cooldown < 0:
+            refuse("cooldown", "a whole number of 0 or more")
+        if self.cooldown and not self.max_steps:
+            raise EstmError("a cooldown counts back from max_steps: give both")
         if self.patience is not None and self.patience < 0:
             refuse("patience", "0 or more")
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):

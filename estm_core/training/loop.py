@@ -220,10 +220,14 @@ class _Run:
         self.state = _State(**load_resume_state(resume_path, self.model, self.optimizer))
         self.state.model, self.state.options = self.state.model or own.model, self.state.options or own.options
         self.checkpointed = self.state.epoch
-        # the run continues with its own settings; only where it runs, and its epochs and steps in all, may change
+        # the run continues with its own settings; only where it runs, its epochs and steps in all, and its
+        # cooldown (counted back from the new total of steps) may change
+        cooldown = self.config.cooldown
         self.config = TrainConfig(**{**self.state.config, "device": self.config.device,
-                                     "workers": self.config.workers})
+                                     "workers": self.config.workers, "cooldown": 0})
         self._extend(totals or {})
+        self.config = replace(self.config, cooldown=cooldown)
+        self.state.config = {**self.state.config, "cooldown": cooldown}
         if self.state.status == "running":
             return None
         # a kill between the last checkpoint and the model file's final rewrite left the file saying "running"
@@ -319,6 +323,8 @@ class _Run:
             with autocast(device, config.amp):
                 terms = step(trained, batch, device)
             self.optimizer.zero_grad(set_to_none=True)
+            for group in self.optimizer.param_groups:  # set at every step: a resumed optimiser keeps its last
+                group["lr"] = self._learning_rate()
             terms["loss"].backward()
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(unwrap(trained).parameters(), config.grad_clip)
@@ -331,6 +337,13 @@ class _Run:
                 self.state.status = "max-steps"
                 break
         return sums
+
+    def _learning_rate(self) -> float:
+        """config.lr, or in the cooldown's last steps before max_steps, that fraction of it left: down toward 0."""
+        config = self.config
+        if not config.cooldown:
+            return config.lr
+        return config.lr * min(1.0, (config.max_steps - self.state.steps) / config.cooldown)
 
     def end(self, message: str) -> TrainResult:
         """The model file rewritten with the run's final summary; refused if no epoch finished."""
