@@ -23,22 +23,17 @@ from .labels import QUADRANTS
 VARIATION = {"onset_rate": 0.1, "level_db": 1.0, "register_midi": 1.0}  # by seed: octaves of tempo, dB, semitones
 FIRST_TEMPO_BPM = 100.0  # the sketch is first played at this tempo, to hear how many onsets a beat brings
 PEAK = 0.99
-TAIL = 0.1  # seconds played past the end and measured, not kept: a phrase cut mid-note reads as an attack there
 
 
 def quadrant_curves(quadrant: str, middle: dict, seconds: float, seed: int = 0) -> np.ndarray:
     """(frames_of(seconds), channels) curves of a sketch in `quadrant`'s profile around `middle` (curves.summary's
     keys: the training audio's median level_db, register_midi and onset_rate)."""
-    return measure(_sketch(quadrant, middle, seconds, seed))[:_frames(seconds)]
+    samples = quadrant_sketch(quadrant, middle, seconds, seed)
+    return measure(samples)
 
 
 def quadrant_sketch(quadrant: str, middle: dict, seconds: float, seed: int = 0) -> np.ndarray:
     """The sketch itself: mono audio at the WaveNet's rate."""
-    return _sketch(quadrant, middle, seconds, seed)[:round(seconds * SAMPLE_RATE)]
-
-
-def _sketch(quadrant: str, middle: dict, seconds: float, seed: int) -> np.ndarray:
-    """The sketch played TAIL seconds longer, so that its last frames are measured as the music goes on."""
     from .datasets.synth_music import Cues, compose
     from .methods.cues.plan import PROFILES
 
@@ -54,22 +49,18 @@ def _sketch(quadrant: str, middle: dict, seconds: float, seed: int) -> np.ndarra
                       dissonance=0.0, percussion=0.0)
     # played once to hear how fast and how high this phrase sounds, then again at the tempo and tonic that put it on
     # the target (its onsets come in proportion to the tempo)
-    heard = summary(measure(_play(content, cues, seconds + TAIL, seed))[:_frames(seconds)])
+    heard = summary(measure(_play(content, cues, seconds, seed)))
     if heard["onset_rate"] > 0:
         cues = replace(cues, tempo_bpm=float(np.clip(FIRST_TEMPO_BPM * target["onset_rate"] / heard["onset_rate"],
                                                      20.0, 400.0)))
     if np.isfinite(heard["register_midi"]):
         content = replace(content, tonic_midi=content.tonic_midi + round(target["register_midi"]
                                                                          - heard["register_midi"]))
-    samples = _play(content, cues, seconds + TAIL, seed)
-    heard = summary(measure(samples)[:_frames(seconds)])
+    samples = _play(content, cues, seconds, seed)
+    heard = summary(measure(samples))
     gain = 10.0 ** ((target["level_db"] - heard["level_db"]) / 20.0) if np.isfinite(heard["level_db"]) else 1.0
     peak = float(np.abs(samples).max())
     return samples * np.float32(min(gain, PEAK / peak) if peak > 0 else 1.0)
-
-
-def _frames(seconds: float) -> int:
-    return frames_of(round(seconds * SAMPLE_RATE))
 
 
 def _play(content, cues, seconds: float, seed: int) -> np.ndarray:
@@ -94,4 +85,4 @@ def reference_curves(path, seconds: float | None = None, quadrant: str | None = 
     curves = measure(samples)
     if seconds is None:
         return curves
-    return np.resize(curves, (_frames(seconds), curves.shape[1]))
+    return np.resize(curves, (frames_of(round(seconds * SAMPLE_RATE)), curves.shape[1]))
