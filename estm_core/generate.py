@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import audio, features, model_file
-from .cues.curves import measure
+from .cues.curves import measure_coded
 from .errors import EstmError
 from .models.wavenet import FastWaveNet
 
@@ -96,7 +96,7 @@ def generate(wavenet: model_file.LoadedModel, labels: list[str | None], *, secon
     if prime is not None and curves is not None:  # the prime's own curves first, whole frames of it
         prime = prime[len(prime) % model.hop:]
         if len(prime):
-            curves = [np.concatenate([measure(prime), stream]) for stream in curves]
+            curves = [np.concatenate([measure_coded(prime), stream]) for stream in curves]
     local = None if curves is None else torch.from_numpy(np.stack(curves)).transpose(1, 2).to(device)
     fast = FastWaveNet(model, streams, label_indices(info, labels).to(device) if info.labels else None, local)
     sample = Sampler(temperature, torch.Generator(device=device).manual_seed(seed))

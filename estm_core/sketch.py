@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import audio
-from .cues.curves import SAMPLE_RATE, frames_of, measure, summary
+from .cues.curves import SAMPLE_RATE, frames_of, measure_coded, summary
 from .cues.emotion import HIGH_SIDE
 from .labels import QUADRANTS
 
@@ -28,8 +28,7 @@ PEAK = 0.99
 def quadrant_curves(quadrant: str, middle: dict, seconds: float, seed: int = 0) -> np.ndarray:
     """(frames_of(seconds), channels) curves of a sketch in `quadrant`'s profile around `middle` (curves.summary's
     keys: the training audio's median level_db, register_midi and onset_rate)."""
-    samples = quadrant_sketch(quadrant, middle, seconds, seed)
-    return measure(samples)
+    return measure_coded(quadrant_sketch(quadrant, middle, seconds, seed))
 
 
 def quadrant_sketch(quadrant: str, middle: dict, seconds: float, seed: int = 0) -> np.ndarray:
@@ -49,16 +48,16 @@ def quadrant_sketch(quadrant: str, middle: dict, seconds: float, seed: int = 0) 
                       dissonance=0.0, percussion=0.0)
     # played once to hear how fast and how high this phrase sounds, then again at the tempo and tonic that put it on
     # the target (its onsets come in proportion to the tempo)
-    heard = summary(measure(_play(content, cues, seconds, seed)))
-    if heard["onset_rate"] > 0:
-        cues = replace(cues, tempo_bpm=float(np.clip(FIRST_TEMPO_BPM * target["onset_rate"] / heard["onset_rate"],
+    first = summary(measure_coded(_play(content, cues, seconds, seed)))
+    if first["onset_rate"] > 0:
+        cues = replace(cues, tempo_bpm=float(np.clip(FIRST_TEMPO_BPM * target["onset_rate"] / first["onset_rate"],
                                                      20.0, 400.0)))
-    if np.isfinite(heard["register_midi"]):
+    if np.isfinite(first["register_midi"]):
         content = replace(content, tonic_midi=content.tonic_midi + round(target["register_midi"]
-                                                                         - heard["register_midi"]))
+                                                                         - first["register_midi"]))
     samples = _play(content, cues, seconds, seed)
-    heard = summary(measure(samples))
-    gain = 10.0 ** ((target["level_db"] - heard["level_db"]) / 20.0) if np.isfinite(heard["level_db"]) else 1.0
+    second = summary(measure_coded(samples))
+    gain = 10.0 ** ((target["level_db"] - second["level_db"]) / 20.0) if np.isfinite(second["level_db"]) else 1.0
     peak = float(np.abs(samples).max())
     return samples * np.float32(min(gain, PEAK / peak) if peak > 0 else 1.0)
 
@@ -82,7 +81,7 @@ def reference_curves(path, seconds: float | None = None, quadrant: str | None = 
         from .methods.cues.plan import emotion_plan
 
         samples = apply(samples, SAMPLE_RATE, emotion_plan(analyze(samples, SAMPLE_RATE), quadrant=quadrant).moves)
-    curves = measure(samples)
+    curves = measure_coded(samples)
     if seconds is None:
         return curves
     return np.resize(curves, (frames_of(round(seconds * SAMPLE_RATE)), curves.shape[1]))

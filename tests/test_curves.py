@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from estm_core import features
-from estm_core.cues.curves import CHANNELS, HOP, LEVEL, ONSET, REGISTER, SAMPLE_RATE, frames_of, measure, summary
+from estm_core import dsp, features
+from estm_core.cues.curves import (CHANNELS, CUT_FRAMES, HOP, LEVEL, ONSET, REGISTER, SAMPLE_RATE, frames_of, measure,
+                                   summary)
+from estm_core.cues.spectral import ONSET_DELTA_DB, ONSET_PEAK_WINDOWS
 from estm_core.datasets.mulaw import MulawCache, WindowDataset, build_curves, spans
 from estm_core.sketch import quadrant_curves, quadrant_sketch
 
@@ -67,6 +69,29 @@ def test_quadrant_sketches_follow_the_cue_profile():
         mean["Q3"]["register_midi"]
     assert np.array_equal(quadrant_sketch("Q1", MIDDLE, 1.0, 3), quadrant_sketch("Q1", MIDDLE, 1.0, 3))
     assert not np.array_equal(quadrant_sketch("Q1", MIDDLE, 1.0, 3), quadrant_sketch("Q1", MIDDLE, 1.0, 4))
+
+
+def test_a_tone_cut_mid_note_counts_one_onset_its_start():
+    """Where music is cut mid-note, the cut's click reads as an attack in the last frames: summary leaves them out."""
+    curves = measure(tone(2.0, SAMPLE_RATE, frequency=440.0, amplitude=0.3))
+    counted = len(curves) - CUT_FRAMES
+    peaks = dsp.peak_pick(curves[:, ONSET] * 4.0, delta=ONSET_DELTA_DB, **ONSET_PEAK_WINDOWS)
+    assert peaks[0] == 0 and peaks[-1] >= counted  # the start, and the click
+    assert summary(curves)["onset_rate"] * counted * HOP / SAMPLE_RATE == pytest.approx(1.0)
+
+
+def test_a_sketch_asks_for_the_curves_its_audio_would_have_in_a_training_cache(tmp_path):
+    """Training measures curves on the mu-law cache; a sketch's are measured after the same coding."""
+    sketch = quadrant_sketch("Q4", MIDDLE, 2.0, 1)
+    codes = features.mu_law_encode(torch.from_numpy(sketch)).numpy().astype(np.uint8)
+    (tmp_path / "codes.u8").write_bytes(codes.tobytes())
+    (tmp_path / "cache.json").write_text('{"fingerprint": "x"}')
+    index = pd.DataFrame({"song_id": ["a"], "path": ["a"], "label": "", "part": "train", "start": [0],
+                          "length": [len(codes)]})
+    cache = MulawCache(tmp_path, index, [])
+    build_curves(cache)
+    assert np.array_equal(quadrant_curves("Q4", MIDDLE, 2.0, 1), np.asarray(cache.curves()))
+    assert not np.array_equal(quadrant_curves("Q4", MIDDLE, 2.0, 1), measure(sketch))  # the coding shows
 
 
 def test_training_windows_carry_the_curves_of_their_own_audio(tmp_path):

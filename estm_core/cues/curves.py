@@ -30,6 +30,7 @@ HOP = 256  # 16 ms; a multiple of 64, as the constant-Q transform's seven octave
 N_FFT = 1024
 N_MELS = 64
 SILENT_DB = -70.0
+CUT_FRAMES = -(-(N_FFT // 2 + HOP // 2) // HOP)  # the last frames, whose onset analysis reaches past the audio's end
 CHANNELS = ("level", "onset", "brightness", "register", *PITCH_NAMES)
 LEVEL, ONSET, BRIGHTNESS, REGISTER = range(4)
 
@@ -75,14 +76,26 @@ def measure(samples: np.ndarray) -> np.ndarray:
     return np.clip(curves, -4.0, 4.0).astype(np.float32)
 
 
+def measure_coded(samples: np.ndarray) -> np.ndarray:
+    """measure() after the WaveNet's 8-bit mu-law coding, as the training audio's curves were measured (its cache is
+    mu-law): what a generation asks for is then what such a model learned; the coding's noise hides the softest
+    onsets."""
+    import torch
+
+    from ..features import mu_law_decode, mu_law_encode
+
+    return measure(mu_law_decode(mu_law_encode(torch.from_numpy(np.ascontiguousarray(samples)))).numpy())
+
+
 def summary(curves: np.ndarray) -> dict[str, float]:
     """What a listener would say the curves ask for, in units: the median level (dBFS) and register (MIDI) of the
-    sounding frames, and the onsets per second (the meter's peak picking on the onset curve). NaN where nothing
-    sounds."""
+    sounding frames, and the onsets per second (the meter's peak picking on the onset curve, before the last
+    CUT_FRAMES: where music is cut mid-note, the cut's click reads as an attack there). NaN where nothing sounds."""
     sounding = curves[:, LEVEL] * 20.0 - 20.0 >= SILENT_DB
+    counted = max(len(curves) - CUT_FRAMES, 1)
     onsets = dsp.peak_pick(curves[:, ONSET] * 4.0, delta=ONSET_DELTA_DB, **ONSET_PEAK_WINDOWS)
     if not sounding.any():
         return {"level_db": float("nan"), "register_midi": float("nan"), "onset_rate": 0.0}
     return {"level_db": float(np.median(curves[sounding, LEVEL])) * 20.0 - 20.0,
             "register_midi": float(np.median(curves[sounding, REGISTER])) * 12.0 + 72.0,
-            "onset_rate": len(onsets) * SAMPLE_RATE / (HOP * len(curves))}
+            "onset_rate": int((onsets < counted).sum()) * SAMPLE_RATE / (HOP * counted)}
