@@ -48,16 +48,16 @@ def quadrant_sketch(quadrant: str, middle: dict, seconds: float, seed: int = 0) 
                       dissonance=0.0, percussion=0.0)
     # played once to hear how fast and how high this phrase sounds, then again at the tempo and tonic that put it on
     # the target (its onsets come in proportion to the tempo)
-    first = summary(measure_coded(_play(content, cues, seconds, seed)))
-    if first["onset_rate"] > 0:
-        cues = replace(cues, tempo_bpm=float(np.clip(FIRST_TEMPO_BPM * target["onset_rate"] / first["onset_rate"],
+    heard = summary(measure_coded(_play(content, cues, seconds, seed)))
+    if heard["onset_rate"] > 0:
+        cues = replace(cues, tempo_bpm=float(np.clip(FIRST_TEMPO_BPM * target["onset_rate"] / heard["onset_rate"],
                                                      20.0, 400.0)))
-    if np.isfinite(first["register_midi"]):
+    if np.isfinite(heard["register_midi"]):
         content = replace(content, tonic_midi=content.tonic_midi + round(target["register_midi"]
-                                                                         - first["register_midi"]))
+                                                                         - heard["register_midi"]))
     samples = _play(content, cues, seconds, seed)
-    second = summary(measure_coded(samples))
-    gain = 10.0 ** ((target["level_db"] - second["level_db"]) / 20.0) if np.isfinite(second["level_db"]) else 1.0
+    heard = summary(measure_coded(samples))
+    gain = 10.0 ** ((target["level_db"] - heard["level_db"]) / 20.0) if np.isfinite(heard["level_db"]) else 1.0
     peak = float(np.abs(samples).max())
     return samples * np.float32(min(gain, PEAK / peak) if peak > 0 else 1.0)
 
